@@ -1,0 +1,159 @@
+/**
+ * Errors with stable codes.
+ *
+ * Every failure imgdl reports carries a `code` that never changes between
+ * releases, the URL it concerns (credentials redacted), the HTTP status where
+ * there is one, and the underlying `cause`. Reports, logs and worker messages
+ * carry the plain `{ code, message, url }` shape from {@link toErrorRecord};
+ * code that reacts to an error matches on `code`, never on message text or
+ * `instanceof` (which does not survive a worker-thread boundary).
+ */
+
+/** Every code an imgdl error can carry. */
+export type ErrorCode =
+  /** A list line that is not an absolute URL (or is too long, or is not text). */
+  | 'INVALID_URL'
+  /** A URL whose scheme is not `http:` or `https:`. */
+  | 'UNSUPPORTED_SCHEME'
+  /** A file name that is absolute, escapes the output folder, or cannot be made safe. */
+  | 'UNSAFE_NAME'
+  /** The server answered with a status outside 2xx. */
+  | 'HTTP_STATUS'
+  /** Connecting, sending or receiving failed (DNS, refused, reset, TLS, ...). */
+  | 'NETWORK'
+  /** Connecting, waiting for headers, or waiting for the next body chunk took too long. */
+  | 'ETIMEDOUT'
+  /** More redirects than allowed. */
+  | 'TOO_MANY_REDIRECTS'
+  /** A redirect came back to a URL already visited. */
+  | 'REDIRECT_LOOP'
+  /** A redirect without a usable Location, or to a scheme other than http(s). */
+  | 'BAD_REDIRECT'
+  /** The body ended before its Content-Length. */
+  | 'TRUNCATED'
+  /** The body is larger than allowed. */
+  | 'TOO_LARGE'
+  /** The body is not an image. */
+  | 'NOT_AN_IMAGE'
+  /** Creating, writing or renaming a file failed (ENOSPC, EACCES, ...). */
+  | 'FILESYSTEM'
+  /** The run was stopped before this item finished. */
+  | 'ABORTED'
+  /** A worker thread died while it held this item. */
+  | 'WORKER_CRASHED';
+
+/** What an error looks like in the manifest, the logs and worker messages. */
+export interface ErrorRecord {
+  code: ErrorCode;
+  message: string;
+}
+
+/** Context an error can carry besides its message. */
+export interface ErrorDetails {
+  /** The URL concerned, already redacted. */
+  url?: string | undefined;
+  /** The HTTP status, where a response was received. */
+  status?: number | undefined;
+  /** Where the item came from: a file path, `stdin` or `argv`. */
+  source?: string | undefined;
+  /** The 1-based line (or argument position) in `source`. */
+  line?: number | undefined;
+  /** The error underneath. */
+  cause?: unknown;
+}
+
+/** Base of every error imgdl raises on purpose. */
+export class ImgdlError extends Error {
+  override name = 'ImgdlError';
+  readonly code: ErrorCode;
+  readonly url: string | undefined;
+  readonly status: number | undefined;
+  readonly source: string | undefined;
+  readonly line: number | undefined;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    this.url = details.url;
+    this.status = details.status;
+    this.source = details.source;
+    this.line = details.line;
+  }
+}
+
+/** Connecting, sending or receiving failed. */
+export class NetworkError extends ImgdlError {
+  override name = 'NetworkError';
+}
+
+/** A timeout elapsed (connect, headers, or body idle). */
+export class TimeoutError extends ImgdlError {
+  override name = 'TimeoutError';
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('ETIMEDOUT', message, details);
+  }
+}
+
+/** The server answered with a status outside 2xx. */
+export class HttpStatusError extends ImgdlError {
+  override name = 'HttpStatusError';
+  constructor(status: number, details: ErrorDetails = {}) {
+    super('HTTP_STATUS', `server answered HTTP ${status}`, { ...details, status });
+  }
+}
+
+/** Input, names or content that imgdl refuses: bad lines, unsafe names, non-images. */
+export class ValidationError extends ImgdlError {
+  override name = 'ValidationError';
+}
+
+/** Creating, writing or renaming a file failed. */
+export class FileSystemError extends ImgdlError {
+  override name = 'FileSystemError';
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('FILESYSTEM', message, details);
+  }
+}
+
+/** True when `value` is an error carrying one of imgdl's codes (works across realms). */
+export function isImgdlError(value: unknown): value is ImgdlError {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { code?: unknown }).code === 'string' &&
+    (value as Error).message !== undefined &&
+    'url' in value
+  );
+}
+
+/**
+ * The message of `error` followed by its cause chain, so that "fetch failed"
+ * never hides "connect ECONNREFUSED 127.0.0.1:9".
+ */
+export function describeError(error: unknown): string {
+  const parts: string[] = [];
+  const seen = new Set<unknown>();
+  let current: unknown = error;
+  while (current !== undefined && current !== null && !seen.has(current) && parts.length < 8) {
+    seen.add(current);
+    if (current instanceof Error || (typeof current === 'object' && 'message' in current)) {
+      const e = current as Error & { code?: unknown };
+      const code = typeof e.code === 'string' && !e.message.includes(e.code) ? ` (${e.code})` : '';
+      const text = `${e.message}${code}`;
+      if (text && !parts.some((p) => p.includes(text))) parts.push(text);
+      current = e.cause;
+    } else {
+      parts.push(String(current));
+      break;
+    }
+  }
+  return parts.join(': ');
+}
+
+/** The plain `{ code, message }` form carried by records, logs and worker messages. */
+export function toErrorRecord(error: unknown): ErrorRecord {
+  if (isImgdlError(error)) {
+    return { code: error.code, message: describeError(error) };
+  }
+  return { code: 'NETWORK', message: describeError(error) };
+}
