@@ -1,0 +1,355 @@
+/**
+ * A loopback HTTP server that answers like an image host.
+ *
+ * Tests, the `npm start` demo and `imgdl bench` all download from it, so it
+ * ships in `dist/` rather than living under `test/`. Built-in routes use plain
+ * `node:http` so benchmarks measure the downloader, not the server; msw
+ * handlers are there for tests that need one particular answer.
+ */
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { basename, extname } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { crc32, deflateSync } from 'node:zlib';
+import type { RequestHandler } from 'msw';
+
+/** Options for {@link startFixtureServer}. */
+export interface FixtureServerOptions {
+  /**
+   * msw handlers tried before the built-in routes, for tests that need a
+   * particular answer. Default none.
+   *
+   * Paths may be written relative (`http.get('/a.jpg', …)`), with a wildcard
+   * origin (`http.get('*\/a.jpg', …)`) or absolute
+   * (`http.get(server.url('/a.jpg'), …)`): the server resolves relative paths
+   * against its own origin, which msw cannot know in Node. As everywhere in
+   * msw, paths match without the query string; read it from `request.url`.
+   * The array is read on every request, so a test may push handlers built
+   * from `server.url()` after start.
+   * A handler answering `HttpResponse.error()` makes the server drop the
+   * connection, the way a network failure looks to the client.
+   */
+  handlers?: readonly RequestHandler[];
+  /** Delay before every response's headers, in ms. Default 0. */
+  latencyMs?: number;
+  /** Host to bind. Default '127.0.0.1'. Port is always 0 (OS-chosen). */
+  host?: string;
+}
+
+/** What the server has seen; counted at the server so tests count instead of timing. */
+export interface FixtureStats {
+  /** Requests received since start or {@link reset}. */
+  requests: number;
+  /** Requests received whose response has not yet finished or whose socket has not closed. */
+  inFlight: number;
+  /** Highest {@link inFlight} since start or {@link reset}. */
+  peakInFlight: number;
+  /** Request count per request target as the client sent it (`pathname + search`). */
+  byPath: Map<string, number>;
+  /** Zeroes the counters; `inFlight` keeps the truth and `peakInFlight` restarts from it. */
+  reset(): void;
+}
+
+/** A running fixture server; see {@link startFixtureServer}. */
+export interface FixtureServer {
+  /** e.g. 'http://127.0.0.1:41234' (no trailing slash) */
+  readonly origin: string;
+  /** The OS-chosen port. */
+  readonly port: number;
+  /** Live counters, updated as requests arrive and finish. */
+  readonly stats: FixtureStats;
+  /** origin + path */
+  url(path: string): string;
+  /** Closes the server and destroys every open connection (keep-alive sockets included). */
+  close(): Promise<void>;
+}
+
+/** Largest image {@link generatedImage} makes; beyond this a bad `?bytes=` would exhaust memory. */
+export const MAX_GENERATED_BYTES = 64 * 1024 * 1024;
+
+const DEFAULT_GENERATED_BYTES = 20_000;
+// Resolved from this module so it works from src/ (tests) and dist/ (published) alike.
+const FIXTURES_DIR = fileURLToPath(new URL('../fixtures/images/', import.meta.url));
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  '.jpg': 'image/jpeg',
+  '.jpeg': 'image/jpeg',
+  '.png': 'image/png',
+  '.gif': 'image/gif',
+  '.webp': 'image/webp',
+};
+
+/**
+ * Starts a server on `host`, port 0.
+ *
+ * Routing, first match wins: the msw `handlers`; `GET|HEAD /gen/<any>.jpg|.png?bytes=N`
+ * (a {@link generatedImage}, N defaults to 20000); `GET|HEAD /fixtures/<file>` (a file
+ * from `fixtures/images`, never outside it); otherwise 404. Built-in routes honour
+ * `Range: bytes=N-` and `bytes=N-M` with a 206.
+ */
+export async function startFixtureServer(options: FixtureServerOptions = {}): Promise<FixtureServer> {
+  const { handlers = [], latencyMs = 0, host = '127.0.0.1' } = options;
+  const stats = createStats();
+  let origin = '';
+
+  const server = createServer((req, res) => {
+    const path = req.url ?? '/';
+    stats.requests++;
+    stats.byPath.set(path, (stats.byPath.get(path) ?? 0) + 1);
+    stats.inFlight++;
+    stats.peakInFlight = Math.max(stats.peakInFlight, stats.inFlight);
+
+    // 'finish' and 'close' can both fire; the request leaves flight only once.
+    const closed = new AbortController();
+    const settle = (): void => {
+      if (closed.signal.aborted) return;
+      closed.abort();
+      stats.inFlight--;
+    };
+    res.once('finish', settle);
+    res.once('close', settle);
+
+    respond(req, res, closed.signal).catch((error: unknown) => {
+      if (closed.signal.aborted) return;
+      if (res.headersSent) res.destroy();
+      else sendText(res, 500, `fixture server error: ${String(error)}`);
+    });
+  });
+
+  async function respond(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+    if (latencyMs > 0) await delay(latencyMs, undefined, { signal });
+    // Concatenated, not resolved against the origin: a target like '//x/a.jpg' must stay a path, not name a host.
+    const target = origin + (req.url ?? '/');
+    if (!URL.canParse(target)) return sendText(res, 400, 'bad request target\n');
+    const url = new URL(target);
+    if (handlers.length > 0 && (await respondWithHandlers(req, res, url, signal))) return;
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      if (/^\/gen\/.+\.(jpg|png)$/.test(url.pathname)) return sendGenerated(req, res, url);
+      if (url.pathname.startsWith('/fixtures/')) return sendFixture(req, res, url);
+    }
+    sendText(res, 404, 'not found\n');
+  }
+
+  async function respondWithHandlers(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    // Imported on demand: msw is a dev dependency, and `imgdl bench` runs without it.
+    const { getResponse } = await import('msw');
+    const response = await getResponse([...handlers], await toWebRequest(req, url, signal), { baseUrl: origin });
+    if (!response) return false;
+    // HttpResponse.error() is msw's word for a network failure.
+    if (response.type === 'error') {
+      res.destroy();
+      return true;
+    }
+    res.statusCode = response.status;
+    if (response.statusText) res.statusMessage = response.statusText;
+    for (const [name, value] of response.headers) res.appendHeader(name, value);
+    if (!response.body || req.method === 'HEAD') {
+      await response.body?.cancel();
+      res.end();
+      return true;
+    }
+    // pipeline destroys the source when the client goes away, which cancels the
+    // web stream, so slow or endless handler bodies stop with the connection;
+    // a body that errors destroys the response, so the client sees it cut short.
+    await pipeline(Readable.fromWeb(response.body), res).catch(() => {});
+    return true;
+  }
+
+  server.listen(0, host);
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+  let closing: Promise<void> | undefined;
+  return {
+    origin,
+    port,
+    stats,
+    url: (path) => origin + path,
+    close() {
+      closing ??= new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+function createStats(): FixtureStats {
+  return {
+    requests: 0,
+    inFlight: 0,
+    peakInFlight: 0,
+    byPath: new Map(),
+    reset() {
+      this.requests = 0;
+      this.peakInFlight = this.inFlight;
+      this.byPath.clear();
+    },
+  };
+}
+
+async function toWebRequest(req: IncomingMessage, url: URL, signal: AbortSignal): Promise<Request> {
+  const headers = new Headers();
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    headers.append(req.rawHeaders[i] ?? '', req.rawHeaders[i + 1] ?? '');
+  }
+  const method = req.method ?? 'GET';
+  const hasBody = method !== 'GET' && method !== 'HEAD';
+  const body = hasBody ? Buffer.concat(await req.toArray()) : null;
+  return new Request(url, { method, headers, body, signal });
+}
+
+function sendGenerated(req: IncomingMessage, res: ServerResponse, url: URL): void {
+  const type = url.pathname.endsWith('.png') ? 'png' : 'jpg';
+  const bytes = Number(url.searchParams.get('bytes') ?? DEFAULT_GENERATED_BYTES);
+  let image: Buffer;
+  try {
+    image = generatedImage(type, bytes);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    return sendText(res, 400, `${error.message}\n`);
+  }
+  sendBuffer(req, res, image, type === 'png' ? 'image/png' : 'image/jpeg');
+}
+
+async function sendFixture(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  let name: string;
+  try {
+    name = decodeURIComponent(url.pathname.slice('/fixtures/'.length));
+  } catch {
+    return sendText(res, 400, 'bad path\n');
+  }
+  // A flat folder: any separator or dot-segment (even percent-encoded) is refused.
+  if (name === '' || name !== basename(name) || name.startsWith('.')) return sendText(res, 404, 'not found\n');
+  let file: Buffer;
+  try {
+    file = await readFile(FIXTURES_DIR + name);
+  } catch {
+    return sendText(res, 404, 'not found\n');
+  }
+  sendBuffer(req, res, file, CONTENT_TYPES[extname(name).toLowerCase()] ?? 'application/octet-stream');
+}
+
+function sendBuffer(req: IncomingMessage, res: ServerResponse, body: Buffer, contentType: string): void {
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Accept-Ranges', 'bytes');
+  let part = body;
+  // Only single ranges: enough for resuming a download, and malformed ones fall back to 200 as RFC 9110 allows.
+  const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+  if (range) {
+    const start = Number(range[1]);
+    const end = Math.min(range[2] ? Number(range[2]) : Infinity, body.length - 1);
+    if (start > end) {
+      res.writeHead(416, { 'Content-Range': `bytes */${body.length}` }).end();
+      return;
+    }
+    part = body.subarray(start, end + 1);
+    res.statusCode = 206;
+    res.setHeader('Content-Range', `bytes ${start}-${end}/${body.length}`);
+  }
+  res.setHeader('Content-Length', part.length);
+  res.end(req.method === 'HEAD' ? undefined : part);
+}
+
+function sendText(res: ServerResponse, status: number, text: string): void {
+  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+// Padding bytes; a readable pattern makes a hex dump of a generated image self-explanatory.
+const PAD = 'imgdl padding ';
+
+// An 8x8 greyscale baseline JPEG (made with Pillow, JFIF APP0 dropped), SOI first.
+const MIN_JPEG = Buffer.from(
+  '/9j/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/wAALCAAIAAgB' +
+    'AREA/8QAFAABAAAAAAAAAAAAAAAAAAAABP/EABsQAAIBBQAAAAAAAAAAAAAAABETkRI2Y4GC/9oACAEBAAA/AD2zkZygTUToR//Z',
+  'base64',
+);
+// Marker (2 bytes) + the length field's maximum (65535, which counts its own 2 bytes).
+const MAX_COM_SEGMENT = 2 + 0xffff;
+const COM_HEADER = 4;
+
+function pngChunk(type: string, data: Buffer): Buffer {
+  const chunk = Buffer.alloc(12 + data.length);
+  chunk.writeUInt32BE(data.length, 0);
+  chunk.write(type, 4, 'latin1');
+  data.copy(chunk, 8);
+  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + data.length)), 8 + data.length);
+  return chunk;
+}
+
+// A 1x1 8-bit greyscale PNG up to its last IDAT; padding goes between this and IEND.
+const PNG_HEAD = Buffer.concat([
+  Buffer.from('89504e470d0a1a0a', 'hex'),
+  pngChunk('IHDR', Buffer.from([0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0])),
+  pngChunk('IDAT', deflateSync(Buffer.from([0, 0x80]))),
+]);
+const PNG_IEND = pngChunk('IEND', Buffer.alloc(0));
+// Length, type and CRC around the padding; the lowercase first letter marks `pdNg` ancillary, so decoders skip it.
+const PNG_CHUNK_OVERHEAD = 12;
+
+const generated = new Map<string, Buffer>();
+
+/**
+ * Deterministic, valid image bytes of exactly `bytes` length (cached per (type,bytes)).
+ *
+ * A tiny real image padded with JPEG COM segments or a PNG `pdNg` ancillary
+ * chunk, so any decoder reads it and a download of a known size is checkable
+ * byte for byte. Throws RangeError when `bytes` is not an integer, is below
+ * the smallest such image (160 for jpg, 79 for png), or is above
+ * {@link MAX_GENERATED_BYTES}.
+ */
+export function generatedImage(type: 'jpg' | 'png', bytes: number): Buffer {
+  const key = `${type}:${bytes}`;
+  let image = generated.get(key);
+  if (!image) {
+    const min =
+      type === 'jpg' ? MIN_JPEG.length + COM_HEADER : PNG_HEAD.length + PNG_CHUNK_OVERHEAD + PNG_IEND.length;
+    if (!Number.isInteger(bytes) || bytes < min || bytes > MAX_GENERATED_BYTES) {
+      throw new RangeError(`generated ${type} size must be an integer from ${min} to ${MAX_GENERATED_BYTES}, got ${bytes}`);
+    }
+    image = type === 'jpg' ? paddedJpeg(bytes) : paddedPng(bytes);
+    generated.set(key, image);
+  }
+  return image;
+}
+
+function paddedJpeg(bytes: number): Buffer {
+  const out = Buffer.alloc(bytes, PAD);
+  MIN_JPEG.copy(out, 0, 0, 2);
+  // Spread the padding evenly so no segment falls under its 4-byte header.
+  const padding = bytes - MIN_JPEG.length;
+  const count = Math.ceil(padding / MAX_COM_SEGMENT);
+  let at = 2;
+  for (let i = 0; i < count; i++) {
+    const size = Math.floor(padding / count) + (i < padding % count ? 1 : 0);
+    out.writeUInt16BE(0xfffe, at);
+    out.writeUInt16BE(size - 2, at + 2);
+    at += size;
+  }
+  MIN_JPEG.copy(out, at, 2);
+  return out;
+}
+
+function paddedPng(bytes: number): Buffer {
+  const out = Buffer.alloc(bytes, PAD);
+  PNG_HEAD.copy(out);
+  const start = PNG_HEAD.length;
+  const dataLength = bytes - start - PNG_CHUNK_OVERHEAD - PNG_IEND.length;
+  out.writeUInt32BE(dataLength, start);
+  out.write('pdNg', start + 4, 'latin1');
+  out.writeUInt32BE(crc32(out.subarray(start + 4, start + 8 + dataLength)), start + 8 + dataLength);
+  PNG_IEND.copy(out, bytes - PNG_IEND.length);
+  return out;
+}
