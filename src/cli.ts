@@ -1,0 +1,162 @@
+/**
+ * The shell: the only module that reads `process.argv`, stdin's TTY state and
+ * sets the exit code. Everything else is the library, called through
+ * `download()`.
+ *
+ * Exit codes: 0 when every item is ok or skipped (an empty list included),
+ * 1 when any item failed, 2 for a usage error.
+ */
+import { createReadStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { itemsFromArgs, readList, type ListItem } from './list.js';
+import { createLogger, levelFor } from './log.js';
+import { MODES, ON_EXISTS, OptionError, VERSION, resolveOptions, type Mode, type OnExists, type Options } from './options.js';
+
+/** A usage error: exit code 2, message shown as is. */
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+interface Argv {
+  urls: string[];
+  input: string[] | undefined;
+  out: string;
+  mode: string;
+  concurrency: number;
+  perHost: number | undefined;
+  onExists: string;
+  manifest: string | undefined;
+  json: boolean;
+  quiet: boolean;
+  verbose: number;
+  timeout: number;
+}
+
+function parser(args: string[]) {
+  return yargs(args)
+    .scriptName('imgdl')
+    .usage('$0 [urls..] [options]\n\nDownload images from URLs given as arguments, in list files, or piped on stdin.')
+    .command('$0 [urls..]', false)
+    .positional('urls', { type: 'string', array: true, default: [], describe: 'URLs to download' })
+    .option('input', { alias: 'i', type: 'string', array: true, describe: 'Read URLs from FILE, one per line ("-" is stdin); repeatable' })
+    .option('out', { alias: 'o', type: 'string', default: '.', describe: 'Output folder (created if missing)' })
+    .option('mode', { alias: 'm', type: 'string', choices: MODES as string[], default: 'concurrent', describe: 'How downloads are scheduled' })
+    .option('concurrency', { alias: 'c', type: 'number', default: 16, describe: 'Downloads in flight at once' })
+    .option('per-host', { type: 'number', describe: 'Most connections to one host (default: no cap beyond --concurrency)' })
+    .option('on-exists', { type: 'string', choices: ON_EXISTS as string[], default: 'skip', describe: 'When the file already exists' })
+    .option('manifest', { type: 'string', describe: 'Write one JSON line per item to FILE as items finish' })
+    .option('timeout', { type: 'number', default: 30_000, describe: 'Connect, headers and body-idle timeout in ms (each)' })
+    .option('json', { type: 'boolean', default: false, describe: 'Print the run summary as JSON on stdout' })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only errors on stderr; no summary' })
+    .option('verbose', { alias: 'v', type: 'count', describe: 'More logs (-vv for debug)' })
+    .example('$0 https://example.com/a.jpg https://example.com/b.png -o photos', 'Two images into photos/')
+    .example('$0 -i urls.txt -o photos -c 32', 'A list, 32 at a time')
+    .example('cat urls.txt | $0 -o photos', 'A list piped on stdin')
+    .example('$0 -i urls.txt --manifest run.jsonl --json > summary.json', 'Keep a manifest and a JSON summary')
+    .strict()
+    .version(VERSION)
+    .help()
+    .alias('help', 'h')
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((message, error) => {
+      throw error ?? new UsageError(message);
+    });
+}
+
+/** Opens each input before the run starts, so an unreadable file is a usage error, not a failure halfway. */
+async function openInputs(inputs: readonly string[]): Promise<Array<{ name: string; stream: Readable }>> {
+  const opened: Array<{ name: string; stream: Readable }> = [];
+  for (const name of inputs) {
+    if (name === '-') {
+      opened.push({ name: 'stdin', stream: process.stdin });
+      continue;
+    }
+    try {
+      const handle = await fs.open(name, 'r');
+      opened.push({ name, stream: createReadStream('', { fd: handle }) });
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? 'error';
+      throw new UsageError(`cannot read input file ${name}: ${code}`);
+    }
+  }
+  return opened;
+}
+
+async function* allItems(urls: readonly string[], inputs: Array<{ name: string; stream: Readable }>): AsyncGenerator<ListItem> {
+  yield* itemsFromArgs(urls);
+  for (const input of inputs) yield* readList(input.stream, input.name);
+}
+
+/** yargs reads a lone `-` as a positional; `-i -` means stdin, so bind it to the flag before parsing. */
+function bindStdinDash(args: readonly string[]): string[] {
+  const bound: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if ((arg === '-i' || arg === '--input') && args[i + 1] === '-') {
+      bound.push('--input=-');
+      i++;
+    } else bound.push(arg);
+  }
+  return bound;
+}
+
+/** Runs the CLI with `args` (without node and script); resolves to the exit code. */
+export async function main(args: string[] = hideBin(process.argv)): Promise<number> {
+  let argv: Argv;
+  try {
+    argv = (await parser(bindStdinDash(args)).parseAsync()) as unknown as Argv;
+  } catch (error) {
+    process.stderr.write(`imgdl: ${(error as Error).message}\nTry 'imgdl --help'.\n`);
+    return 2;
+  }
+  // --help and --version print and return without a run.
+  if ((argv as { help?: boolean }).help || args.includes('--version')) return 0;
+
+  const logger = createLogger({ level: levelFor(argv.verbose, argv.quiet) });
+  let options: Options;
+  let inputs: Array<{ name: string; stream: Readable }>;
+  try {
+    options = {
+      out: argv.out,
+      mode: argv.mode as Mode,
+      concurrency: argv.concurrency,
+      perHost: argv.perHost,
+      onExists: argv.onExists as OnExists,
+      manifest: argv.manifest,
+      timeoutMs: argv.timeout,
+      logger,
+    };
+    resolveOptions(options);
+    const names = argv.input ?? [];
+    if (argv.urls.length === 0 && names.length === 0) {
+      if (process.stdin.isTTY) throw new UsageError('no URLs: give them as arguments, with -i FILE, or pipe a list on stdin');
+      names.push('-');
+    }
+    inputs = await openInputs(names);
+  } catch (error) {
+    if (error instanceof UsageError || error instanceof OptionError) {
+      process.stderr.write(`imgdl: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+
+  const { download } = await import('./download.js');
+  const { RunReport, formatSummary } = await import('./report.js');
+  const resolved = resolveOptions(options);
+  const report = new RunReport(resolved.mode, resolved.concurrency);
+  try {
+    for await (const result of download(allItems(argv.urls, inputs), options)) report.add(result);
+  } catch (error) {
+    logger.fatal({ err: error }, (error as Error).message);
+    return 2;
+  }
+  const summary = report.summary();
+  if (argv.json) process.stdout.write(JSON.stringify(summary) + '\n');
+  else if (!argv.quiet) process.stderr.write(formatSummary(summary) + '\n');
+  return summary.failed > 0 ? 1 : 0;
+}

@@ -1,0 +1,89 @@
+/**
+ * The library entry: `download(source, options)` yields a record per item.
+ * The CLI, `bench`, and the tests all drive the downloader through here.
+ */
+import { setMaxListeners } from 'node:events';
+import fs from 'node:fs/promises';
+import { createAgent } from './fetch.js';
+import { planItem, runTask, type Planned, type RunContext } from './item.js';
+import type { ListItem } from './list.js';
+import { NameRegistry } from './naming.js';
+import { resolveOptions, type Options } from './options.js';
+import { runPool } from './pool.js';
+import { ManifestWriter, type ItemResult } from './record.js';
+import { fileSystemError, FolderMaker } from './write.js';
+
+/** One entry of a source: a URL, a URL with the file name to give it, or a list item with its origin. */
+export type SourceEntry = string | { url: string; name?: string | undefined } | ListItem;
+
+/** What `download()` reads from: any iterable, sync or async, consumed lazily. */
+export type Source = Iterable<SourceEntry> | AsyncIterable<SourceEntry>;
+
+/**
+ * Downloads every item of `source` into `options.out`, yielding one
+ * {@link ItemResult} per item as it finishes (in completion order). The source
+ * is read only as fast as slots free up, so it may be endless. A failed item
+ * never stops the run; aborting `options.signal` stops it.
+ *
+ * Throws `OptionError` for bad options, and a FILESYSTEM error when the output
+ * folder or the manifest cannot be created.
+ */
+export async function* download(source: Source, options: Options = {}): AsyncGenerator<ItemResult> {
+  const resolved = resolveOptions(options);
+  try {
+    await fs.mkdir(resolved.out, { recursive: true });
+  } catch (error) {
+    throw fileSystemError(error, 'creating output folder', resolved.out);
+  }
+  const manifest = resolved.manifest === undefined ? undefined : new ManifestWriter(resolved.manifest);
+  const stop = new AbortController();
+  // Every request in flight listens on this signal; their number is bounded by the pool, not by 10.
+  setMaxListeners(0, stop.signal);
+  const onAbort = (): void => stop.abort(resolved.signal?.reason);
+  if (resolved.signal?.aborted) onAbort();
+  resolved.signal?.addEventListener('abort', onAbort, { once: true });
+
+  const ctx: RunContext = {
+    options: resolved,
+    agent: createAgent(resolved),
+    names: new NameRegistry(),
+    folders: new FolderMaker(),
+    seen: new Set(),
+    signal: stop.signal,
+  };
+  const log = resolved.logger;
+  async function* plan(): AsyncGenerator<Planned> {
+    for await (const item of toListItems(source)) yield planItem(item, ctx);
+  }
+  const work = async (planned: Planned): Promise<ItemResult> =>
+    'result' in planned ? planned.result : runTask(planned.task, ctx);
+
+  try {
+    for await (const result of runPool(plan(), resolved.concurrency, work, stop.signal)) {
+      manifest?.write(result);
+      if (result.status === 'failed') {
+        log?.warn({ url: result.url, source: result.source, line: result.line, error: result.error }, `${result.source}:${result.line}: ${result.error?.message ?? 'failed'}`);
+      } else {
+        log?.info({ url: result.url, path: result.path, status: result.status, bytes: result.bytes, ms: result.ms }, `${result.status} ${result.path ?? result.url}`);
+      }
+      yield result;
+    }
+  } finally {
+    // Also reached when the caller stops iterating early: abort what is still in flight.
+    stop.abort();
+    resolved.signal?.removeEventListener('abort', onAbort);
+    manifest?.close();
+    await ctx.agent.destroy().catch(() => undefined);
+  }
+}
+
+/** Normalises every kind of source entry to a {@link ListItem}, numbering API entries from 1. */
+async function* toListItems(source: Source): AsyncGenerator<ListItem> {
+  let index = 0;
+  for await (const entry of source) {
+    index++;
+    if (typeof entry === 'string') yield { url: entry, source: 'api', line: index };
+    else if ('source' in entry && 'line' in entry) yield entry;
+    else yield { url: entry.url, name: entry.name, source: 'api', line: index };
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Fetching one URL: a request through the run's own undici Agent, redirects
+ * followed by hand (so that loops, non-http targets and the hop count are
+ * ours to judge), and every failure turned into an error with a stable code.
+ *
+ * A response that is not returned to the caller has its body consumed or
+ * destroyed here, on success, error and abort alike, so that sockets go back
+ * to the pool.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { Agent, type Dispatcher } from 'undici';
+import { HttpStatusError, ImgdlError, NetworkError, TimeoutError, ValidationError } from './errors.js';
+import { redactUrl } from './list.js';
+import type { ResolvedOptions } from './options.js';
+
+/** A 2xx response whose body the caller must consume or destroy. */
+export interface FetchedResponse {
+  /** The URL that answered, after redirects. */
+  url: URL;
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Dispatcher.ResponseData['body'];
+}
+
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/** Opens a run's HTTP agent: keep-alive, separate connect/headers/body-idle timeouts, optional per-origin cap. */
+export function createAgent(options: Pick<ResolvedOptions, 'timeoutMs' | 'perHost'>): Agent {
+  return new Agent({
+    connections: options.perHost ?? null,
+    connectTimeout: options.timeoutMs,
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+    keepAliveTimeout: 10_000,
+  });
+}
+
+/** First value of a header that may have been sent more than once. */
+export function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** An undici or socket error as an imgdl error with a stable code; the original stays as `cause`. */
+export function classifyNetworkError(error: unknown, url: string): ImgdlError {
+  if (error instanceof ImgdlError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const name = (error as { name?: unknown } | null)?.name;
+  switch (code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return new TimeoutError('timed out connecting', { url, cause: error });
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return new TimeoutError('timed out waiting for response headers', { url, cause: error });
+    case 'UND_ERR_BODY_TIMEOUT':
+      return new TimeoutError('timed out waiting for the next part of the body', { url, cause: error });
+  }
+  if (name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') {
+    return new ImgdlError('ABORTED', 'stopped before it finished', { url, cause: error });
+  }
+  return new NetworkError('NETWORK', 'request failed', { url, cause: error });
+}
+
+/**
+ * GETs `url`, following up to `options.maxRedirects` redirects. Resolves with
+ * a 2xx response; rejects with HTTP_STATUS, TOO_MANY_REDIRECTS, REDIRECT_LOOP,
+ * BAD_REDIRECT, ETIMEDOUT, NETWORK or ABORTED.
+ */
+export async function fetchOne(
+  url: URL,
+  agent: Dispatcher,
+  options: Pick<ResolvedOptions, 'maxRedirects' | 'headers' | 'userAgent'>,
+  signal?: AbortSignal,
+  extraHeaders?: Record<string, string>,
+): Promise<FetchedResponse> {
+  const shown = redactUrl(url);
+  const visited = new Set<string>();
+  let current = url;
+  for (let hop = 0; ; hop++) {
+    visited.add(current.href);
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await agent.request({
+        origin: current.origin,
+        path: current.pathname + current.search,
+        method: 'GET',
+        headers: {
+          'user-agent': options.userAgent,
+          accept: 'image/*,*/*;q=0.8',
+          ...options.headers,
+          ...extraHeaders,
+          ...authorization(current),
+        },
+        signal: signal ?? null,
+      });
+    } catch (error) {
+      throw classifyNetworkError(error, shown);
+    }
+    const { statusCode: status, headers, body } = response;
+    if (status >= 200 && status < 300) return { url: current, status, headers, body };
+
+    // Anything else is not saved: drain the body (bounded by the agent's body timeout) so the socket is reused.
+    await body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+
+    const location = header(headers, 'location');
+    if (!REDIRECT_STATUSES.has(status) || location === undefined) {
+      throw new HttpStatusError(status, { url: shown });
+    }
+    let next: URL;
+    try {
+      next = new URL(location, current);
+    } catch (cause) {
+      throw new ValidationError('BAD_REDIRECT', `redirect to an invalid location ${JSON.stringify(location)}`, {
+        url: shown,
+        status,
+        cause,
+      });
+    }
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+      throw new ValidationError('BAD_REDIRECT', `redirect to unsupported scheme "${next.protocol}"`, { url: shown, status });
+    }
+    if (visited.has(next.href)) {
+      throw new ValidationError('REDIRECT_LOOP', `redirect loop back to ${redactUrl(next)}`, { url: shown, status });
+    }
+    if (hop + 1 > options.maxRedirects) {
+      throw new ValidationError('TOO_MANY_REDIRECTS', `more than ${options.maxRedirects} redirects`, { url: shown, status });
+    }
+    current = next;
+  }
+}
+
+/** Basic credentials written in the URL (`user:pass@host`) as a header, since undici does not send them itself. */
+function authorization(url: URL): Record<string, string> {
+  if (url.username === '' && url.password === '') return {};
+  const pair = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+  return { authorization: `Basic ${Buffer.from(pair).toString('base64')}` };
+}

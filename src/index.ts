@@ -1,0 +1,25 @@
+/**
+ * imgdl as a library: `download(source, options)` yields one record per item.
+ *
+ * @example
+ * import { download } from 'imgdl';
+ * for await (const record of download(['https://example.com/a.jpg'], { out: 'photos' })) {
+ *   console.log(record.status, record.path);
+ * }
+ */
+export { download, type Source, type SourceEntry } from './download.js';
+export {
+  ImgdlError,
+  NetworkError,
+  TimeoutError,
+  HttpStatusError,
+  ValidationError,
+  FileSystemError,
+  describeError,
+  type ErrorCode,
+  type ErrorRecord,
+} from './errors.js';
+export { readList, itemsFromArgs, type ListItem } from './list.js';
+export { resolveOptions, OptionError, VERSION, type Options, type ResolvedOptions, type Mode, type OnExists } from './options.js';
+export type { ItemResult, ItemStatus, SkipReason } from './record.js';
+export { RunReport, formatSummary, type RunSummary } from './report.js';

@@ -1,0 +1,132 @@
+/**
+ * The report: per-run figures gathered from the records as they arrive.
+ * Latencies are kept in a growing Float64Array (8 bytes an item), the only
+ * per-item state, so that percentiles are exact even for long runs.
+ */
+import type { ErrorCode } from './errors.js';
+import type { ItemResult } from './record.js';
+
+/** The run summary printed by `--json`, and shown in words on stderr otherwise. */
+export interface RunSummary {
+  mode: string;
+  concurrency: number;
+  total: number;
+  ok: number;
+  failed: number;
+  skipped: number;
+  /** Bytes saved. */
+  bytes: number;
+  /** Wall time of the whole run, in ms. */
+  wallMs: number;
+  /** Files saved per second of wall time. */
+  filesPerSec: number;
+  /** Bytes saved per second of wall time. */
+  bytesPerSec: number;
+  /** Median time per saved file, in ms. */
+  p50Ms: number;
+  /** 95th percentile time per saved file, in ms. */
+  p95Ms: number;
+  /** Slowest saved file, in ms. */
+  maxMs: number;
+  /** Failures grouped by error code, each with a count and one example URL. */
+  errors: Partial<Record<ErrorCode, { count: number; example: string }>>;
+}
+
+/** Accumulates records into a {@link RunSummary}. */
+export class RunReport {
+  readonly #mode: string;
+  readonly #concurrency: number;
+  readonly #started = performance.now();
+  #latencies = new Float64Array(1024);
+  #timed = 0;
+  #counts = { total: 0, ok: 0, failed: 0, skipped: 0, bytes: 0 };
+  #errors: RunSummary['errors'] = {};
+
+  constructor(mode: string, concurrency: number) {
+    this.#mode = mode;
+    this.#concurrency = concurrency;
+  }
+
+  add(record: ItemResult): void {
+    const c = this.#counts;
+    c.total++;
+    c[record.status]++;
+    c.bytes += record.bytes;
+    if (record.status === 'ok') {
+      if (this.#timed === this.#latencies.length) {
+        const grown = new Float64Array(this.#latencies.length * 2);
+        grown.set(this.#latencies);
+        this.#latencies = grown;
+      }
+      this.#latencies[this.#timed++] = record.ms;
+    }
+    if (record.error) {
+      const group = (this.#errors[record.error.code] ??= { count: 0, example: record.url });
+      group.count++;
+    }
+  }
+
+  /** The summary so far; `wallMs` defaults to the time since the report was created. */
+  summary(wallMs = performance.now() - this.#started): RunSummary {
+    const sorted = this.#latencies.slice(0, this.#timed).sort();
+    const seconds = wallMs / 1000;
+    const c = this.#counts;
+    return {
+      mode: this.#mode,
+      concurrency: this.#concurrency,
+      ...c,
+      wallMs: round(wallMs),
+      filesPerSec: seconds > 0 ? round(c.ok / seconds) : 0,
+      bytesPerSec: seconds > 0 ? Math.round(c.bytes / seconds) : 0,
+      p50Ms: round(percentile(sorted, 0.5)),
+      p95Ms: round(percentile(sorted, 0.95)),
+      maxMs: round(sorted.length ? sorted[sorted.length - 1]! : 0),
+      errors: this.#errors,
+    };
+  }
+}
+
+/** Nearest-rank percentile of sorted values; 0 when there are none. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  if (sorted.length === 0) return 0;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+function round(n: number): number {
+  return Math.round(n * 10) / 10;
+}
+
+/** Bytes in binary units: `1.5 MiB`. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** Milliseconds for people: `850 ms`, `3.21 s`, `2m 05s`. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(2)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+}
+
+/** The summary as a few lines for a person reading stderr. */
+export function formatSummary(s: RunSummary): string {
+  const lines = [
+    `${s.ok} ok, ${s.failed} failed, ${s.skipped} skipped of ${s.total} in ${formatDuration(s.wallMs)} ` +
+      `(${s.mode}, concurrency ${s.concurrency})`,
+    `${formatBytes(s.bytes)} saved, ${s.filesPerSec} files/s, ${formatBytes(s.bytesPerSec)}/s; ` +
+      `per file p50 ${formatDuration(s.p50Ms)}, p95 ${formatDuration(s.p95Ms)}, max ${formatDuration(s.maxMs)}`,
+  ];
+  for (const [code, group] of Object.entries(s.errors)) {
+    lines.push(`  ${code} ×${group.count}, e.g. ${group.example}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,78 @@
+/**
+ * Shared test scaffolding: fixture servers and temp folders that are always
+ * cleaned up, and a way to run the built CLI as a user would.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
+import { download, type Source } from '../src/download.js';
+import { startFixtureServer, type FixtureServer, type FixtureServerOptions } from '../src/fixture-server.js';
+import type { Options } from '../src/options.js';
+import type { ItemResult } from '../src/record.js';
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A fixture server on a fresh port, closed (with every connection) after the test. */
+export async function serve(options: FixtureServerOptions = {}): Promise<FixtureServer> {
+  const server = await startFixtureServer(options);
+  cleanups.push(() => server.close());
+  return server;
+}
+
+/** A fresh temp folder, removed after the test. */
+export async function tempDir(): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'imgdl-test-'));
+  cleanups.push(() => fs.rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Runs `download()` to the end and returns every record. */
+export async function collect(source: Source, options: Options): Promise<ItemResult[]> {
+  const results: ItemResult[] = [];
+  for await (const result of download(source, options)) results.push(result);
+  return results;
+}
+
+/** Every file below `dir`, as sorted relative POSIX paths. */
+export async function listFiles(dir: string): Promise<string[]> {
+  const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/'))
+    .sort();
+}
+
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** What a CLI run printed and how it ended. */
+export interface CliRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI (`bin/imgdl.js`) with `args`, feeding `stdin` (or an empty stdin). */
+export function runCli(args: string[], options: { stdin?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin/imgdl.js'), ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: { ...process.env, NO_COLOR: '1', ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    child.stdin.end(options.stdin ?? '');
+  });
+}
