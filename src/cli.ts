@@ -4,7 +4,8 @@
  * `download()`.
  *
  * Exit codes: 0 when every item is ok or skipped (an empty list included),
- * 1 when any item failed, 2 for a usage error.
+ * 1 when any item failed or the run could not go on (e.g. the manifest's disk
+ * is full), 2 for a usage error, 130 after SIGINT and 143 after SIGTERM.
  */
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -12,6 +13,8 @@ import type { Readable } from 'node:stream';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { itemsFromArgs, readList, type ListItem } from './list.js';
+import type { Logger } from 'pino';
+import { describeError } from './errors.js';
 import { createLogger, levelFor } from './log.js';
 import { MODES, ON_EXISTS, OptionError, VERSION, resolveOptions, type Mode, type OnExists, type Options } from './options.js';
 
@@ -33,6 +36,12 @@ interface Argv {
   quiet: boolean;
   verbose: number;
   timeout: number;
+  retries: number;
+  retryDelay: number;
+  maxRetryAfter: number;
+  maxSize: string;
+  anyType: boolean;
+  grace: number;
 }
 
 function parser(args: string[]) {
@@ -49,6 +58,12 @@ function parser(args: string[]) {
     .option('on-exists', { type: 'string', choices: ON_EXISTS as string[], default: 'skip', describe: 'When the file already exists' })
     .option('manifest', { type: 'string', describe: 'Write one JSON line per item to FILE as items finish' })
     .option('timeout', { type: 'number', default: 30_000, describe: 'Connect, headers and body-idle timeout in ms (each)' })
+    .option('retries', { type: 'number', default: 3, describe: 'Tries after the first for network errors, timeouts, truncated bodies, 408, 429, 5xx' })
+    .option('retry-delay', { type: 'number', default: 500, describe: 'Base backoff in ms (exponential, full jitter, at most 30 s)' })
+    .option('max-retry-after', { type: 'number', default: 60, describe: 'Longest Retry-After (429/503) obeyed, in seconds; longer fails the item' })
+    .option('max-size', { type: 'string', default: '1G', describe: 'Largest file saved: bytes or with k, M, G (0: no limit)' })
+    .option('any-type', { type: 'boolean', default: false, describe: 'Keep any body, not only images (no sniffing, no extension fix)' })
+    .option('grace', { type: 'number', default: 5000, describe: 'On Ctrl-C/SIGTERM, ms downloads in flight get to finish before they are stopped' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the run summary as JSON on stdout' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only errors on stderr; no summary' })
     .option('verbose', { alias: 'v', type: 'count', describe: 'More logs (-vv for debug)' })
@@ -129,6 +144,12 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
       manifest: argv.manifest,
       timeoutMs: argv.timeout,
       logger,
+      retries: argv.retries,
+      retryDelayMs: argv.retryDelay,
+      maxRetryAfterMs: Number.isFinite(argv.maxRetryAfter) ? Math.round(argv.maxRetryAfter * 1000) : argv.maxRetryAfter,
+      maxSize: argv.maxSize,
+      anyType: argv.anyType,
+      graceMs: argv.grace,
     };
     resolveOptions(options);
     const names = argv.input ?? [];
@@ -149,14 +170,66 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
   const { RunReport, formatSummary } = await import('./report.js');
   const resolved = resolveOptions(options);
   const report = new RunReport(resolved.mode, resolved.concurrency);
+  const stopping = stopOnSignals(logger, resolved.graceMs);
+  guardOutputs();
+  let fatal = false;
   try {
-    for await (const result of download(allItems(argv.urls, inputs), options)) report.add(result);
+    for await (const result of download(allItems(argv.urls, inputs), { ...options, stopSignal: stopping.signal })) report.add(result);
   } catch (error) {
-    logger.fatal({ err: error }, (error as Error).message);
-    return 2;
+    process.stderr.write(`imgdl: ${describeError(error)}\n`);
+    fatal = true;
+  } finally {
+    stopping.dispose();
   }
+  // A stopped run may leave stdin half read; it must not keep the process alive.
+  if (stopping.by) process.stdin.destroy();
   const summary = report.summary();
   if (argv.json) process.stdout.write(JSON.stringify(summary) + '\n');
   else if (!argv.quiet) process.stderr.write(formatSummary(summary) + '\n');
-  return summary.failed > 0 ? 1 : 0;
+  if (stopping.by) return stopping.by === 'SIGTERM' ? 143 : 130;
+  return fatal || summary.failed > 0 ? 1 : 0;
+}
+
+/**
+ * First SIGINT or SIGTERM: start no new items and give those in flight
+ * `graceMs` to finish (the library aborts them after that, keeping their part
+ * files). A second signal exits at once: final names only ever hold complete
+ * files, since they appear by rename, so nothing incomplete is left there.
+ */
+function stopOnSignals(logger: Logger, graceMs: number): { signal: AbortSignal; by: NodeJS.Signals | undefined; dispose(): void } {
+  const controller = new AbortController();
+  const state = {
+    signal: controller.signal,
+    by: undefined as NodeJS.Signals | undefined,
+    dispose() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+  function onSignal(signal: NodeJS.Signals): void {
+    if (state.by !== undefined) {
+      process.stderr.write(`imgdl: ${signal} again, exiting now; unfinished downloads stay as .part files\n`);
+      process.exit(signal === 'SIGTERM' ? 143 : 130);
+    }
+    state.by = signal;
+    logger.warn(`${signal}: no new downloads; waiting up to ${graceMs} ms for those in flight (again to exit now)`);
+    controller.abort(new Error(signal));
+  }
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return state;
+}
+
+/**
+ * A reader that goes away (`imgdl --json | head -c1`) makes writes to stdout
+ * fail with EPIPE, emitted as an error event that would otherwise crash the
+ * process with a stack trace. Say so once on stderr and let the run end.
+ */
+function guardOutputs(): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.stderr.write('imgdl: stdout was closed by its reader (EPIPE); the summary was not printed\n');
+  });
+  // Nowhere left to report an error about stderr itself.
+  process.stderr.on('error', () => undefined);
 }

@@ -10,8 +10,9 @@ import type { ListItem } from './list.js';
 import { NameRegistry } from './naming.js';
 import { resolveOptions, type Options } from './options.js';
 import { runPool } from './pool.js';
-import { ManifestWriter, type ItemResult } from './record.js';
-import { fileSystemError, FolderMaker } from './write.js';
+import { ManifestWriter, readDoneKeys, type ItemResult } from './record.js';
+import { fileSystemError, FolderMaker, openPartFile, PartIndex } from './write.js';
+import type { ResolvedOptions } from './options.js';
 
 /** One entry of a source: a URL, a URL with the file name to give it, or a list item with its origin. */
 export type SourceEntry = string | { url: string; name?: string | undefined } | ListItem;
@@ -35,23 +36,53 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
   } catch (error) {
     throw fileSystemError(error, 'creating output folder', resolved.out);
   }
-  const manifest = resolved.manifest === undefined ? undefined : new ManifestWriter(resolved.manifest);
+  yield* downloadWith(source, await createRunContext(resolved));
+}
+
+/**
+ * The state a run shares between its items: the agent, the names, the part
+ * files and what an earlier run's manifest says is done. {@link download}
+ * makes one; tests make their own to replace a seam such as `openPart`.
+ */
+export async function createRunContext(options: ResolvedOptions): Promise<RunContext> {
   const stop = new AbortController();
   // Every request in flight listens on this signal; their number is bounded by the pool, not by 10.
   setMaxListeners(0, stop.signal);
-  const onAbort = (): void => stop.abort(resolved.signal?.reason);
-  if (resolved.signal?.aborted) onAbort();
-  resolved.signal?.addEventListener('abort', onAbort, { once: true });
-
-  const ctx: RunContext = {
-    options: resolved,
-    agent: createAgent(resolved),
+  return {
+    options,
+    agent: createAgent(options),
     names: new NameRegistry(),
     folders: new FolderMaker(),
     seen: new Set(),
     signal: stop.signal,
+    abort: (reason) => stop.abort(reason),
+    parts: new PartIndex(),
+    openPart: openPartFile,
+    done: options.manifest === undefined ? undefined : await readDoneKeys(options.manifest),
   };
+}
+
+/** {@link download} over a context made by {@link createRunContext}; the context's agent is closed at the end. */
+export async function* downloadWith(source: Source, ctx: RunContext): AsyncGenerator<ItemResult> {
+  const { options: resolved } = ctx;
+  const manifest = resolved.manifest === undefined ? undefined : new ManifestWriter(resolved.manifest);
   const log = resolved.logger;
+  // Draining stops new items from starting; aborting (ctx.abort) also stops those in flight.
+  const drain = new AbortController();
+  let graceTimer: NodeJS.Timeout | undefined;
+  const onAbort = (): void => {
+    drain.abort();
+    ctx.abort(resolved.signal?.reason);
+  };
+  const onStop = (): void => {
+    drain.abort();
+    graceTimer ??= setTimeout(() => ctx.abort(new Error('grace period over')), resolved.graceMs);
+  };
+  if (resolved.signal?.aborted) onAbort();
+  resolved.signal?.addEventListener('abort', onAbort, { once: true });
+  if (resolved.stopSignal?.aborted) onStop();
+  resolved.stopSignal?.addEventListener('abort', onStop, { once: true });
+
   async function* plan(): AsyncGenerator<Planned> {
     for await (const item of toListItems(source)) yield planItem(item, ctx);
   }
@@ -59,10 +90,16 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
     'result' in planned ? planned.result : runTask(planned.task, ctx);
 
   try {
-    for await (const result of runPool(plan(), resolved.concurrency, work, stop.signal)) {
-      manifest?.write(result);
+    for await (const result of runPool(plan(), resolved.concurrency, work, drain.signal)) {
+      // Items the manifest already records as done are not recorded again.
+      if (result.skipReason !== 'manifest') manifest?.write(result);
       if (result.status === 'failed') {
         log?.warn({ url: result.url, source: result.source, line: result.line, error: result.error }, `${result.source}:${result.line}: ${result.error?.message ?? 'failed'}`);
+        if (result.error?.code === 'DISK_FULL' && !drain.signal.aborted) {
+          // Every later item would fail the same way: let those in flight end, start no more.
+          log?.error({ error: result.error }, 'disk full: no new downloads will start');
+          drain.abort();
+        }
       } else {
         log?.info({ url: result.url, path: result.path, status: result.status, bytes: result.bytes, ms: result.ms }, `${result.status} ${result.path ?? result.url}`);
       }
@@ -70,8 +107,11 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
     }
   } finally {
     // Also reached when the caller stops iterating early: abort what is still in flight.
-    stop.abort();
+    clearTimeout(graceTimer);
+    drain.abort();
+    ctx.abort();
     resolved.signal?.removeEventListener('abort', onAbort);
+    resolved.stopSignal?.removeEventListener('abort', onStop);
     manifest?.close();
     await ctx.agent.destroy().catch(() => undefined);
   }

@@ -35,8 +35,10 @@ export type ErrorCode =
   | 'TOO_LARGE'
   /** The body is not an image. */
   | 'NOT_AN_IMAGE'
-  /** Creating, writing or renaming a file failed (ENOSPC, EACCES, ...). */
+  /** Creating, writing or renaming a file failed (EACCES, EROFS, ...). */
   | 'FILESYSTEM'
+  /** The disk (or the quota) is full: ENOSPC or EDQUOT. The run stops starting new items. */
+  | 'DISK_FULL'
   /** The run was stopped before this item finished. */
   | 'ABORTED'
   /** A worker thread died while it held this item. */
@@ -97,8 +99,11 @@ export class TimeoutError extends ImgdlError {
 /** The server answered with a status outside 2xx. */
 export class HttpStatusError extends ImgdlError {
   override name = 'HttpStatusError';
-  constructor(status: number, details: ErrorDetails = {}) {
+  /** The response's `Retry-After` header, where it sent one. */
+  readonly retryAfter: string | undefined;
+  constructor(status: number, details: ErrorDetails & { retryAfter?: string | undefined } = {}) {
     super('HTTP_STATUS', `server answered HTTP ${status}`, { ...details, status });
+    this.retryAfter = details.retryAfter;
   }
 }
 
@@ -110,8 +115,8 @@ export class ValidationError extends ImgdlError {
 /** Creating, writing or renaming a file failed. */
 export class FileSystemError extends ImgdlError {
   override name = 'FileSystemError';
-  constructor(message: string, details: ErrorDetails = {}) {
-    super('FILESYSTEM', message, details);
+  constructor(message: string, details: ErrorDetails = {}, code: 'FILESYSTEM' | 'DISK_FULL' = 'FILESYSTEM') {
+    super(code, message, details);
   }
 }
 

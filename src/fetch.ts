@@ -103,7 +103,7 @@ export async function fetchOne(
 
     const location = header(headers, 'location');
     if (!REDIRECT_STATUSES.has(status) || location === undefined) {
-      throw new HttpStatusError(status, { url: shown });
+      throw new HttpStatusError(status, { url: shown, retryAfter: header(headers, 'retry-after') });
     }
     let next: URL;
     try {

@@ -5,14 +5,31 @@
  * collisions resolve the same way on every run); {@link runTask} runs in the
  * pool and never rejects: every failure becomes a `failed` record.
  */
+import fs from 'node:fs/promises';
 import type { Dispatcher } from 'undici';
-import { ImgdlError, toErrorRecord } from './errors.js';
-import { classifyNetworkError, fetchOne, header } from './fetch.js';
+import { ImgdlError, ValidationError, toErrorRecord } from './errors.js';
+import { classifyNetworkError, fetchOne, header, type FetchedResponse } from './fetch.js';
 import { parseItemUrl, redactUrl, type ListItem } from './list.js';
-import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, type NameRegistry } from './naming.js';
+import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, splitExt, type NameRegistry } from './naming.js';
 import type { ResolvedOptions } from './options.js';
-import type { ItemResult, SkipReason } from './record.js';
-import { commitFile, exists, partPath, streamToFile, type FolderMaker } from './write.js';
+import { doneKey, type ItemResult, type SkipReason } from './record.js';
+import { isRetryable, retryDelayMs, waitBeforeRetry } from './retry.js';
+import { extensionFits, SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.js';
+import {
+  commitFile,
+  exists,
+  partKey,
+  partMetaPath,
+  partPath,
+  readPartMeta,
+  removePart,
+  streamToFile,
+  writePartMeta,
+  type FolderMaker,
+  type OpenPart,
+  type PartIndex,
+  type PartMeta,
+} from './write.js';
 
 /** A listed item that passed validation and has a place to go. */
 export interface Task {
@@ -37,7 +54,16 @@ export interface RunContext {
   folders: FolderMaker;
   /** URLs already planned this run, to download each only once. */
   seen: Set<string>;
+  /** Aborted when every item in flight must stop. */
   signal: AbortSignal;
+  /** Aborts `signal`. */
+  abort: (reason?: unknown) => void;
+  /** Part files left by an earlier run, to resume. */
+  parts: PartIndex;
+  /** How part files are opened; a seam for tests that need a real write failure (e.g. ENOSPC from /dev/full). */
+  openPart: OpenPart;
+  /** Keys of the items an earlier run's manifest records as done, when there was one. */
+  done: Set<string> | undefined;
 }
 
 /** Validates an item and decides its name; items that fail here never take a pool slot. */
@@ -48,6 +74,7 @@ export function planItem(item: ListItem, ctx: RunContext): Planned {
     const shownUrl = redactUrl(url);
     if (ctx.seen.has(url.href)) return { result: skipped(item, shownUrl, 'duplicate') };
     ctx.seen.add(url.href);
+    if (ctx.done?.has(doneKey(shownUrl))) return { result: skipped(item, shownUrl, 'manifest') };
     const context = { source: item.source, line: item.line, url: shownUrl };
     const wanted = item.name === undefined ? nameFromUrl(url) : safeRelativePath(item.name, context);
     const relPath = ctx.names.claim(wanted, url.href);
@@ -59,57 +86,219 @@ export function planItem(item: ListItem, ctx: RunContext): Planned {
   }
 }
 
-/** Downloads one task to its file. Never rejects. */
+/** What one item's tries have learnt so far; the record is made from it. */
+interface Progress {
+  attempts: number;
+  httpStatus: number | null;
+  contentType: string | null;
+}
+
+/** Downloads one task to its file, retrying what is worth retrying. Never rejects. */
 export async function runTask(task: Task, ctx: RunContext): Promise<ItemResult> {
   const { options } = ctx;
   const started = performance.now();
-  let httpStatus: number | null = null;
-  let attempts = 0;
-  let contentType: string | null = null;
+  const progress: Progress = { attempts: 0, httpStatus: null, contentType: null };
   try {
-    let finalPath = resolveInside(options.out, task.relPath);
+    const finalPath = resolveInside(options.out, task.relPath);
     if (options.onExists === 'skip' && (await exists(finalPath))) return skipped(task.item, task.shownUrl, 'exists', task.relPath);
-
-    attempts++;
-    const response = await fetchOne(task.url, ctx.agent, options, ctx.signal);
-    httpStatus = response.status;
-    contentType = header(response.headers, 'content-type') ?? null;
-
-    let relPath = task.relPath;
-    if (!task.named) {
-      const offered = filenameFromContentDisposition(header(response.headers, 'content-disposition'));
-      if (offered !== undefined && offered !== relPath) {
-        relPath = ctx.names.claim(offered, task.url.href);
-        finalPath = resolveInside(options.out, relPath);
-        if (options.onExists === 'skip' && (await exists(finalPath))) {
-          response.body.destroy();
-          return skipped(task.item, task.shownUrl, 'exists', relPath, attempts, httpStatus);
-        }
+    for (;;) {
+      try {
+        return await attempt(task, ctx, progress, started);
+      } catch (error) {
+        if (!isRetryable(error) || progress.attempts > options.retries || ctx.signal.aborted) throw error;
+        const wait = retryDelayMs(error as ImgdlError, progress.attempts, options);
+        options.logger?.debug({ url: task.shownUrl, attempt: progress.attempts, waitMs: wait, error: toErrorRecord(error) }, `retrying ${task.shownUrl} in ${wait} ms`);
+        await waitBeforeRetry(wait, ctx.signal, task.shownUrl);
       }
     }
-
-    await ctx.folders.ensureFor(finalPath);
-    const temp = partPath(finalPath);
-    const bytes = await streamToFile(response.body, temp, (error) => classifyNetworkError(error, task.shownUrl));
-    const written = await commitFile(temp, finalPath, options.onExists);
-    return {
-      url: task.shownUrl,
-      source: task.item.source,
-      line: task.item.line,
-      status: 'ok',
-      path: toManifestPath(written, options.out),
-      bytes,
-      ms: elapsed(started),
-      httpStatus,
-      attempts,
-      contentType,
-      skipReason: null,
-      error: null,
-    };
   } catch (error) {
-    const status = error instanceof ImgdlError && error.status !== undefined ? error.status : httpStatus;
-    return { ...failed(task.item, task.shownUrl, error, elapsed(started), status, attempts), contentType };
+    const status = error instanceof ImgdlError && error.status !== undefined ? error.status : progress.httpStatus;
+    return { ...failed(task.item, task.shownUrl, error, elapsed(started), status, progress.attempts), contentType: progress.contentType };
   }
+}
+
+/** A part file from an earlier run that may be continued. */
+interface Resumable {
+  size: number;
+  head: Buffer;
+  meta: PartMeta;
+  validator: string;
+}
+
+/**
+ * One try: request (with Range when a part file from an earlier run can be
+ * resumed), check the answer, stream it into the part file, and rename it
+ * to its final name. Retries start clean: only the first try resumes.
+ */
+async function attempt(task: Task, ctx: RunContext, progress: Progress, started: number): Promise<ItemResult> {
+  const { options } = ctx;
+  const part = partPath(resolveInside(options.out, task.relPath));
+  const key = partKey(task.url.href);
+  let resume = progress.attempts === 0 && (await ctx.parts.take(part)) ? await resumable(part, key) : undefined;
+
+  progress.attempts++;
+  let response = await fetchOne(
+    task.url,
+    ctx.agent,
+    options,
+    ctx.signal,
+    resume ? { range: `bytes=${resume.size}-`, 'if-range': resume.validator } : undefined,
+  );
+  if (resume && !(response.status === 206 && rangeContinues(response, resume))) {
+    // A 200 is the whole file (the validator changed, or ranges are not served): write it from the start.
+    resume = undefined;
+    await removePart(part);
+    if (response.status === 206) {
+      response.body.destroy();
+      progress.attempts++;
+      response = await fetchOne(task.url, ctx.agent, options, ctx.signal);
+    }
+  }
+  progress.httpStatus = response.status;
+  progress.contentType = header(response.headers, 'content-type') ?? null;
+  const start = resume?.size ?? 0;
+  const length = contentLength(response);
+  const expectedTotal = length === undefined ? undefined : start + length;
+  if (options.maxSize !== undefined && expectedTotal !== undefined && expectedTotal > options.maxSize) {
+    response.body.destroy();
+    throw new ImgdlError('TOO_LARGE', `Content-Length ${expectedTotal} is over the ${options.maxSize} bytes allowed (--max-size)`, {
+      url: task.shownUrl,
+      status: response.status,
+    });
+  }
+
+  let relPath = task.relPath;
+  if (!task.named) {
+    const offered = filenameFromContentDisposition(header(response.headers, 'content-disposition'));
+    if (offered !== undefined && offered !== relPath) {
+      relPath = ctx.names.claim(offered, task.url.href);
+      if (options.onExists === 'skip' && (await exists(resolveInside(options.out, relPath)))) {
+        response.body.destroy();
+        return skipped(task.item, task.shownUrl, 'exists', relPath, progress.attempts, progress.httpStatus);
+      }
+    }
+  }
+
+  let sniffed: Sniffed | undefined;
+  const validator = strongValidator(response);
+  await ctx.folders.ensureFor(part);
+  let bytes: number;
+  try {
+    bytes = await streamToFile(response.body, part, (error) => classifyNetworkError(error, task.shownUrl), {
+      start,
+      existingHead: resume?.head,
+      expectedTotal,
+      maxSize: options.maxSize,
+      headBytes: SNIFF_BYTES,
+      inspectHead: options.anyType
+        ? undefined
+        : async (head) => {
+            sniffed = await sniffImage(head);
+            if (!sniffed) throw notAnImage(head, progress.contentType, task.shownUrl);
+          },
+      keepOnAbort: validator !== undefined,
+      url: task.shownUrl,
+      openPart: ctx.openPart,
+    });
+  } catch (error) {
+    // Kept for the next run only when the server gave a way to tell it still has the same file.
+    if (error instanceof ImgdlError && error.code === 'ABORTED' && validator !== undefined) {
+      await writePartMeta(part, { key, ...validator.meta }).catch(() => removePart(part));
+    } else if (resume) await removePart(part);
+    throw error;
+  }
+  if (resume) await fs.rm(partMetaPath(part), { force: true }).catch(() => undefined);
+
+  // The bytes decide the extension, unless the list named the file.
+  if (!task.named && sniffed !== undefined) {
+    const { stem, ext } = splitExt(relPath);
+    if (!extensionFits(ext, sniffed)) {
+      relPath = ctx.names.claim(stem + sniffed.ext, task.url.href);
+      if (options.onExists === 'skip' && (await exists(resolveInside(options.out, relPath)))) {
+        await removePart(part);
+        return skipped(task.item, task.shownUrl, 'exists', relPath, progress.attempts, progress.httpStatus);
+      }
+    }
+  }
+  const written = await commitFile(part, resolveInside(options.out, relPath), options.onExists);
+  return {
+    url: task.shownUrl,
+    source: task.item.source,
+    line: task.item.line,
+    status: 'ok',
+    path: toManifestPath(written, options.out),
+    bytes,
+    ms: elapsed(started),
+    httpStatus: progress.httpStatus,
+    attempts: progress.attempts,
+    contentType: progress.contentType,
+    sniffedType: sniffed?.mime ?? null,
+    skipReason: null,
+    error: null,
+  };
+}
+
+/** The part file and its meta when they belong to this URL and carry a validator; otherwise removed, to start over. */
+async function resumable(part: string, key: string): Promise<Resumable | undefined> {
+  const meta = await readPartMeta(part);
+  const validator = meta?.key === key ? (meta.etag ?? meta.lastModified) : undefined;
+  if (meta && validator !== undefined) {
+    try {
+      const handle = await fs.open(part, 'r');
+      try {
+        const { size } = await handle.stat();
+        const head = Buffer.alloc(Math.min(size, SNIFF_BYTES));
+        const { bytesRead } = await handle.read(head, 0, head.length, 0);
+        if (size > 0) return { size, head: head.subarray(0, bytesRead), meta, validator };
+      } finally {
+        await handle.close();
+      }
+    } catch {
+      // Unreadable: start over.
+    }
+  }
+  await removePart(part);
+  return undefined;
+}
+
+/** True when a 206 continues exactly where the part file ends, for the same file. */
+function rangeContinues(response: FetchedResponse, resume: Resumable): boolean {
+  const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(response.headers, 'content-range')?.trim() ?? '');
+  if (!range || Number(range[1]) !== resume.size) return false;
+  const etag = header(response.headers, 'etag');
+  const lastModified = header(response.headers, 'last-modified');
+  if (resume.meta.etag !== undefined && etag !== undefined) return etag === resume.meta.etag;
+  if (resume.meta.lastModified !== undefined && lastModified !== undefined) return lastModified === resume.meta.lastModified;
+  // A 206 to an If-Range request already says the validator matched.
+  return true;
+}
+
+/** The response's validator usable in If-Range: a strong ETag, else Last-Modified. */
+function strongValidator(response: FetchedResponse): { meta: Omit<PartMeta, 'key'> } | undefined {
+  const etag = header(response.headers, 'etag');
+  const lastModified = header(response.headers, 'last-modified');
+  if (etag !== undefined && !etag.startsWith('W/')) return { meta: { etag } };
+  if (lastModified !== undefined) return { meta: { lastModified } };
+  return undefined;
+}
+
+/** Content-Length as a number, undefined when absent or malformed (undici then reads to the end). */
+function contentLength(response: FetchedResponse): number | undefined {
+  const value = header(response.headers, 'content-length');
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
+/** NOT_AN_IMAGE, quoting the start of the body so "it was an HTML page" is visible. */
+function notAnImage(head: Buffer, contentType: string | null, url: string): ValidationError {
+  const start = head.subarray(0, 32);
+  const printable = start.every((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127));
+  const shown = printable ? JSON.stringify(start.toString('latin1')) : `0x${start.toString('hex')}`;
+  return new ValidationError(
+    'NOT_AN_IMAGE',
+    `not an image: the body starts with ${head.length === 0 ? 'nothing (empty body)' : shown}` +
+      ` (Content-Type ${contentType ?? 'none'}); use --any-type to keep other files`,
+    { url },
+  );
 }
 
 function elapsed(since: number): number {
@@ -139,6 +328,7 @@ function skipped(
     httpStatus,
     attempts,
     contentType: null,
+    sniffedType: null,
     skipReason: reason,
     error: null,
   };
@@ -163,6 +353,7 @@ function failed(
     httpStatus,
     attempts,
     contentType: null,
+    sniffedType: null,
     skipReason: null,
     error: toErrorRecord(error),
   };

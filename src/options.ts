@@ -45,6 +45,24 @@ export interface Options {
   logger?: Logger | undefined;
   /** Stops the run: no new items start, items in flight are aborted. Default none. */
   signal?: AbortSignal | undefined;
+  /** Tries after the first for a retryable failure [`--retries`]. Default 3. */
+  retries?: number | undefined;
+  /** Base of the exponential backoff with full jitter, in ms, capped at 30 s [`--retry-delay`]. Default 500. */
+  retryDelayMs?: number | undefined;
+  /** Longest `Retry-After` (429, 503) obeyed, in ms; a longer one fails the item [`--max-retry-after`, in seconds]. Default 60000. */
+  maxRetryAfterMs?: number | undefined;
+  /** Largest body saved, in bytes or with a `k`/`M`/`G` suffix (1024-based); 0 for no limit [`--max-size`]. Default `'1G'`. */
+  maxSize?: number | string | undefined;
+  /** Save any body, not only images, and keep the listed extension [`--any-type`]. Default false. */
+  anyType?: boolean | undefined;
+  /**
+   * Stops the run gently: no new item starts; items in flight get `graceMs`
+   * to finish, then are aborted with their part files kept for resuming.
+   * Default none.
+   */
+  stopSignal?: AbortSignal | undefined;
+  /** Time items in flight get to finish once `stopSignal` aborts, in ms [`--grace`]. Default 5000. */
+  graceMs?: number | undefined;
 }
 
 /** {@link Options} with every default applied and every value checked. */
@@ -61,6 +79,14 @@ export interface ResolvedOptions {
   userAgent: string;
   logger: Logger | undefined;
   signal: AbortSignal | undefined;
+  retries: number;
+  retryDelayMs: number;
+  maxRetryAfterMs: number;
+  /** Bytes; undefined for no limit. */
+  maxSize: number | undefined;
+  anyType: boolean;
+  stopSignal: AbortSignal | undefined;
+  graceMs: number;
 }
 
 /** The version in package.json (it names the User-Agent and `--version`). */
@@ -93,6 +119,28 @@ function oneOf<T extends string>(option: string, value: unknown, allowed: readon
   return value as T;
 }
 
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/**
+ * Bytes from a size: a number, or text like `500`, `64k`, `10M`, `1.5G`
+ * (1024-based, case-insensitive, optional trailing `B`/`iB`). Throws
+ * {@link OptionError} for anything else.
+ */
+export function parseSize(option: string, value: number | string): number {
+  const match = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?\s*$/i.exec(value) : null;
+  const bytes = typeof value === 'number' ? value : match ? Math.floor(Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]!) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 0) {
+    throw new OptionError(option, value, 'a size in bytes, optionally with a k, M or G suffix (0 for no limit)');
+  }
+  return bytes;
+}
+
+function flag(option: string, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') throw new OptionError(option, value, 'true or false');
+  return value;
+}
+
 /** Applies defaults and validates; throws {@link OptionError} naming the option and value. */
 export function resolveOptions(options: Options = {}): ResolvedOptions {
   const mode = oneOf('mode', options.mode, MODES, 'concurrent');
@@ -104,6 +152,7 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
   if (options.headers !== undefined && (typeof options.headers !== 'object' || options.headers === null)) {
     throw new OptionError('headers', options.headers, 'an object of header names to values');
   }
+  const maxSize = parseSize('maxSize', options.maxSize ?? '1G');
   return {
     out: path.resolve(options.out ?? '.'),
     mode,
@@ -117,5 +166,12 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
     userAgent: options.userAgent ?? `imgdl/${VERSION}`,
     logger: options.logger,
     signal: options.signal,
+    retries: integer('retries', options.retries, 3, 0, 100),
+    retryDelayMs: integer('retryDelayMs', options.retryDelayMs, 500, 0, 3_600_000),
+    maxRetryAfterMs: integer('maxRetryAfterMs', options.maxRetryAfterMs, 60_000, 0, 24 * 3600 * 1000),
+    maxSize: maxSize === 0 ? undefined : maxSize,
+    anyType: flag('anyType', options.anyType),
+    stopSignal: options.stopSignal,
+    graceMs: integer('graceMs', options.graceMs, 5_000, 0, 24 * 3600 * 1000),
   };
 }

@@ -81,11 +81,12 @@ export async function* runPool<T, R>(
         yield next;
         continue;
       }
-      if (sourceDone && running === 0) break;
+      // Once stopped, the source may be waiting for input that never comes (stdin): do not wait for it.
+      if ((sourceDone || stopped) && running === 0) break;
       await new Promise<void>((resolve) => (wakeConsumer = resolve));
       wakeConsumer = undefined;
     }
-    await producing;
+    if (sourceDone) await producing;
     if (failure) throw failure.error;
   } finally {
     stopped = true;

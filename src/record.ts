@@ -2,15 +2,17 @@
  * The record: what imgdl says about one item once it has finished, and the
  * manifest that keeps those records as JSON Lines while the run goes on.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import { createInterface } from 'node:readline';
 import type { ErrorRecord } from './errors.js';
 import { fileSystemError } from './write.js';
 
 /** How an item ended. */
 export type ItemStatus = 'ok' | 'skipped' | 'failed';
 
-/** Why an item was skipped. */
-export type SkipReason = 'exists' | 'duplicate';
+/** Why an item was skipped: its file exists, it was listed before, or the manifest of an earlier run says it is done. */
+export type SkipReason = 'exists' | 'duplicate' | 'manifest';
 
 /** One finished item: a line of the manifest, a value yielded by `download()`. */
 export interface ItemResult {
@@ -33,6 +35,8 @@ export interface ItemResult {
   attempts: number;
   /** Content-Type the server declared, null when unknown. */
   contentType: string | null;
+  /** The type the body's first bytes showed (`image/png`), null when not sniffed (`anyType`, or no body). */
+  sniffedType: string | null;
   /** Set when status is `skipped`. */
   skipReason: SkipReason | null;
   /** Set when status is `failed`. */
@@ -42,7 +46,8 @@ export interface ItemResult {
 /**
  * Appends one JSON line per record as records arrive. Each line is written
  * synchronously so that a run killed at any moment keeps every record it
- * finished.
+ * finished. An existing manifest is appended to, never truncated: it is the
+ * memory of earlier runs that {@link readDoneKeys} reads.
  */
 export class ManifestWriter {
   readonly #fd: number;
@@ -51,14 +56,19 @@ export class ManifestWriter {
   constructor(file: string) {
     this.#file = file;
     try {
-      this.#fd = fs.openSync(file, 'w');
+      this.#fd = fs.openSync(file, 'a');
     } catch (error) {
       throw fileSystemError(error, 'opening manifest', file);
     }
   }
 
+  /** Appends `record`; throws FILESYSTEM (or DISK_FULL) when the line cannot be written. */
   write(record: ItemResult): void {
-    fs.writeSync(this.#fd, JSON.stringify(record) + '\n');
+    try {
+      fs.writeSync(this.#fd, JSON.stringify(record) + '\n');
+    } catch (error) {
+      throw fileSystemError(error, 'writing manifest', this.#file);
+    }
   }
 
   close(): void {
@@ -68,4 +78,45 @@ export class ManifestWriter {
       throw fileSystemError(error, 'closing manifest', this.#file);
     }
   }
+}
+
+/** The key under which a URL (as recorded: redacted) is remembered as done. */
+export function doneKey(url: string): string {
+  return createHash('sha1').update(url).digest('base64').slice(0, 12);
+}
+
+/**
+ * Keys ({@link doneKey}) of the items an earlier run's manifest records as
+ * done: `ok`, or skipped because their file existed. The last record of a URL
+ * wins, so an item that failed after succeeding is tried again. Streams the
+ * file and keeps 12 characters per done item, so a manifest of millions of
+ * lines fits. Undefined when `file` is missing or not a regular file (e.g.
+ * `/dev/stdout`); unreadable lines are ignored.
+ */
+export async function readDoneKeys(file: string): Promise<Set<string> | undefined> {
+  let stream: fs.ReadStream;
+  try {
+    if (!fs.statSync(file).isFile()) return undefined;
+    stream = fs.createReadStream(file, { encoding: 'utf8' });
+  } catch {
+    return undefined;
+  }
+  const done = new Set<string>();
+  try {
+    for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
+      let record: Partial<ItemResult>;
+      try {
+        record = JSON.parse(line) as Partial<ItemResult>;
+      } catch {
+        continue;
+      }
+      if (typeof record.url !== 'string') continue;
+      const key = doneKey(record.url);
+      if (record.status === 'ok' || (record.status === 'skipped' && record.skipReason !== 'duplicate')) done.add(key);
+      else if (record.status === 'failed') done.delete(key);
+    }
+  } catch (error) {
+    throw fileSystemError(error, 'reading manifest', file);
+  }
+  return done;
 }

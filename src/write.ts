@@ -3,10 +3,11 @@
  * only a complete file is renamed to the final name. A failed or aborted
  * write removes the temp file, so nothing partial ever sits at a final name.
  */
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FileSystemError, ImgdlError } from './errors.js';
 import { splitExt } from './naming.js';
@@ -30,36 +31,180 @@ export async function exists(file: string): Promise<boolean> {
   }
 }
 
-/** A file-system failure as an imgdl error that keeps the system code (ENOSPC, EACCES, ...) in its message. */
+/** System codes that mean the disk or the quota is full. */
+const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
+
+/** A file-system failure as an imgdl error that keeps the system code (ENOSPC, EACCES, ...) in its message; a full disk is DISK_FULL. */
 export function fileSystemError(error: unknown, action: string, file: string, url?: string): ImgdlError {
   if (error instanceof ImgdlError) return error;
   const code = (error as { code?: unknown } | null)?.code;
   const label = typeof code === 'string' ? `${code} ` : '';
-  return new FileSystemError(`${label}while ${action} ${file}`, { url, cause: error });
+  const full = typeof code === 'string' && DISK_FULL_CODES.has(code);
+  return new FileSystemError(`${full ? 'disk full: ' : ''}${label}while ${action} ${file}`, { url, cause: error }, full ? 'DISK_FULL' : 'FILESYSTEM');
+}
+
+/** Opens the stream a part file is written through; `flags` is `'w'` (start over) or `'a'` (resume). */
+export type OpenPart = (file: string, flags: 'w' | 'a') => Writable;
+
+/** The usual {@link OpenPart}: a file write stream. */
+export const openPartFile: OpenPart = (file, flags) => createWriteStream(file, { flags });
+
+/** How {@link streamToFile} checks a body as it goes. */
+export interface StreamChecks {
+  /** Bytes already in the part file (resuming); the body continues from there. Default 0. */
+  start?: number;
+  /** The first bytes already in the part file, when resuming (up to `headBytes`). */
+  existingHead?: Buffer | undefined;
+  /** The whole file's size as the server announced it; fewer bytes is TRUNCATED. */
+  expectedTotal?: number | undefined;
+  /** Largest file allowed; more is TOO_LARGE and the part file is removed. */
+  maxSize?: number | undefined;
+  /** How many first bytes of the file `inspectHead` wants. */
+  headBytes?: number;
+  /** Judges the file's first bytes before anything past them is written; throwing fails the item. */
+  inspectHead?: ((head: Buffer) => Promise<void>) | undefined;
+  /** Keep the part file when the failure is ABORTED, so a later run can resume it. Default false. */
+  keepOnAbort?: boolean;
+  /** The URL, for error messages. */
+  url?: string | undefined;
+  /** How the part file is opened. Default {@link openPartFile}. */
+  openPart?: OpenPart | undefined;
 }
 
 /**
- * Streams `body` into `temp`, returning the bytes written. On any failure the
- * temp file is removed and the error is rethrown, classified by `classify`
- * (read-side errors are the caller's to name; write-side ones are FILESYSTEM).
+ * Streams `body` into `temp` (appending when `checks.start` > 0), returning
+ * the file's size. The first bytes are held back until `inspectHead` accepts
+ * them, a body past `maxSize` is cut off, and one shorter than
+ * `expectedTotal` is TRUNCATED. On any failure the temp file is removed (kept
+ * for an abort with `keepOnAbort`) and the error is rethrown: read-side
+ * errors named by `classifyReadError`, write-side ones FILESYSTEM/DISK_FULL.
  */
 export async function streamToFile(
   body: Readable,
   temp: string,
   classifyReadError: (error: unknown) => ImgdlError,
+  checks: StreamChecks = {},
 ): Promise<number> {
-  const file = createWriteStream(temp);
+  const start = checks.start ?? 0;
+  const { maxSize, expectedTotal, inspectHead, url } = checks;
+  const headBytes = checks.headBytes ?? 0;
+  const file = (checks.openPart ?? openPartFile)(temp, start > 0 ? 'a' : 'w');
   let writeFailed = false;
   file.once('error', () => {
     writeFailed = true;
   });
+  let total = start;
+
+  async function* checked(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    // The head is held back until judged, so a refused body leaves no bytes behind.
+    const existing = checks.existingHead;
+    const head: Buffer[] = existing ? [existing] : [];
+    let headSize = existing?.length ?? 0;
+    let pending: Buffer[] = [];
+    let judged = inspectHead === undefined;
+    const judge = async (): Promise<void> => {
+      await inspectHead!(head.length === 1 ? head[0]! : Buffer.concat(head, headSize));
+      judged = true;
+    };
+    if (!judged && headSize >= headBytes) await judge();
+    for await (const chunk of source) {
+      total += chunk.length;
+      if (maxSize !== undefined && total > maxSize) {
+        throw new ImgdlError('TOO_LARGE', `body is larger than the ${maxSize} bytes allowed (--max-size)`, { url });
+      }
+      if (judged) {
+        yield chunk;
+        continue;
+      }
+      head.push(chunk);
+      pending.push(chunk);
+      headSize += chunk.length;
+      if (headSize < headBytes) continue;
+      await judge();
+      yield* pending;
+      pending = [];
+    }
+    if (!judged) {
+      await judge();
+      yield* pending;
+    }
+    if (expectedTotal !== undefined && total < expectedTotal) throw truncated();
+  }
+  const truncated = (cause?: unknown): ImgdlError =>
+    new ImgdlError('TRUNCATED', `body ended after ${total} of ${expectedTotal} bytes`, { url, cause });
+
   try {
-    await pipeline(body, file);
-    return file.bytesWritten;
+    await pipeline(body, checked, file);
+    return total;
   } catch (error) {
     body.destroy();
-    await fs.rm(temp, { force: true }).catch(() => undefined);
-    throw writeFailed ? fileSystemError(error, 'writing', temp) : classifyReadError(error);
+    let failure = writeFailed ? fileSystemError(error, 'writing', temp, url) : classifyReadError(error);
+    // A connection closed before Content-Length is a short body, whatever the socket layer calls it.
+    if (failure.code === 'NETWORK' && expectedTotal !== undefined && total < expectedTotal) failure = truncated(error);
+    if (!(checks.keepOnAbort === true && failure.code === 'ABORTED')) await fs.rm(temp, { force: true }).catch(() => undefined);
+    throw failure;
+  }
+}
+
+/** What is kept beside a part file so a later run can check the server still has the same file. */
+export interface PartMeta {
+  /** First 16 hex of sha1 of the URL: a part file belongs to one URL. */
+  key: string;
+  /** Strong ETag of the response the part came from. */
+  etag?: string | undefined;
+  /** Last-Modified of that response. */
+  lastModified?: string | undefined;
+}
+
+/** The file beside a part file holding its {@link PartMeta}. */
+export function partMetaPath(part: string): string {
+  return `${part}.json`;
+}
+
+/** The key that ties a part file to its URL, without writing the URL (or its credentials) to disk. */
+export function partKey(url: string): string {
+  return createHash('sha1').update(url).digest('hex').slice(0, 16);
+}
+
+/** Writes the validator of an interrupted download beside its part file. */
+export async function writePartMeta(part: string, meta: PartMeta): Promise<void> {
+  await fs.writeFile(partMetaPath(part), JSON.stringify(meta));
+}
+
+/** The meta beside `part`, or undefined when missing or unreadable. */
+export async function readPartMeta(part: string): Promise<PartMeta | undefined> {
+  try {
+    const meta = JSON.parse(await fs.readFile(partMetaPath(part), 'utf8')) as Partial<PartMeta>;
+    return typeof meta.key === 'string' ? (meta as PartMeta) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes a part file and its meta. */
+export async function removePart(part: string): Promise<void> {
+  await Promise.all([fs.rm(part, { force: true }), fs.rm(partMetaPath(part), { force: true })]).catch(() => undefined);
+}
+
+/**
+ * The part files left in each folder by an earlier run, listed once per
+ * folder, so that an item looks for its part file without a stat of its own.
+ */
+export class PartIndex {
+  readonly #folders = new Map<string, Promise<Set<string>>>();
+
+  /** True (once) when `part` existed when its folder was first listed this run. */
+  async take(part: string): Promise<boolean> {
+    const dir = path.dirname(part);
+    let listing = this.#folders.get(dir);
+    if (!listing) {
+      listing = fs.readdir(dir).then(
+        (names) => new Set(names.filter((name) => name.endsWith(PART_SUFFIX))),
+        () => new Set<string>(),
+      );
+      this.#folders.set(dir, listing);
+    }
+    return (await listing).delete(path.basename(part));
   }
 }
 

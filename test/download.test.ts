@@ -64,7 +64,7 @@ describe('download', () => {
       handlers: [http.get('*/missing.jpg', () => new HttpResponse(jpeg, { status, headers: { 'content-type': 'image/jpeg' } }))],
     });
     const out = await tempDir();
-    const [result] = await collect([server.url('/missing.jpg')], { out });
+    const [result] = await collect([server.url('/missing.jpg')], { out, retryDelayMs: 1 });
     expect(result).toMatchObject({ status: 'failed', httpStatus: status, path: null, error: { code: 'HTTP_STATUS' } });
     expect(await listFiles(out)).toEqual([]);
   });
@@ -208,7 +208,7 @@ describe('download', () => {
       ],
     });
     const out = await tempDir();
-    const [result] = await collect([server.url('/broken.jpg')], { out });
+    const [result] = await collect([server.url('/broken.jpg')], { out, retryDelayMs: 1 });
     expect(result?.status).toBe('failed');
     expect(await listFiles(out)).toEqual([]);
   });
