@@ -35,15 +35,29 @@ export function createAgent(options: Pick<ResolvedOptions, 'timeoutMs' | 'perHos
   });
 }
 
+/**
+ * Drops a response body unread. undici's body emits an AbortError when
+ * destroyed before its end; with nobody listening that would crash the run.
+ */
+export function discardBody(body: { on(event: 'error', listener: () => void): unknown; destroy(): unknown }): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
+
 /** First value of a header that may have been sent more than once. */
 export function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** An undici or socket error as an imgdl error with a stable code; the original stays as `cause`. */
-export function classifyNetworkError(error: unknown, url: string): ImgdlError {
+/**
+ * An undici or socket error as an imgdl error with a stable code; the
+ * original stays as `cause`. When `signal` has aborted, the error is ABORTED
+ * whatever it looks like, since undici rejects with the signal's own reason.
+ */
+export function classifyNetworkError(error: unknown, url: string, signal?: AbortSignal): ImgdlError {
   if (error instanceof ImgdlError) return error;
+  if (signal?.aborted) return new ImgdlError('ABORTED', 'stopped before it finished', { url, cause: error });
   const code = (error as { code?: unknown } | null)?.code;
   const name = (error as { name?: unknown } | null)?.name;
   switch (code) {
@@ -93,7 +107,7 @@ export async function fetchOne(
         signal: signal ?? null,
       });
     } catch (error) {
-      throw classifyNetworkError(error, shown);
+      throw classifyNetworkError(error, shown, signal);
     }
     const { statusCode: status, headers, body } = response;
     if (status >= 200 && status < 300) return { url: current, status, headers, body };

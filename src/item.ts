@@ -8,7 +8,7 @@
 import fs from 'node:fs/promises';
 import type { Dispatcher } from 'undici';
 import { ImgdlError, ValidationError, toErrorRecord } from './errors.js';
-import { classifyNetworkError, fetchOne, header, type FetchedResponse } from './fetch.js';
+import { classifyNetworkError, discardBody, fetchOne, header, type FetchedResponse } from './fetch.js';
 import { parseItemUrl, redactUrl, type ListItem } from './list.js';
 import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, splitExt, type NameRegistry } from './naming.js';
 import type { ResolvedOptions } from './options.js';
@@ -149,7 +149,7 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
     resume = undefined;
     await removePart(part);
     if (response.status === 206) {
-      response.body.destroy();
+      discardBody(response.body);
       progress.attempts++;
       response = await fetchOne(task.url, ctx.agent, options, ctx.signal);
     }
@@ -160,7 +160,7 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
   const length = contentLength(response);
   const expectedTotal = length === undefined ? undefined : start + length;
   if (options.maxSize !== undefined && expectedTotal !== undefined && expectedTotal > options.maxSize) {
-    response.body.destroy();
+    discardBody(response.body);
     throw new ImgdlError('TOO_LARGE', `Content-Length ${expectedTotal} is over the ${options.maxSize} bytes allowed (--max-size)`, {
       url: task.shownUrl,
       status: response.status,
@@ -173,7 +173,7 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
     if (offered !== undefined && offered !== relPath) {
       relPath = ctx.names.claim(offered, task.url.href);
       if (options.onExists === 'skip' && (await exists(resolveInside(options.out, relPath)))) {
-        response.body.destroy();
+        discardBody(response.body);
         return skipped(task.item, task.shownUrl, 'exists', relPath, progress.attempts, progress.httpStatus);
       }
     }
@@ -184,7 +184,7 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
   await ctx.folders.ensureFor(part);
   let bytes: number;
   try {
-    bytes = await streamToFile(response.body, part, (error) => classifyNetworkError(error, task.shownUrl), {
+    bytes = await streamToFile(response.body, part, (error) => classifyNetworkError(error, task.shownUrl, ctx.signal), {
       start,
       existingHead: resume?.head,
       expectedTotal,

@@ -137,6 +137,8 @@ export async function streamToFile(
     await pipeline(body, checked, file);
     return total;
   } catch (error) {
+    // Destroying an unfinished undici body emits an error nobody else listens to any more.
+    body.on('error', () => undefined);
     body.destroy();
     let failure = writeFailed ? fileSystemError(error, 'writing', temp, url) : classifyReadError(error);
     // A connection closed before Content-Length is a short body, whatever the socket layer calls it.
