@@ -2,7 +2,7 @@
  * Shared test scaffolding: fixture servers and temp folders that are always
  * cleaned up, and a way to run the built CLI as a user would.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -59,8 +59,20 @@ export interface CliRun {
   stderr: string;
 }
 
+/** How {@link runCli} runs the CLI. */
+export interface CliOptions {
+  /** What stdin carries; bytes for input that is not valid UTF-8. */
+  stdin?: string | Buffer;
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Leave stdin open (e.g. to stop the run with a signal while it still reads). */
+  keepStdinOpen?: boolean;
+  /** Called once the child runs, e.g. to send it signals or close its stdout. */
+  onSpawn?: (child: ChildProcessWithoutNullStreams, output: { readonly stderr: string }) => void;
+}
+
 /** Runs the built CLI (`bin/imgdl.js`) with `args`, feeding `stdin` (or an empty stdin). */
-export function runCli(args: string[], options: { stdin?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
+export function runCli(args: string[], options: CliOptions = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(ROOT, 'bin/imgdl.js'), ...args], {
       cwd: options.cwd ?? ROOT,
@@ -73,6 +85,12 @@ export function runCli(args: string[], options: { stdin?: string; cwd?: string; 
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    child.stdin.end(options.stdin ?? '');
+    if (options.keepStdinOpen) child.stdin.write(options.stdin ?? '');
+    else child.stdin.end(options.stdin ?? '');
+    options.onSpawn?.(child, {
+      get stderr() {
+        return stderr;
+      },
+    });
   });
 }

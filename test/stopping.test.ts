@@ -1,0 +1,246 @@
+/**
+ * The command under interruption and hostile input: signals, a closed
+ * stdout, a full disk, and lists written to hurt. Each test runs the built
+ * CLI as a child process, as a user would.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { http, HttpResponse } from 'msw';
+import { describe, expect, it } from 'vitest';
+import { generatedImage } from '../src/fixture-server.js';
+import { listFiles, runCli, serve, tempDir } from './helpers.js';
+
+const jpeg = generatedImage('jpg', 40_000);
+
+async function until(check: () => Promise<boolean> | boolean): Promise<void> {
+  while (!(await check())) await delay(10);
+}
+
+/** A body that sends its first 12 000 bytes, then waits for `release` before the rest. */
+function held(release: Promise<void>): Response {
+  const stream = new ReadableStream({
+    async start(controller) {
+      controller.enqueue(jpeg.subarray(0, 12_000));
+      await release;
+      controller.enqueue(jpeg.subarray(12_000));
+      controller.close();
+    },
+  });
+  return new HttpResponse(stream, { headers: { 'content-type': 'image/jpeg', 'content-length': String(jpeg.length), etag: '"e1"' } });
+}
+
+/** A list file of `/slow.jpg` followed by `more` quick items. */
+async function listOf(out: string, server: { url(p: string): string }, more = 5): Promise<string> {
+  const file = path.join(out, 'urls.txt');
+  const urls = [server.url('/slow.jpg'), ...Array.from({ length: more }, (_, i) => server.url(`/gen/${i}.jpg`))];
+  await fs.writeFile(file, urls.join('\n'));
+  return file;
+}
+
+describe('stopping', () => {
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)('on %s starts nothing new, stops what is in flight after the grace period, keeps its part file, and exits %i', async (signal, code) => {
+    const never = new Promise<void>(() => undefined);
+    const server = await serve({ handlers: [http.get('*/slow.jpg', () => held(never))] });
+    const dir = await tempDir();
+    const out = path.join(dir, 'img');
+    const manifest = path.join(dir, 'run.jsonl');
+    const list = await listOf(dir, server);
+    const run = await runCli(['-i', list, '-o', out, '-c', '1', '--grace', '100', '--manifest', manifest], {
+      onSpawn: (child) =>
+        void until(async () => (await fs.stat(path.join(out, 'slow.jpg.part')).catch(() => undefined))?.size === 12_000).then(() =>
+          child.kill(signal),
+        ),
+    });
+    expect(run.code).toBe(code);
+    expect(server.stats.requests).toBe(1);
+    expect(run.stderr).toContain('0 ok, 1 failed, 0 skipped of 1');
+    expect(await listFiles(out)).toEqual(['slow.jpg.part', 'slow.jpg.part.json']);
+    const records = (await fs.readFile(manifest, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { error: { code: string } });
+    expect(records.map((r) => r.error.code)).toEqual(['ABORTED']);
+  });
+
+  it('lets a download in flight finish within the grace period', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const server = await serve({ handlers: [http.get('*/slow.jpg', () => held(released))] });
+    const dir = await tempDir();
+    const out = path.join(dir, 'img');
+    const list = await listOf(dir, server);
+    const run = await runCli(['-i', list, '-o', out, '-c', '1', '--grace', '60000', '--json'], {
+      onSpawn: (child, output) => {
+        void until(() => server.stats.requests === 1)
+          .then(() => child.kill('SIGINT'))
+          .then(() => until(() => output.stderr.includes('no new downloads')))
+          .then(release);
+      },
+    });
+    expect(run.code).toBe(130);
+    expect(JSON.parse(run.stdout)).toMatchObject({ total: 1, ok: 1 });
+    expect(await listFiles(out)).toEqual(['slow.jpg']);
+    expect(await fs.readFile(path.join(out, 'slow.jpg'))).toEqual(jpeg);
+    expect(server.stats.requests).toBe(1);
+  });
+
+  it('exits at once on a second Ctrl-C, with no incomplete file at a final name', async () => {
+    const server = await serve({ handlers: [http.get('*/slow.jpg', () => held(new Promise(() => undefined)))] });
+    const dir = await tempDir();
+    const out = path.join(dir, 'img');
+    const list = await listOf(dir, server, 0);
+    // A grace period longer than the test's timeout: only the second signal can end this run in time.
+    const run = await runCli(['-i', list, '-o', out, '--grace', '600000'], {
+      onSpawn: (child, output) => {
+        void until(() => server.stats.requests === 1)
+          .then(() => child.kill('SIGINT'))
+          .then(() => until(() => output.stderr.includes('no new downloads')))
+          .then(() => child.kill('SIGINT'));
+      },
+    });
+    expect(run.code).toBe(130);
+    expect(run.stderr).toContain('SIGINT again');
+    expect((await listFiles(out)).filter((f) => !f.endsWith('.part'))).toEqual([]);
+  });
+
+  it('stops reading a list from stdin that is still open', async () => {
+    const server = await serve();
+    const out = await tempDir();
+    const run = await runCli(['-o', out, '--json'], {
+      stdin: `${server.url('/gen/a.jpg')}\n`,
+      keepStdinOpen: true,
+      onSpawn: (child) => void until(async () => (await listFiles(out)).includes('a.jpg')).then(() => child.kill('SIGTERM')),
+    });
+    expect(run.code).toBe(143);
+    expect(JSON.parse(run.stdout)).toMatchObject({ ok: 1 });
+  });
+});
+
+describe('closed outputs and full disks', () => {
+  it('ends cleanly with a message when stdout is closed by its reader (EPIPE)', async () => {
+    const server = await serve({ latencyMs: 100 });
+    const out = await tempDir();
+    const run = await runCli([server.url('/gen/a.jpg'), '-o', out, '--json'], { onSpawn: (child) => child.stdout.destroy() });
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain('EPIPE');
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    expect(await listFiles(out)).toEqual(['a.jpg']);
+  });
+
+  it('stops with a clear message when the manifest cannot be written (ENOSPC)', async () => {
+    const server = await serve();
+    const out = await tempDir();
+    // /dev/full: every write fails with ENOSPC, as on a full disk.
+    const run = await runCli([server.url('/gen/a.jpg'), server.url('/gen/b.jpg'), '-o', out, '-c', '1', '--manifest', '/dev/full']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/imgdl: disk full: ENOSPC while writing manifest \/dev\/full/);
+    expect(server.stats.requests).toBe(1);
+  });
+});
+
+describe('hostile input', () => {
+  it('fails each hostile line with its line number, writes nothing outside the output folder, and saves the rest', async () => {
+    const server = await serve({
+      handlers: [
+        http.get('*/cd/:name', ({ params }) =>
+          new HttpResponse(generatedImage('jpg', 500), {
+            headers: { 'content-disposition': `attachment; filename="${decodeURIComponent(String(params.name))}"` },
+          }),
+        ),
+      ],
+    });
+    const root = await tempDir();
+    const out = path.join(root, 'out');
+    const ok = (name: string) => server.url(`/gen/${name}.jpg`);
+    const lines = [
+      `${ok('a')} ../up.jpg`, // 1
+      `${ok('b')} /etc/abs.jpg`, // 2
+      `${ok('c')} ..\\\\win.jpg`, // 3
+      `${ok('d')} CON`, // 4 reserved: made safe, saved
+      `${ok('e')} ${'x'.repeat(300)}.jpg`, // 5 long: cut, saved
+      'not a url', // 6
+      'file:///etc/passwd', // 7
+      'ftp://host/a.jpg', // 8
+      'data:image/png;base64,AAAA', // 9
+      'javascript:alert(1)', // 10
+      server.url('/cd/..%2F..%2Fevil.jpg'), // 11 traversal in Content-Disposition: basename kept
+      server.url('/cd/nul.jpg'), // 12 reserved name in Content-Disposition
+      `http://${'a'.repeat(1024 * 1024)}.example/x.jpg`, // 13 a 1 MB line
+      ok('last'), // 14
+    ];
+    const list = path.join(root, 'urls.txt');
+    await fs.writeFile(list, lines.join('\n'));
+    const manifest = path.join(root, 'run.jsonl');
+    const run = await runCli(['-i', list, '-o', out, '--manifest', manifest, '-c', '4']);
+    expect(run.code).toBe(1);
+    const records = (await fs.readFile(manifest, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { line: number; status: string; path: string | null; error: { code: string } | null });
+    const byLine = Object.fromEntries(records.map((r) => [r.line, r.error?.code ?? r.path]));
+    expect(byLine).toEqual({
+      1: 'UNSAFE_NAME',
+      2: 'UNSAFE_NAME',
+      3: 'UNSAFE_NAME',
+      4: '_CON', // a NAME from the list is kept as given, made safe
+      5: expect.stringMatching(/^x{190,}\.jpg$/),
+      6: 'INVALID_URL',
+      7: 'UNSUPPORTED_SCHEME',
+      8: 'UNSUPPORTED_SCHEME',
+      9: 'UNSUPPORTED_SCHEME',
+      10: 'UNSUPPORTED_SCHEME',
+      11: 'evil.jpg',
+      12: '_nul.jpg',
+      13: 'INVALID_URL',
+      14: 'last.jpg',
+    });
+    for (const n of [1, 6, 7, 13]) expect(run.stderr).toContain(`${list}:${n}`);
+    expect((await listFiles(root)).every((f) => f.startsWith('out/') || f === 'urls.txt' || f === 'run.jsonl')).toBe(true);
+  });
+
+  it('fails binary garbage and invalid UTF-8 on stdin line by line, and goes on', async () => {
+    const server = await serve();
+    const out = await tempDir();
+    const garbage = Buffer.from([0xff, 0xfe, 0x00, 0x01, 0x9c, 0x80, 0x0a]);
+    const stdin = Buffer.concat([garbage, Buffer.from(`http://h/\xff\n${server.url('/gen/ok.jpg')}\n`, 'latin1')]);
+    const run = await runCli(['-o', out, '--json'], { stdin });
+    expect(run.code).toBe(1);
+    expect(JSON.parse(run.stdout)).toMatchObject({ ok: 1, failed: 2, errors: { INVALID_URL: { count: 2 } } });
+    expect(await listFiles(out)).toEqual(['ok.jpg']);
+  });
+
+  it('never logs or records the credentials of a URL', async () => {
+    const server = await serve();
+    const dir = await tempDir();
+    const manifest = path.join(dir, 'run.jsonl');
+    const secretUrl = server.url('/gen/a.jpg').replace('http://', 'http://alice:s3cr3t@');
+    const failing = server.url('/nope.jpg').replace('http://', 'http://bob:hunter2@');
+    const run = await runCli([secretUrl, failing, '-o', path.join(dir, 'img'), '--manifest', manifest, '-vv', '--retries', '0']);
+    expect(run.code).toBe(1);
+    const written = run.stderr + run.stdout + (await fs.readFile(manifest, 'utf8'));
+    expect(written).toContain('***@');
+    expect(written).not.toMatch(/s3cr3t|hunter2|alice|bob/);
+  });
+});
+
+describe('flags', () => {
+  it.each([
+    [['--max-size', '1k'], 'TOO_LARGE'],
+    [['--max-size', 'huge'], 'maxSize'],
+    [['--retries', '-1'], 'retries'],
+  ])('with %j reports %s', async (flags, expected) => {
+    const server = await serve();
+    const out = await tempDir();
+    const run = await runCli([server.url('/gen/a.jpg?bytes=5000'), '-o', out, ...flags]);
+    expect(run.stderr).toContain(expected);
+  });
+
+  it('keeps an HTML page with --any-type and refuses it without', async () => {
+    const server = await serve({ handlers: [http.get('*/page.jpg', () => HttpResponse.html('<p>hello</p>'))] });
+    const out = await tempDir();
+    const refused = await runCli([server.url('/page.jpg'), '-o', out]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('NOT_AN_IMAGE');
+    const kept = await runCli([server.url('/page.jpg'), '-o', out, '--any-type']);
+    expect(kept.code).toBe(0);
+    expect(await listFiles(out)).toEqual(['page.jpg']);
+  });
+});
