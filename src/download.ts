@@ -24,7 +24,9 @@ export type Source = Iterable<SourceEntry> | AsyncIterable<SourceEntry>;
  * Downloads every item of `source` into `options.out`, yielding one
  * {@link ItemResult} per item as it finishes (in completion order). The source
  * is read only as fast as slots free up, so it may be endless. A failed item
- * never stops the run; aborting `options.signal` stops it.
+ * never stops the run (a full disk stops new items from starting). Aborting
+ * `options.stopSignal` stops it gently (no new items; those in flight get
+ * `graceMs`), aborting `options.signal` at once.
  *
  * Throws `OptionError` for bad options, and a FILESYSTEM error when the output
  * folder or the manifest cannot be created.

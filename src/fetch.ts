@@ -67,6 +67,8 @@ export function classifyNetworkError(error: unknown, url: string, signal?: Abort
       return new TimeoutError('timed out waiting for response headers', { url, cause: error });
     case 'UND_ERR_BODY_TIMEOUT':
       return new TimeoutError('timed out waiting for the next part of the body', { url, cause: error });
+    case 'UND_ERR_HEADERS_OVERFLOW':
+      return new NetworkError('NETWORK', 'response headers are larger than allowed (16 KiB)', { url, cause: error });
   }
   if (name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') {
     return new ImgdlError('ABORTED', 'stopped before it finished', { url, cause: error });

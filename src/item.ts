@@ -133,8 +133,7 @@ interface Resumable {
 async function attempt(task: Task, ctx: RunContext, progress: Progress, started: number): Promise<ItemResult> {
   const { options } = ctx;
   const part = partPath(resolveInside(options.out, task.relPath));
-  const key = partKey(task.url.href);
-  let resume = progress.attempts === 0 && (await ctx.parts.take(part)) ? await resumable(part, key) : undefined;
+  let resume = progress.attempts === 0 && (await ctx.parts.take(part)) ? await resumable(part, partKey(task.url.href)) : undefined;
 
   progress.attempts++;
   let response = await fetchOne(
@@ -203,7 +202,7 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
   } catch (error) {
     // Kept for the next run only when the server gave a way to tell it still has the same file.
     if (error instanceof ImgdlError && error.code === 'ABORTED' && validator !== undefined) {
-      await writePartMeta(part, { key, ...validator.meta }).catch(() => removePart(part));
+      await writePartMeta(part, { key: partKey(task.url.href), ...validator.meta }).catch(() => removePart(part));
     } else if (resume) await removePart(part);
     throw error;
   }
