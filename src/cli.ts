@@ -181,8 +181,8 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
   } finally {
     stopping.dispose();
   }
-  // A stopped run may leave stdin half read; it must not keep the process alive.
-  if (stopping.by) process.stdin.destroy();
+  // A run that stopped early (signal, full disk) may leave stdin half read; it must not keep the process alive.
+  if (stopping.by || fatal || inputs.some((input) => input.name === 'stdin')) process.stdin.destroy();
   const summary = report.summary();
   if (argv.json) process.stdout.write(JSON.stringify(summary) + '\n');
   else if (!argv.quiet) process.stderr.write(formatSummary(summary) + '\n');
