@@ -179,6 +179,8 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
   }
 
   let sniffed: Sniffed | undefined;
+  /** Set when the name the bytes call for already holds a file that `skip` keeps. */
+  let existing = false;
   const validator = strongValidator(response);
   await ctx.folders.ensureFor(part);
   let bytes: number;
@@ -194,12 +196,26 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
         : async (head) => {
             sniffed = await sniffImage(head);
             if (!sniffed) throw notAnImage(head, progress.contentType, task.shownUrl);
+            // The bytes decide the extension, unless the list named the file.
+            if (task.named) return;
+            const { stem, ext } = splitExt(relPath);
+            if (extensionFits(ext, sniffed)) return;
+            relPath = ctx.names.claim(stem + sniffed.ext, task.url.href);
+            // Known now, before the rest of the body: a rerun reads no more than the head.
+            if (options.onExists === 'skip' && (await exists(resolveInside(options.out, relPath)))) {
+              existing = true;
+              throw new ImgdlError('ABORTED', 'file exists', { url: task.shownUrl });
+            }
           },
       keepOnAbort: validator !== undefined,
       url: task.shownUrl,
       openPart: ctx.openPart,
     });
   } catch (error) {
+    if (existing) {
+      await removePart(part);
+      return skipped(task.item, task.shownUrl, 'exists', relPath, progress.attempts, progress.httpStatus);
+    }
     // Kept for the next run only when the server gave a way to tell it still has the same file.
     if (error instanceof ImgdlError && error.code === 'ABORTED' && validator !== undefined) {
       await writePartMeta(part, { key: partKey(task.url.href), ...validator.meta }).catch(() => removePart(part));
@@ -208,17 +224,6 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
   }
   if (resume) await fs.rm(partMetaPath(part), { force: true }).catch(() => undefined);
 
-  // The bytes decide the extension, unless the list named the file.
-  if (!task.named && sniffed !== undefined) {
-    const { stem, ext } = splitExt(relPath);
-    if (!extensionFits(ext, sniffed)) {
-      relPath = ctx.names.claim(stem + sniffed.ext, task.url.href);
-      if (options.onExists === 'skip' && (await exists(resolveInside(options.out, relPath)))) {
-        await removePart(part);
-        return skipped(task.item, task.shownUrl, 'exists', relPath, progress.attempts, progress.httpStatus);
-      }
-    }
-  }
   const written = await commitFile(part, resolveInside(options.out, relPath), options.onExists);
   return {
     url: task.shownUrl,

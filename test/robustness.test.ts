@@ -285,6 +285,23 @@ describe('it must be an image', () => {
     expect(JSON.parse(await fs.readFile(manifest, 'utf8'))).toMatchObject({ sniffedType, contentType: 'image/jpeg' });
   });
 
+  it('skips on rerun an item whose file got its extension from the bytes', async () => {
+    const big = generatedImage('png', 50_000);
+    let runs = 0;
+    // The second time, the body stalls after its head: only an item decided from the head can finish.
+    const server = await serve({
+      handlers: [http.get('*/img/picture', () => (runs++ === 0 ? image(big)() : stalling(big.subarray(0, 8_000), { 'content-length': String(big.length) })))],
+    });
+    const out = await tempDir();
+    const [first] = await collect([server.url('/img/picture')], { out });
+    expect(first).toMatchObject({ status: 'ok', path: 'picture.png' });
+    await fs.writeFile(path.join(out, 'picture.png'), 'kept');
+    const [again] = await collect([server.url('/img/picture')], { out, timeoutMs: 600_000 });
+    expect(again).toMatchObject({ status: 'skipped', skipReason: 'exists', path: 'picture.png' });
+    expect(await fs.readFile(path.join(out, 'picture.png'), 'utf8')).toBe('kept');
+    expect(await listFiles(out)).toEqual(['picture.png']);
+  });
+
   it('keeps the NAME the list gave, whatever the bytes are', async () => {
     const server = await serve({ handlers: [http.get('*/x.jpg', image(png))] });
     const out = await tempDir();
