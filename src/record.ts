@@ -89,9 +89,9 @@ export function doneKey(url: string): string {
  * Keys ({@link doneKey}) of the items an earlier run's manifest records as
  * done: `ok`, or skipped because their file existed. The last record of a URL
  * wins, so an item that failed after succeeding is tried again. Streams the
- * file and keeps 12 characters per done item, so a manifest of millions of
- * lines fits. Undefined when `file` is missing or not a regular file (e.g.
- * `/dev/stdout`); unreadable lines are ignored.
+ * file and keeps 12 characters per done item (~55 bytes of heap), so a
+ * manifest of millions of lines fits. Undefined when `file` is missing or
+ * not a regular file (e.g. `/dev/stdout`); unreadable lines are ignored.
  */
 export async function readDoneKeys(file: string): Promise<Set<string> | undefined> {
   let stream: fs.ReadStream;
