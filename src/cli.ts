@@ -10,11 +10,11 @@
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { itemsFromArgs, readList, type ListItem } from './list.js';
-import type { Logger } from 'pino';
 import { describeError } from './errors.js';
+import { itemsFromArgs, readList, type ListItem } from './list.js';
 import { createLogger, levelFor } from './log.js';
 import { MODES, ON_EXISTS, OptionError, VERSION, resolveOptions, type Mode, type OnExists, type Options } from './options.js';
 
