@@ -10,6 +10,7 @@ import type { ListItem } from './list.js';
 import { NameRegistry } from './naming.js';
 import { resolveOptions, type Options } from './options.js';
 import { runPool } from './pool.js';
+import { ProgressTracker } from './progress.js';
 import { ManifestWriter, readDoneKeys, type ItemResult } from './record.js';
 import { fileSystemError, FolderMaker, openPartFile, PartIndex } from './write.js';
 import type { ResolvedOptions } from './options.js';
@@ -38,7 +39,9 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
   } catch (error) {
     throw fileSystemError(error, 'creating output folder', resolved.out);
   }
-  yield* downloadWith(source, await createRunContext(resolved));
+  const progress = new ProgressTracker(resolved.onProgress);
+  const ctx = await createRunContext(resolved, resolved.onProgress ? (n) => progress.bytes(n) : undefined);
+  yield* downloadWith(source, ctx, progress);
 }
 
 /**
@@ -46,13 +49,13 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
  * files and what an earlier run's manifest says is done. {@link download}
  * makes one; tests make their own to replace a seam such as `openPart`.
  */
-export async function createRunContext(options: ResolvedOptions): Promise<RunContext> {
+export async function createRunContext(options: ResolvedOptions, onBytes?: (n: number) => void): Promise<RunContext> {
   const stop = new AbortController();
   // Every request in flight listens on this signal; their number is bounded by the pool, not by 10.
   setMaxListeners(0, stop.signal);
   return {
     options,
-    agent: createAgent(options),
+    agent: createAgent(options, onBytes),
     names: new NameRegistry(),
     folders: new FolderMaker(),
     seen: new Set(),
@@ -64,8 +67,16 @@ export async function createRunContext(options: ResolvedOptions): Promise<RunCon
   };
 }
 
-/** {@link download} over a context made by {@link createRunContext}; the context's agent is closed at the end. */
-export async function* downloadWith(source: Source, ctx: RunContext): AsyncGenerator<ItemResult> {
+/**
+ * {@link download} over a context made by {@link createRunContext}; the
+ * context's agent is closed at the end. `progress` receives the run's
+ * progress (its byte counts come from the agent, wired by the caller).
+ */
+export async function* downloadWith(
+  source: Source,
+  ctx: RunContext,
+  progress: ProgressTracker = new ProgressTracker(ctx.options.onProgress),
+): AsyncGenerator<ItemResult> {
   const { options: resolved } = ctx;
   const manifest = resolved.manifest === undefined ? undefined : new ManifestWriter(resolved.manifest);
   const log = resolved.logger;
@@ -84,12 +95,25 @@ export async function* downloadWith(source: Source, ctx: RunContext): AsyncGener
   resolved.signal?.addEventListener('abort', onAbort, { once: true });
   if (resolved.stopSignal?.aborted) onStop();
   resolved.stopSignal?.addEventListener('abort', onStop, { once: true });
+  if (resolved.insecure) log?.warn('TLS certificate verification is OFF (insecure): anyone on the path can read and alter these downloads');
 
   async function* plan(): AsyncGenerator<Planned> {
-    for await (const item of toListItems(source)) yield planItem(item, ctx);
+    for await (const item of toListItems(source)) {
+      progress.read();
+      yield planItem(item, ctx);
+    }
+    progress.listComplete();
   }
-  const work = async (planned: Planned): Promise<ItemResult> =>
-    'result' in planned ? planned.result : runTask(planned.task, ctx);
+  const work = async (planned: Planned): Promise<ItemResult> => {
+    if ('result' in planned) {
+      progress.finished(planned.result, false);
+      return planned.result;
+    }
+    progress.started();
+    const result = await runTask(planned.task, ctx);
+    progress.finished(result, true);
+    return result;
+  };
 
   try {
     for await (const result of runPool(plan(), resolved.concurrency, work, drain.signal)) {
@@ -120,7 +144,7 @@ export async function* downloadWith(source: Source, ctx: RunContext): AsyncGener
 }
 
 /** Normalises every kind of source entry to a {@link ListItem}, numbering API entries from 1. */
-async function* toListItems(source: Source): AsyncGenerator<ListItem> {
+export async function* toListItems(source: Source): AsyncGenerator<ListItem> {
   let index = 0;
   for await (const entry of source) {
     index++;

@@ -8,7 +8,8 @@
  * to the pool.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { Agent, type Dispatcher } from 'undici';
+import { rootCertificates } from 'node:tls';
+import { Agent, EnvHttpProxyAgent, ProxyAgent, interceptors, type Dispatcher } from 'undici';
 import { HttpStatusError, ImgdlError, NetworkError, TimeoutError, ValidationError } from './errors.js';
 import { redactUrl } from './list.js';
 import type { ResolvedOptions } from './options.js';
@@ -24,15 +25,75 @@ export interface FetchedResponse {
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
-/** Opens a run's HTTP agent: keep-alive, separate connect/headers/body-idle timeouts, optional per-origin cap. */
-export function createAgent(options: Pick<ResolvedOptions, 'timeoutMs' | 'perHost'>): Agent {
-  return new Agent({
+/** What {@link createAgent} needs from the options. */
+export type AgentOptions = Pick<ResolvedOptions, 'timeoutMs' | 'perHost'> &
+  Partial<Pick<ResolvedOptions, 'proxy' | 'insecure' | 'ca'>>;
+
+/** The proxy variables undici's EnvHttpProxyAgent reads, in either case. */
+const PROXY_ENV = ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy'];
+
+/**
+ * Opens a run's HTTP dispatcher: keep-alive, separate connect/headers/body-idle
+ * timeouts, optional per-origin cap; through `options.proxy`, or the
+ * environment's proxies when one is set; gzip/br/deflate bodies decoded; and
+ * `onBytes` told of every decoded body chunk. Always a dispatcher of its own:
+ * the global one is never read or changed.
+ */
+export function createAgent(options: AgentOptions, onBytes?: (n: number) => void): Dispatcher {
+  const tls = {
+    ...(options.insecure ? { rejectUnauthorized: false } : {}),
+    // Node's `ca` replaces its bundled roots; keep them so a private CA adds to the public ones.
+    ...(options.ca === undefined ? {} : { ca: [...rootCertificates, options.ca] }),
+  };
+  const base = {
     connections: options.perHost ?? null,
     connectTimeout: options.timeoutMs,
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
     keepAliveTimeout: 10_000,
-  });
+    connect: tls,
+    // Tunnelling is for https targets; plain http goes to the proxy as an absolute-URL request, as curl does.
+    proxyTunnel: false,
+    requestTls: tls,
+  };
+  let dispatcher: Dispatcher;
+  if (typeof options.proxy === 'string') dispatcher = new ProxyAgent({ ...base, uri: options.proxy });
+  else if (options.proxy !== false && PROXY_ENV.some((name) => process.env[name])) dispatcher = new EnvHttpProxyAgent(base);
+  else dispatcher = new Agent(base);
+  // compose() wraps in order, so the counter sits outside the decoder and counts decoded bytes.
+  const decode = interceptors.decompress();
+  return onBytes ? dispatcher.compose(decode, countBody(onBytes)) : dispatcher.compose(decode);
+}
+
+function countBody(onBytes: (n: number) => void): Dispatcher.DispatcherComposeInterceptor {
+  return (dispatch) => (opts, handler) => dispatch(opts, new CountingHandler(handler, onBytes));
+}
+
+/** Passes every callback through, telling `onBytes` the size of each body chunk. */
+class CountingHandler implements Dispatcher.DispatchHandler {
+  constructor(
+    readonly handler: Dispatcher.DispatchHandler,
+    readonly onBytes: (n: number) => void,
+  ) {}
+  onRequestStart(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestStart']>>): void {
+    this.handler.onRequestStart?.(...args);
+  }
+  onRequestUpgrade(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestUpgrade']>>): void {
+    this.handler.onRequestUpgrade?.(...args);
+  }
+  onResponseStart(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>): void {
+    this.handler.onResponseStart?.(...args);
+  }
+  onResponseData(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseData']>>): void {
+    this.onBytes(args[1].length);
+    this.handler.onResponseData?.(...args);
+  }
+  onResponseEnd(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseEnd']>>): void {
+    this.handler.onResponseEnd?.(...args);
+  }
+  onResponseError(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseError']>>): void {
+    this.handler.onResponseError?.(...args);
+  }
 }
 
 /**
@@ -102,6 +163,8 @@ export async function fetchOne(
         headers: {
           'user-agent': options.userAgent,
           accept: 'image/*,*/*;q=0.8',
+          // The agent's decompress interceptor decodes these, so the saved file is the image itself.
+          'accept-encoding': 'gzip, br',
           ...options.headers,
           ...extraHeaders,
           ...authorization(current),

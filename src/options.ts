@@ -4,9 +4,11 @@
  * threads and tests all pass through here, so a bad value is refused the same
  * way everywhere, with the option's name and the value received.
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import type { Progress } from './progress.js';
 
 /** How tasks are scheduled. The per-item pipeline is the same in every mode. */
 export type Mode = 'sequential' | 'concurrent';
@@ -37,10 +39,30 @@ export interface Options {
   timeoutMs?: number | undefined;
   /** Redirects followed per item [`--max-redirects`]. Default 10. */
   maxRedirects?: number | undefined;
-  /** Extra request headers. Default none. */
+  /** Extra request headers, name to value [`-H, --header "Name: value"`]. Default none. */
   headers?: Record<string, string> | undefined;
-  /** User-Agent header. Default `imgdl/<version>`. */
+  /** User-Agent header [`-A, --user-agent`]. Default `imgdl/<version>`. */
   userAgent?: string | undefined;
+  /** Referer header sent with every request [`--referer`]. Default none. */
+  referer?: string | undefined;
+  /** Cookie header sent with every request, e.g. `'a=b; c=d'` [`--cookie`]. Default none. */
+  cookie?: string | undefined;
+  /**
+   * HTTP(S) proxy URL for every request [`--proxy`]. Default: `HTTPS_PROXY`,
+   * `HTTP_PROXY` and `NO_PROXY` (or their lower-case forms) from the
+   * environment; `false` ignores the environment [`--no-proxy`].
+   */
+  proxy?: string | false | undefined;
+  /** Skip TLS certificate verification [`-k, --insecure`]. Default false. Logged as a warning when on. */
+  insecure?: boolean | undefined;
+  /** PEM file of extra CA certificates trusted besides Node's bundled ones [`--cacert`]. Default none. */
+  cacert?: string | undefined;
+  /**
+   * Called with a fresh {@link Progress} snapshot whenever the run's figures
+   * change: an item read, started or finished, or body bytes received.
+   * Called synchronously on the hot path, so keep it cheap. Default none.
+   */
+  onProgress?: ((progress: Progress) => void) | undefined;
   /** Logger (pino). Default: a silent one. */
   logger?: Logger | undefined;
   /** Stops the run: no new items start, items in flight are aborted. Default none. */
@@ -75,8 +97,14 @@ export interface ResolvedOptions {
   manifest: string | undefined;
   timeoutMs: number;
   maxRedirects: number;
+  /** Lower-case names; `referer` and `cookie` already folded in. */
   headers: Record<string, string>;
   userAgent: string;
+  proxy: string | false | undefined;
+  insecure: boolean;
+  /** The PEM text of `cacert`, read once here. */
+  ca: string | undefined;
+  onProgress: ((progress: Progress) => void) | undefined;
   logger: Logger | undefined;
   signal: AbortSignal | undefined;
   retries: number;
@@ -149,8 +177,13 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
   if (options.out !== undefined && (typeof options.out !== 'string' || options.out === '')) {
     throw new OptionError('out', options.out, 'a folder path');
   }
-  if (options.headers !== undefined && (typeof options.headers !== 'object' || options.headers === null)) {
-    throw new OptionError('headers', options.headers, 'an object of header names to values');
+  const headers = resolveHeaders(options);
+  if (options.proxy !== undefined && options.proxy !== false) httpUrl('proxy', options.proxy);
+  if (options.insecure !== undefined && typeof options.insecure !== 'boolean') {
+    throw new OptionError('insecure', options.insecure, 'true or false');
+  }
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+    throw new OptionError('onProgress', options.onProgress, 'a function');
   }
   const maxSize = parseSize('maxSize', options.maxSize ?? '1G');
   return {
@@ -162,8 +195,12 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
     manifest: options.manifest,
     timeoutMs: integer('timeoutMs', options.timeoutMs, 30_000, 1, 24 * 3600 * 1000),
     maxRedirects: integer('maxRedirects', options.maxRedirects, 10, 0, 100),
-    headers: { ...options.headers },
-    userAgent: options.userAgent ?? `imgdl/${VERSION}`,
+    headers,
+    userAgent: headerValue('userAgent', options.userAgent ?? `imgdl/${VERSION}`),
+    proxy: options.proxy,
+    insecure: options.insecure ?? false,
+    ca: options.cacert === undefined ? undefined : readCa(options.cacert),
+    onProgress: options.onProgress,
     logger: options.logger,
     signal: options.signal,
     retries: integer('retries', options.retries, 3, 0, 100),
@@ -174,4 +211,53 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
     stopSignal: options.stopSignal,
     graceMs: integer('graceMs', options.graceMs, 5_000, 0, 24 * 3600 * 1000),
   };
+}
+
+// RFC 9110 token: what a header name may be made of.
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+function headerValue(option: string, value: unknown): string {
+  // CR, LF or NUL in a value would let one header smuggle in another.
+  if (typeof value !== 'string' || /[\r\n\0]/.test(value)) throw new OptionError(option, value, 'a header value without line breaks');
+  return value;
+}
+
+/** Header names lower-cased (so a later `-H` replaces an earlier one whatever its case), referer and cookie folded in. */
+function resolveHeaders(options: Options): Record<string, string> {
+  if (options.headers !== undefined && (typeof options.headers !== 'object' || options.headers === null)) {
+    throw new OptionError('headers', options.headers, 'an object of header names to values');
+  }
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(options.headers ?? {})) {
+    if (!TOKEN.test(name)) throw new OptionError('headers', name, 'a header name (letters, digits and !#$%&\'*+-.^_`|~)');
+    headers[name.toLowerCase()] = headerValue(`headers.${name}`, value);
+  }
+  if (options.referer !== undefined) headers.referer = httpUrl('referer', options.referer).href;
+  if (options.cookie !== undefined) headers.cookie = headerValue('cookie', options.cookie);
+  return headers;
+}
+
+function httpUrl(option: string, value: unknown): URL {
+  let url: URL | undefined;
+  try {
+    url = new URL(String(value));
+  } catch {
+    // reported below
+  }
+  if (typeof value !== 'string' || url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new OptionError(option, value, 'an http: or https: URL');
+  }
+  return url;
+}
+
+function readCa(file: unknown): string {
+  if (typeof file !== 'string' || file === '') throw new OptionError('cacert', file, 'a PEM file path');
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new OptionError('cacert', file, `a readable PEM file (${(error as { code?: string }).code ?? 'unreadable'})`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new OptionError('cacert', file, 'a PEM file with at least one CERTIFICATE');
+  return pem;
 }
