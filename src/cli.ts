@@ -15,7 +15,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { describeError } from './errors.js';
 import { itemsFromArgs, readList, type ListItem } from './list.js';
-import { createLogger, levelFor } from './log.js';
+// Only what parsing needs is imported up front: --help and --version must not pay for HTTP, pino or workers.
 import { MODES, ON_EXISTS, OptionError, VERSION, resolveOptions, type Mode, type OnExists, type Options } from './options.js';
 
 /** A usage error: exit code 2, message shown as is. */
@@ -42,6 +42,16 @@ interface Argv {
   maxSize: string;
   anyType: boolean;
   grace: number;
+  header: string[] | undefined;
+  userAgent: string | undefined;
+  referer: string | undefined;
+  cookie: string | undefined;
+  proxy: string | false | undefined;
+  insecure: boolean;
+  cacert: string | undefined;
+  dryRun: boolean;
+  progress: boolean;
+  color: boolean | undefined;
 }
 
 function parser(args: string[]) {
@@ -67,10 +77,25 @@ function parser(args: string[]) {
     .option('json', { type: 'boolean', default: false, describe: 'Print the run summary as JSON on stdout' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only errors on stderr; no summary' })
     .option('verbose', { alias: 'v', type: 'count', describe: 'More logs (-vv for debug)' })
+    .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'Print each URL and the file it would be saved as; request nothing' })
+    .option('progress', { type: 'boolean', default: true, describe: 'Live progress line on stderr when it is a terminal (--no-progress: none)' })
+    .option('color', { type: 'boolean', defaultDescription: 'on for a terminal, off when NO_COLOR is set', describe: 'Colour in logs, progress and summary' })
+    .option('header', { alias: 'H', type: 'string', array: true, requiresArg: true, defaultDescription: 'none', describe: 'Extra request header "Name: value"; repeatable' })
+    .option('user-agent', { alias: 'A', type: 'string', requiresArg: true, defaultDescription: `imgdl/${VERSION}`, describe: 'User-Agent header' })
+    .option('referer', { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Referer header sent with every request' })
+    .option('cookie', { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Cookie header sent with every request ("a=b; c=d")' })
+    .option('proxy', { type: 'string', defaultDescription: '$HTTPS_PROXY / $HTTP_PROXY, minus $NO_PROXY', describe: 'HTTP(S) proxy URL (--no-proxy: ignore the environment)' })
+    .option('insecure', { alias: 'k', type: 'boolean', default: false, describe: 'Do NOT verify TLS certificates (a warning is logged)' })
+    .option('cacert', { type: 'string', requiresArg: true, defaultDescription: "Node's bundled CAs", describe: 'PEM file of extra CA certificates to trust' })
+    .completion('completion', 'Print a shell completion script (bash/zsh): imgdl completion >> ~/.bashrc')
     .example('$0 https://example.com/a.jpg https://example.com/b.png -o photos', 'Two images into photos/')
     .example('$0 -i urls.txt -o photos -c 32', 'A list, 32 at a time')
     .example('cat urls.txt | $0 -o photos', 'A list piped on stdin')
     .example('$0 -i urls.txt --manifest run.jsonl --json > summary.json', 'Keep a manifest and a JSON summary')
+    .example('$0 -n -i urls.txt -o photos', 'Show where each URL would be saved, download nothing')
+    .example('$0 -i urls.txt -H "Authorization: Bearer $TOKEN" --referer https://example.com/', 'Send extra headers')
+    .example('$0 -i urls.txt --proxy http://proxy.lan:3128', 'Go through a proxy')
+    .example('$0 https://10.0.0.5/a.jpg --cacert ca.pem', 'Trust a private CA')
     .strict()
     .version(VERSION)
     .help()
@@ -128,10 +153,21 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
     process.stderr.write(`imgdl: ${(error as Error).message}\nTry 'imgdl --help'.\n`);
     return 2;
   }
-  // --help and --version print and return without a run.
-  if ((argv as { help?: boolean }).help || args.includes('--version')) return 0;
+  // --help, --version and completion print and return without a run.
+  if ((argv as { help?: boolean }).help || args.includes('--version') || args[0] === 'completion' || args.includes('--get-yargs-completions')) return 0;
 
-  const logger = createLogger({ level: levelFor(argv.verbose, argv.quiet) });
+  const { createLogger, levelFor } = await import('./log.js');
+  const color = argv.color ?? (process.stderr.isTTY === true && !('NO_COLOR' in process.env));
+  // The progress line and log lines share stderr: logs go through the renderer, which clears and redraws around them.
+  const showProgress = argv.progress && !argv.quiet && !argv.dryRun && process.stderr.isTTY === true;
+  const progressLine = showProgress
+    ? new (await import('./progress-line.js')).ProgressLine({ stream: process.stderr, color })
+    : undefined;
+  const logger = createLogger({
+    level: levelFor(argv.verbose, argv.quiet),
+    color,
+    ...(progressLine ? { destination: progressLine.logStream() } : {}),
+  });
   let options: Options;
   let inputs: Array<{ name: string; stream: Readable }>;
   try {
@@ -143,6 +179,13 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
       onExists: argv.onExists as OnExists,
       manifest: argv.manifest,
       timeoutMs: argv.timeout,
+      headers: parseHeaders(argv.header ?? []),
+      userAgent: argv.userAgent,
+      referer: argv.referer,
+      cookie: argv.cookie,
+      proxy: argv.proxy,
+      insecure: argv.insecure,
+      cacert: argv.cacert,
       logger,
       retries: argv.retries,
       retryDelayMs: argv.retryDelay,
@@ -150,6 +193,7 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
       maxSize: argv.maxSize,
       anyType: argv.anyType,
       graceMs: argv.grace,
+      onProgress: progressLine ? (progress) => progressLine.update(progress) : undefined,
     };
     resolveOptions(options);
     const names = argv.input ?? [];
@@ -160,11 +204,14 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
     inputs = await openInputs(names);
   } catch (error) {
     if (error instanceof UsageError || error instanceof OptionError) {
+      progressLine?.stop();
       process.stderr.write(`imgdl: ${error.message}\n`);
       return 2;
     }
     throw error;
   }
+
+  if (argv.dryRun) return dryRun(allItems(argv.urls, inputs), options, argv.out);
 
   const { download } = await import('./download.js');
   const { RunReport, formatSummary } = await import('./report.js');
@@ -176,16 +223,18 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
   try {
     for await (const result of download(allItems(argv.urls, inputs), { ...options, stopSignal: stopping.signal })) report.add(result);
   } catch (error) {
+    progressLine?.stop();
     process.stderr.write(`imgdl: ${describeError(error)}\n`);
     fatal = true;
   } finally {
+    progressLine?.stop();
     stopping.dispose();
   }
   // A run that stopped early (signal, full disk) may leave stdin half read; it must not keep the process alive.
   if (stopping.by || fatal || inputs.some((input) => input.name === 'stdin')) process.stdin.destroy();
   const summary = report.summary();
   if (argv.json) process.stdout.write(JSON.stringify(summary) + '\n');
-  else if (!argv.quiet) process.stderr.write(formatSummary(summary) + '\n');
+  else if (!argv.quiet) process.stderr.write(formatSummary(summary, { color }) + '\n');
   if (stopping.by) return stopping.by === 'SIGTERM' ? 143 : 130;
   return fatal || summary.failed > 0 ? 1 : 0;
 }
@@ -232,4 +281,32 @@ function guardOutputs(): void {
   });
   // Nowhere left to report an error about stderr itself.
   process.stderr.on('error', () => undefined);
+}
+
+/** `-H "Name: value"` flags as a header record; a name given twice gets both values, comma-joined as HTTP allows. */
+function parseHeaders(flags: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const flag of flags) {
+    const colon = flag.indexOf(':');
+    if (colon <= 0) throw new UsageError(`invalid --header ${JSON.stringify(flag)} (expected "Name: value")`);
+    const name = flag.slice(0, colon).trim().toLowerCase();
+    const value = flag.slice(colon + 1).trim();
+    headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+  }
+  return headers;
+}
+
+/** `--dry-run`: one `URL<TAB>FILE` line per item on stdout, decided exactly as a run would, with no request made. */
+async function dryRun(items: AsyncIterable<ListItem>, options: Options, out: string): Promise<number> {
+  const { planDownload } = await import('./dry-run.js');
+  const { join } = await import('node:path');
+  const counts = { download: 0, skipped: 0, failed: 0 };
+  for await (const planned of planDownload(items, options)) {
+    counts[planned.status]++;
+    const file = planned.path === null ? '-' : join(out, planned.path);
+    const note = planned.status === 'download' ? '' : `\t${planned.status}: ${planned.reason}`;
+    process.stdout.write(`${planned.url}\t${file}${note}\n`);
+  }
+  process.stderr.write(`dry run: ${counts.download} to download, ${counts.skipped} skipped, ${counts.failed} invalid; nothing was requested\n`);
+  return counts.failed > 0 ? 1 : 0;
 }

@@ -61,8 +61,25 @@ export function createAgent(options: AgentOptions, onBytes?: (n: number) => void
   else if (options.proxy !== false && PROXY_ENV.some((name) => process.env[name])) dispatcher = new EnvHttpProxyAgent(base);
   else dispatcher = new Agent(base);
   // compose() wraps in order, so the counter sits outside the decoder and counts decoded bytes.
-  const decode = interceptors.decompress();
+  const decode = decompressInterceptor();
   return onBytes ? dispatcher.compose(decode, countBody(onBytes)) : dispatcher.compose(decode);
+}
+
+/**
+ * undici's decompress interceptor, without the ExperimentalWarning it prints
+ * on first use: users of a CLI cannot act on it, and the behaviour imgdl
+ * relies on (gzip and br decoded, encoding headers dropped) is under test here.
+ */
+function decompressInterceptor(): Dispatcher.DispatcherComposeInterceptor {
+  const emitWarning = process.emitWarning;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    if (!String(warning).startsWith('DecompressInterceptor is experimental')) Reflect.apply(emitWarning, process, [warning, ...rest]);
+  }) as typeof process.emitWarning;
+  try {
+    return interceptors.decompress();
+  } finally {
+    process.emitWarning = emitWarning;
+  }
 }
 
 function countBody(onBytes: (n: number) => void): Dispatcher.DispatcherComposeInterceptor {

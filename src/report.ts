@@ -117,16 +117,32 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
 }
 
-/** The summary as a few lines for a person reading stderr. */
-export function formatSummary(s: RunSummary): string {
+/** How {@link formatSummary} writes. */
+export interface SummaryStyle {
+  /** ANSI colours for counts and error codes. Default false. */
+  color?: boolean | undefined;
+}
+
+/**
+ * The summary as a few aligned lines for a person reading stderr: counts and
+ * wall time first, then bytes and throughput, latency, and failures grouped
+ * by code (most frequent first) with one example URL each.
+ */
+export function formatSummary(s: RunSummary, style: SummaryStyle = {}): string {
+  const paint = (code: string, text: string): string => (style.color ? `\x1b[${code}m${text}\x1b[0m` : text);
+  const failed = `${s.failed} failed`;
   const lines = [
-    `${s.ok} ok, ${s.failed} failed, ${s.skipped} skipped of ${s.total} in ${formatDuration(s.wallMs)} ` +
-      `(${s.mode}, concurrency ${s.concurrency})`,
-    `${formatBytes(s.bytes)} saved, ${s.filesPerSec} files/s, ${formatBytes(s.bytesPerSec)}/s; ` +
-      `per file p50 ${formatDuration(s.p50Ms)}, p95 ${formatDuration(s.p95Ms)}, max ${formatDuration(s.maxMs)}`,
+    `${paint('32', `${s.ok} ok`)}, ${s.failed > 0 ? paint('31', failed) : failed}, ${s.skipped} skipped of ${s.total} ` +
+      `in ${formatDuration(s.wallMs)} (${s.mode}, concurrency ${s.concurrency})`,
+    `  saved     ${formatBytes(s.bytes)} · ${formatBytes(s.bytesPerSec)}/s · ${s.filesPerSec} files/s`,
+    `  per file  p50 ${formatDuration(s.p50Ms)} · p95 ${formatDuration(s.p95Ms)} · max ${formatDuration(s.maxMs)}`,
   ];
-  for (const [code, group] of Object.entries(s.errors)) {
-    lines.push(`  ${code} ×${group.count}, e.g. ${group.example}`);
-  }
+  const groups = Object.entries(s.errors).sort(([, a], [, b]) => b.count - a.count);
+  const codeWidth = Math.max(0, ...groups.map(([code]) => code.length));
+  const countWidth = Math.max(0, ...groups.map(([, g]) => String(g.count).length));
+  groups.forEach(([code, group], i) => {
+    const label = i === 0 ? '  failures  ' : '            ';
+    lines.push(`${label}${paint('31', code.padEnd(codeWidth))}  ×${String(group.count).padEnd(countWidth)}  e.g. ${group.example}`);
+  });
   return lines.join('\n');
 }

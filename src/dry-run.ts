@@ -1,0 +1,59 @@
+/**
+ * The dry run: every item validated, deduplicated and named by the same
+ * {@link planItem} a real run uses, so the names shown are the names a run
+ * would give, and no request is made.
+ */
+import { Dispatcher } from 'undici';
+import { createRunContext, toListItems, type Source } from './download.js';
+import { planItem, type RunContext } from './item.js';
+import { resolveInside } from './naming.js';
+import { resolveOptions, type Options } from './options.js';
+import { exists } from './write.js';
+
+/** What a run would do with one item. */
+export interface PlannedItem {
+  /** The URL as listed, credentials redacted. */
+  url: string;
+  source: string;
+  line: number;
+  /** `download`: would be fetched; `skipped`: a duplicate, done by an earlier run's manifest, or the file exists under `onExists: 'skip'`; `failed`: invalid. */
+  status: 'download' | 'skipped' | 'failed';
+  /** The file relative to the output folder, `/`-separated; null when none would be written. */
+  path: string | null;
+  /** Why it is skipped or failed (`duplicate`, `exists`, or `CODE: message`); empty for `download`. */
+  reason: string;
+}
+
+/** A dispatcher that refuses to dispatch: the dry run's proof that nothing goes on the wire. */
+class NoRequests extends Dispatcher {
+  override dispatch(): boolean {
+    throw new Error('a dry run makes no requests');
+  }
+}
+
+/**
+ * Yields, in list order, what `download(source, options)` would do with each
+ * item. A server's Content-Disposition name and `onExists: 'rename'` suffixes
+ * are only known during a real run, so those names may still differ.
+ */
+export async function* planDownload(source: Source, options: Options = {}): AsyncGenerator<PlannedItem> {
+  const resolved = resolveOptions(options);
+  // The run's own context (manifest's done items included), with its agent swapped for one that cannot send.
+  const real = await createRunContext(resolved);
+  await real.agent.destroy();
+  const ctx: RunContext = { ...real, agent: new NoRequests() };
+  for await (const item of toListItems(source)) {
+    const planned = planItem(item, ctx);
+    if ('result' in planned) {
+      const r = planned.result;
+      const reason = r.error ? `${r.error.code}: ${r.error.message}` : (r.skipReason ?? '');
+      yield { url: r.url, source: r.source, line: r.line, status: r.status === 'failed' ? 'failed' : 'skipped', path: r.path, reason };
+      continue;
+    }
+    const { task } = planned;
+    const base = { url: task.shownUrl, source: item.source, line: item.line, path: task.relPath };
+    if (resolved.onExists === 'skip' && (await exists(resolveInside(resolved.out, task.relPath)))) {
+      yield { ...base, status: 'skipped', reason: 'exists' };
+    } else yield { ...base, status: 'download', reason: '' };
+  }
+}

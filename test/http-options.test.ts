@@ -1,0 +1,162 @@
+import fs from 'node:fs/promises';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
+import { http, HttpResponse } from 'msw';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { VERSION } from '../src/options.js';
+import { collect, listFiles, ROOT, runCli, serve, tempDir } from './helpers.js';
+import { startProxy } from './proxy.js';
+
+const TLS = path.join(ROOT, 'fixtures/tls');
+const IMAGE = Buffer.from('\xff\xd8\xff\xe0 not really a jpeg, but bytes we can compare '.repeat(50), 'latin1');
+
+/** Serves whatever arrives and remembers the request headers. */
+async function echoHeaders() {
+  const seen: Array<Record<string, string>> = [];
+  const server = await serve({
+    handlers: [
+      http.get('*/h/:name', ({ request }) => {
+        seen.push(Object.fromEntries(request.headers));
+        return new HttpResponse(IMAGE, { headers: { 'content-type': 'image/jpeg' } });
+      }),
+    ],
+  });
+  return { server, seen };
+}
+
+describe('request headers', () => {
+  it('sends imgdl/<version> as the default User-Agent and asks for gzip or br', async () => {
+    const { server, seen } = await echoHeaders();
+    await collect([server.url('/h/a.jpg')], { out: await tempDir() });
+    expect(seen[0]).toMatchObject({ 'user-agent': `imgdl/${VERSION}`, 'accept-encoding': 'gzip, br' });
+  });
+
+  it('sends -H headers (repeatable), -A, --referer and --cookie from the command line', async () => {
+    const { server, seen } = await echoHeaders();
+    const out = await tempDir();
+    const run = await runCli([
+      server.url('/h/a.jpg'),
+      '-o', out,
+      '-H', 'X-Token: abc',
+      '--header', 'Accept-Language:  fr',
+      '-A', 'gallery/2.0',
+      '--referer', 'https://example.com/page',
+      '--cookie', 'session=1; theme=dark',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(seen[0]).toMatchObject({
+      'x-token': 'abc',
+      'accept-language': 'fr',
+      'user-agent': 'gallery/2.0',
+      referer: 'https://example.com/page',
+      cookie: 'session=1; theme=dark',
+    });
+  });
+
+  it.each([
+    [['-H', 'no colon here'], /--header/],
+    [['-H', 'Bad Name: x'], /headers/],
+    [['--referer', 'ftp://x'], /referer/],
+    [['--proxy', 'not a url'], /proxy/],
+    [['--cacert', '/nonexistent/ca.pem'], /cacert/],
+  ])('refuses %j as a usage error naming the option', async (args, message) => {
+    const run = await runCli(['http://127.0.0.1:9/a.jpg', '-o', await tempDir(), ...args]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(message);
+  });
+});
+
+describe('encoded responses', () => {
+  it.each([
+    ['gzip', gzipSync(IMAGE)],
+    ['br', brotliCompressSync(IMAGE)],
+  ])('saves the decoded bytes of a %s response', async (encoding, body) => {
+    const server = await serve({
+      handlers: [http.get('*/z.jpg', () => new HttpResponse(body, { headers: { 'content-type': 'image/jpeg', 'content-encoding': encoding } }))],
+    });
+    const out = await tempDir();
+    const [record] = await collect([server.url('/z.jpg')], { out });
+    expect(record).toMatchObject({ status: 'ok', bytes: IMAGE.length });
+    expect(await fs.readFile(path.join(out, 'z.jpg'))).toEqual(IMAGE);
+  });
+});
+
+describe('proxies', () => {
+  it('sends every request through --proxy', async () => {
+    const server = await serve();
+    const proxy = await startProxy();
+    const urls = [server.url('/gen/a.jpg'), server.url('/gen/b.jpg')];
+    const records = await collect(urls, { out: await tempDir(), proxy: proxy.url });
+    expect(records.map((r) => r.status)).toEqual(['ok', 'ok']);
+    expect(proxy.seen.sort()).toEqual(urls.sort());
+    expect(server.stats.requests).toBe(2);
+  });
+
+  it('uses HTTP_PROXY from the environment by default, and not for NO_PROXY hosts or with --no-proxy', async () => {
+    const server = await serve();
+    const proxy = await startProxy();
+    // undici prefers the lower-case variables, so they are unset to make the upper-case ones count.
+    const env = { HTTP_PROXY: proxy.url, http_proxy: undefined, NO_PROXY: undefined, no_proxy: undefined };
+    const byEnv = await runCli([server.url('/gen/env.jpg'), '-o', await tempDir()], { env });
+    expect(byEnv.code, byEnv.stderr).toBe(0);
+    expect(proxy.seen).toEqual([server.url('/gen/env.jpg')]);
+
+    const excluded = await runCli([server.url('/gen/direct.jpg'), '-o', await tempDir()], { env: { ...env, NO_PROXY: '127.0.0.1' } });
+    const refused = await runCli([server.url('/gen/flag.jpg'), '-o', await tempDir(), '--no-proxy'], { env });
+    expect([excluded.code, refused.code]).toEqual([0, 0]);
+    expect(proxy.seen).toHaveLength(1);
+    expect(server.stats.requests).toBe(3);
+  });
+});
+
+describe('TLS', () => {
+  const servers: https.Server[] = [];
+  afterEach(async () => {
+    for (const s of servers.splice(0)) {
+      s.closeAllConnections();
+      await new Promise((resolve) => s.close(resolve));
+    }
+  });
+
+  /** An HTTPS server on loopback with the fixture certificate (signed by fixtures/tls/ca.pem). */
+  async function httpsServer(): Promise<{ url: (p: string) => string; requests: () => number }> {
+    let requests = 0;
+    const [key, cert] = await Promise.all([fs.readFile(path.join(TLS, 'server.key')), fs.readFile(path.join(TLS, 'server.pem'))]);
+    const server = https.createServer({ key, cert }, (_req, res) => {
+      requests++;
+      res.writeHead(200, { 'content-type': 'image/jpeg' }).end(IMAGE);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push(server);
+    const port = (server.address() as AddressInfo).port;
+    return { url: (p) => `https://127.0.0.1:${port}${p}`, requests: () => requests };
+  }
+
+  it('refuses a certificate from an unknown CA, and accepts it with --cacert', async () => {
+    const server = await httpsServer();
+    const [refused] = await collect([server.url('/a.jpg')], { out: await tempDir() });
+    expect(refused).toMatchObject({ status: 'failed', error: { code: 'NETWORK' } });
+    const out = await tempDir();
+    const [trusted] = await collect([server.url('/a.jpg')], { out, cacert: path.join(TLS, 'ca.pem') });
+    expect(trusted).toMatchObject({ status: 'ok', bytes: IMAGE.length });
+    expect(await listFiles(out)).toEqual(['a.jpg']);
+  });
+
+  it('skips verification with --insecure, and says so loudly', async () => {
+    const server = await httpsServer();
+    const out = await tempDir();
+    const run = await runCli([server.url('/b.jpg'), '-o', out, '-k']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(await listFiles(out)).toEqual(['b.jpg']);
+    expect(run.stderr).toMatch(/TLS certificate verification is OFF/);
+
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    await collect([server.url('/c.jpg')], { out, insecure: true, logger });
+    expect(lines.join('')).toMatch(/insecure/);
+    expect(server.requests()).toBe(2);
+  });
+});
