@@ -20,7 +20,7 @@ export interface PlannedItem {
   status: 'download' | 'skipped' | 'failed';
   /** The file relative to the output folder, `/`-separated; null when none would be written. */
   path: string | null;
-  /** Why it is skipped or failed (`duplicate`, `exists`, or `CODE: message`); empty for `download`. */
+  /** Why it is skipped (`duplicate`, `exists`) or failed (the error message, which names its code); empty for `download`. */
   reason: string;
 }
 
@@ -46,7 +46,7 @@ export async function* planDownload(source: Source, options: Options = {}): Asyn
     const planned = planItem(item, ctx);
     if ('result' in planned) {
       const r = planned.result;
-      const reason = r.error ? `${r.error.code}: ${r.error.message}` : (r.skipReason ?? '');
+      const reason = r.error ? r.error.message : (r.skipReason ?? '');
       yield { url: r.url, source: r.source, line: r.line, status: r.status === 'failed' ? 'failed' : 'skipped', path: r.path, reason };
       continue;
     }

@@ -79,7 +79,8 @@ export class ProgressLine {
 
   /** The line's text for a snapshot at time `now` (no colour codes when colour is off). */
   render(p: Progress, now: number = this.#now()): string {
-    const width = Math.max(20, (this.#stream.columns ?? 80) - 1);
+    // A pseudo-terminal may report 0 columns until it is sized; treat that as unknown.
+    const width = Math.max(20, (this.#stream.columns || 80) - 1);
     const elapsed = now - this.#started;
     const rate = this.#rate(p.bytes, now);
     const parts: Array<[string, (string | undefined)?]> = [
