@@ -8,6 +8,8 @@
  * }
  */
 export { download, type Source, type SourceEntry } from './download.js';
+export { planDownload, type PlannedItem } from './dry-run.js';
+export type { Progress } from './progress.js';
 export {
   ImgdlError,
   NetworkError,
@@ -22,4 +24,4 @@ export {
 export { readList, itemsFromArgs, type ListItem } from './list.js';
 export { resolveOptions, OptionError, VERSION, type Options, type ResolvedOptions, type Mode, type OnExists } from './options.js';
 export type { ItemResult, ItemStatus, SkipReason } from './record.js';
-export { RunReport, formatSummary, type RunSummary } from './report.js';
+export { RunReport, formatSummary, type RunSummary, type SummaryStyle } from './report.js';
