@@ -27,6 +27,11 @@ describe('the README library example', () => {
 });
 
 describe('the package', () => {
+  it('runs as `npx imgdl` from the clone', async () => {
+    const { stdout } = await run(npm, ['exec', '--offline', '--', 'imgdl', '--help'], { cwd: ROOT });
+    expect(stdout).toContain('imgdl [urls..] [options]');
+  });
+
   it('packs only what it needs, and installs from the tarball into a working command', { timeout: 120_000 }, async () => {
     const dir = await tempDir();
     // The suite has just built dist/; skipping `prepare` keeps pack from rewriting it under other tests.
