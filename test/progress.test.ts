@@ -144,3 +144,22 @@ describe('the command on a terminal', () => {
     expect(run.stderr).not.toContain('\x1b[');
   });
 });
+
+describe('stopping download() with an AbortSignal', () => {
+  it('starts nothing new and ends the requests in flight as ABORTED', async () => {
+    // Responses would take far longer than the test timeout: only the abort can end this run.
+    const server = await serve({ latencyMs: 120_000 });
+    const controller = new AbortController();
+    const urls = Array.from({ length: 20 }, (_, i) => server.url(`/gen/s${i}.jpg`));
+    const records = await collect(urls, {
+      out: await tempDir(),
+      concurrency: 3,
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.inFlight === 3) controller.abort();
+      },
+    });
+    expect(records.map((r) => r.error?.code)).toEqual(['ABORTED', 'ABORTED', 'ABORTED']);
+    expect(server.stats.requests).toBeLessThanOrEqual(3);
+  });
+});
