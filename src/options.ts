@@ -60,7 +60,8 @@ export interface Options {
   /**
    * Called with a fresh {@link Progress} snapshot whenever the run's figures
    * change: an item read, started or finished, or body bytes received.
-   * Called synchronously on the hot path, so keep it cheap. Default none.
+   * Called synchronously on the hot path, so keep it cheap; an exception it
+   * throws is ignored, since a display must not break a download. Default none.
    */
   onProgress?: ((progress: Progress) => void) | undefined;
   /** Logger (pino). Default: a silent one. */
