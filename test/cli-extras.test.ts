@@ -50,6 +50,9 @@ describe('help, completion and version', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('imgdl');
     expect(run.stdout).toMatch(/complete .*imgdl/);
+    // What the script asks the command when Tab is pressed after --on-exists.
+    const answer = await runCli(['--get-yargs-completions', 'imgdl', '--on-exists', '']);
+    expect(answer.stdout.trim().split('\n')).toEqual(['skip', 'overwrite', 'rename']);
   });
 
   it('loads no HTTP, logging or worker code for --help and --version', () => {
