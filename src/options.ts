@@ -180,6 +180,7 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
   }
   const headers = resolveHeaders(options);
   if (options.proxy !== undefined && options.proxy !== false) httpUrl('proxy', options.proxy);
+  if (options.proxy === undefined) checkEnvProxies();
   if (options.insecure !== undefined && typeof options.insecure !== 'boolean') {
     throw new OptionError('insecure', options.insecure, 'true or false');
   }
@@ -249,6 +250,14 @@ function httpUrl(option: string, value: unknown): URL {
     throw new OptionError(option, value, 'an http: or https: URL');
   }
   return url;
+}
+
+/** A malformed proxy variable would otherwise surface as a bare "Invalid URL" from deep in undici. */
+function checkEnvProxies(): void {
+  for (const name of ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY']) {
+    const value = process.env[name];
+    if (value) httpUrl(`${name} (environment)`, value);
+  }
 }
 
 function readCa(file: unknown): string {

@@ -110,6 +110,12 @@ describe('proxies', () => {
     expect(proxy.seen).toHaveLength(1);
     expect(server.stats.requests).toBe(3);
   });
+
+  it('names a malformed proxy variable as a usage error', async () => {
+    const run = await runCli(['http://127.0.0.1:9/a.jpg', '-o', await tempDir()], { env: { HTTP_PROXY: 'notaurl', http_proxy: undefined } });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('HTTP_PROXY (environment)');
+  });
 });
 
 describe('TLS', () => {
