@@ -180,8 +180,9 @@ export async function fetchOne(
         headers: {
           'user-agent': options.userAgent,
           accept: 'image/*,*/*;q=0.8',
-          // The agent's decompress interceptor decodes these, so the saved file is the image itself.
-          'accept-encoding': 'gzip, br',
+          // The agent's decompress interceptor decodes these, so the saved file is the image itself. A Range
+          // counts bytes of the encoded body, which would not line up with the decoded part file: ask for identity.
+          'accept-encoding': extraHeaders?.range === undefined ? 'gzip, br' : 'identity',
           ...options.headers,
           ...extraHeaders,
           ...authorization(current),

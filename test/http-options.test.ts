@@ -6,7 +6,8 @@ import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { http, HttpResponse } from 'msw';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { VERSION } from '../src/options.js';
+import { createAgent, fetchOne } from '../src/fetch.js';
+import { resolveOptions, VERSION } from '../src/options.js';
 import { collect, listFiles, ROOT, runCli, serve, tempDir } from './helpers.js';
 import { startProxy } from './proxy.js';
 
@@ -81,6 +82,23 @@ describe('encoded responses', () => {
     const [record] = await collect([server.url('/z.jpg')], { out });
     expect(record).toMatchObject({ status: 'ok', bytes: IMAGE.length });
     expect(await fs.readFile(path.join(out, 'z.jpg'))).toEqual(IMAGE);
+  });
+});
+
+describe('encoded responses and resuming', () => {
+  it('asks for the identity encoding when resuming with Range, since encoded offsets would not match the part file', async () => {
+    const { server, seen } = await echoHeaders();
+    const options = resolveOptions({});
+    const agent = createAgent(options);
+    try {
+      for (const extra of [undefined, { range: 'bytes=100-' }]) {
+        const response = await fetchOne(new URL(server.url('/h/r.jpg')), agent, options, undefined, extra);
+        await response.body.dump();
+      }
+    } finally {
+      await agent.destroy();
+    }
+    expect(seen.map((h) => h['accept-encoding'])).toEqual(['gzip, br', 'identity']);
   });
 });
 
