@@ -19,25 +19,36 @@ function run(command, args, options = {}) {
   return result.status ?? 1;
 }
 
-/** `node` as provided by the `node@<major>` package: `npm exec` puts that package's bin first on PATH. */
-function withNode(major, args, options = {}) {
-  return spawnSync(npm, ['exec', '--yes', `--package=node@${major}`, '--', 'node', ...args], { cwd: root, encoding: 'utf8', ...options });
+/**
+ * The path of the Node binary the `node@<major>` package provides (`npm exec`
+ * puts that package's bin first on PATH). The suite then runs that binary
+ * directly, outside `npm exec`, whose npm_config_package would leak into the
+ * tests' own npm commands.
+ */
+function nodeBinary(major) {
+  const probe = spawnSync(npm, ['exec', '--yes', `--package=node@${major}`, '--', 'node', '-p', 'process.execPath + " " + process.version'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  const [binary, version] = (probe.stdout ?? '').trim().split(' ');
+  if (probe.status !== 0 || !binary || !version?.startsWith(`v${major}.`)) {
+    console.error(`test:compat: could not get Node ${major} from the npm registry (got ${JSON.stringify(probe.stdout?.trim())}):\n${probe.stderr ?? ''}`);
+    return undefined;
+  }
+  return { binary, version };
 }
 
 if (run(npm, ['run', 'build', '--silent']) !== 0) process.exit(1);
 
 const failed = [];
 for (const major of majors) {
-  const probe = withNode(major, ['--version']);
-  const version = probe.stdout?.trim() ?? '';
-  if (probe.status !== 0 || !version.startsWith(`v${major}.`)) {
-    console.error(`test:compat: could not get Node ${major} from the npm registry (got ${JSON.stringify(version)}):\n${probe.stderr ?? ''}`);
+  const node = nodeBinary(major);
+  if (!node) {
     failed.push(major);
     continue;
   }
-  console.log(`\n== Node ${version} ==`);
-  const result = withNode(major, ['node_modules/vitest/vitest.mjs', 'run'], { stdio: 'inherit' });
-  if (result.status !== 0) failed.push(major);
+  console.log(`\n== Node ${node.version} (${node.binary}) ==`);
+  if (run(node.binary, ['node_modules/vitest/vitest.mjs', 'run']) !== 0) failed.push(major);
 }
 if (failed.length > 0) {
   console.error(`\ntest:compat: failed on Node ${failed.join(', ')}`);
