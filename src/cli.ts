@@ -16,7 +16,7 @@ import { hideBin } from 'yargs/helpers';
 import { describeError } from './errors.js';
 import { itemsFromArgs, readList, type ListItem } from './list.js';
 // Only what parsing needs is imported up front: --help and --version must not pay for HTTP, pino or workers.
-import { MODES, ON_EXISTS, OptionError, VERSION, resolveOptions, type Mode, type OnExists, type Options } from './options.js';
+import { HASHES, MODES, ON_EXISTS, OptionError, VERSION, resolveOptions, type HashAlgorithm, type Mode, type OnExists, type Options } from './options.js';
 
 /** A usage error: exit code 2, message shown as is. */
 class UsageError extends Error {
@@ -29,6 +29,9 @@ interface Argv {
   out: string;
   mode: string;
   concurrency: number;
+  threads: number | undefined;
+  hash: string | undefined;
+  dedupe: boolean;
   perHost: number | undefined;
   onExists: string;
   manifest: string | undefined;
@@ -64,6 +67,9 @@ function parser(args: string[]) {
     .option('out', { alias: 'o', type: 'string', default: '.', describe: 'Output folder (created if missing)' })
     .option('mode', { alias: 'm', type: 'string', choices: MODES as string[], default: 'concurrent', describe: 'How downloads are scheduled' })
     .option('concurrency', { alias: 'c', type: 'number', default: 16, describe: 'Downloads in flight at once' })
+    .option('threads', { alias: 't', type: 'number', defaultDescription: 'one per CPU', describe: 'Worker threads in --mode workers' })
+    .option('hash', { type: 'string', choices: HASHES as string[], describe: 'Record a digest of each saved file, computed as it streams' })
+    .option('dedupe', { type: 'boolean', default: false, describe: 'Do not save a file whose content was already saved this run (hashes with sha256 unless --hash)' })
     .option('per-host', { type: 'number', defaultDescription: 'no cap beyond --concurrency', describe: 'Most connections to one host' })
     .option('on-exists', { type: 'string', choices: ON_EXISTS as string[], default: 'skip', describe: 'When the file already exists' })
     .option('manifest', { type: 'string', defaultDescription: 'none', describe: 'Write one JSON line per item to FILE as items finish' })
@@ -175,6 +181,9 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
       out: argv.out,
       mode: argv.mode as Mode,
       concurrency: argv.concurrency,
+      threads: argv.threads,
+      hash: argv.hash as HashAlgorithm | undefined,
+      dedupe: argv.dedupe,
       perHost: argv.perHost,
       onExists: argv.onExists as OnExists,
       manifest: argv.manifest,
@@ -233,7 +242,8 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
   // A run that stopped early (signal, full disk) may leave stdin half read; it must not keep the process alive.
   if (stopping.by || fatal || inputs.some((input) => input.name === 'stdin')) process.stdin.destroy();
   const summary = report.summary();
-  if (argv.json) process.stdout.write(JSON.stringify(summary) + '\n');
+  // Peak memory of the whole process (all threads), so `imgdl bench` can compare modes from outside.
+  if (argv.json) process.stdout.write(JSON.stringify({ ...summary, peakRssBytes: process.resourceUsage().maxRSS * 1024 }) + '\n');
   else if (!argv.quiet) process.stderr.write(formatSummary(summary, { color }) + '\n');
   if (stopping.by) return stopping.by === 'SIGTERM' ? 143 : 130;
   return fatal || summary.failed > 0 ? 1 : 0;

@@ -4,6 +4,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
+import { DigestRegistry } from './dedupe.js';
 import { createAgent } from './fetch.js';
 import { planItem, runTask, type Planned, type RunContext } from './item.js';
 import type { ListItem } from './list.js';
@@ -64,6 +65,7 @@ export async function createRunContext(options: ResolvedOptions, onBytes?: (n: n
     parts: new PartIndex(),
     openPart: openPartFile,
     done: options.manifest === undefined ? undefined : await readDoneKeys(options.manifest),
+    digests: options.dedupe ? new DigestRegistry() : undefined,
   };
 }
 
@@ -79,6 +81,9 @@ export async function* downloadWith(
 ): AsyncGenerator<ItemResult> {
   const { options: resolved } = ctx;
   const manifest = resolved.manifest === undefined ? undefined : new ManifestWriter(resolved.manifest);
+  // Loaded only for this mode, so other runs never pay for piscina's import.
+  const workers =
+    resolved.mode === 'workers' ? new (await import('./workers.js')).WorkerPool(resolved, ctx.digests as DigestRegistry | undefined) : undefined;
   const log = resolved.logger;
   // Draining stops new items from starting; aborting (ctx.abort) also stops those in flight.
   const drain = new AbortController();
@@ -110,7 +115,9 @@ export async function* downloadWith(
       return planned.result;
     }
     progress.started();
-    const result = await runTask(planned.task, ctx);
+    const result = workers ? await workers.run(planned.task, ctx.signal) : await runTask(planned.task, ctx);
+    // Worker threads have agents of their own, so their bytes are counted as each item finishes.
+    if (workers) progress.bytes(result.bytes);
     progress.finished(result, true);
     return result;
   };
@@ -140,6 +147,7 @@ export async function* downloadWith(
     resolved.stopSignal?.removeEventListener('abort', onStop);
     manifest?.close();
     await ctx.agent.destroy().catch(() => undefined);
+    await workers?.destroy().catch(() => undefined);
   }
 }
 

@@ -7,8 +7,10 @@
  */
 import fs from 'node:fs/promises';
 import type { Dispatcher } from 'undici';
+import type { DigestClaims } from './dedupe.js';
 import { ImgdlError, ValidationError, toErrorRecord } from './errors.js';
 import { classifyNetworkError, discardBody, fetchOne, header, type FetchedResponse } from './fetch.js';
+import { Inspector, type Inspection } from './inspect.js';
 import { parseItemUrl, redactUrl, type ListItem } from './list.js';
 import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, splitExt, type NameRegistry } from './naming.js';
 import type { ResolvedOptions } from './options.js';
@@ -23,6 +25,7 @@ import {
   partPath,
   readPartMeta,
   removePart,
+  removeQuietly,
   streamToFile,
   writePartMeta,
   type FolderMaker,
@@ -64,6 +67,8 @@ export interface RunContext {
   openPart: OpenPart;
   /** Keys of the items an earlier run's manifest records as done, when there was one. */
   done: Set<string> | undefined;
+  /** Content already saved this run, asked when `dedupe` is on. */
+  digests?: DigestClaims | undefined;
 }
 
 /** Validates an item and decides its name; items that fail here never take a pool slot. */
@@ -183,6 +188,10 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
   let existing = false;
   const validator = strongValidator(response);
   await ctx.folders.ensureFor(part);
+  // Hashing and probing happen as the bytes pass, so the file is never read back; a resumed
+  // part file's earlier bytes are read once first, since the digest covers the whole file.
+  const inspector = new Inspector(options.hash);
+  if (resume) await inspector.absorbFile(part, resume.size);
   let bytes: number;
   try {
     bytes = await streamToFile(response.body, part, (error) => classifyNetworkError(error, task.shownUrl, ctx.signal), {
@@ -210,6 +219,7 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
       keepOnAbort: validator !== undefined,
       url: task.shownUrl,
       openPart: ctx.openPart,
+      through: inspector,
     });
   } catch (error) {
     if (existing) {
@@ -224,7 +234,32 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
   }
   if (resume) await fs.rm(partMetaPath(part), { force: true }).catch(() => undefined);
 
-  const written = await commitFile(part, resolveInside(options.out, relPath), options.onExists);
+  const facts = inspector.result();
+  const finalPath = resolveInside(options.out, relPath);
+  let written: string;
+  if (options.dedupe && facts.digest !== undefined && ctx.digests !== undefined) {
+    const owner = await ctx.digests.claim(facts.digest, relPath);
+    if (owner !== undefined) {
+      await removeQuietly(part);
+      return {
+        ...skipped(task.item, task.shownUrl, 'same-content', null, progress.attempts, progress.httpStatus),
+        contentType: progress.contentType,
+        sniffedType: sniffed?.mime ?? null,
+        ...factFields(facts),
+        duplicateOf: owner,
+      };
+    }
+    try {
+      written = await commitFile(part, finalPath, options.onExists);
+    } catch (error) {
+      ctx.digests.settle(facts.digest, null);
+      throw error;
+    }
+    // With --on-exists rename the file may have landed under another name than the one claimed.
+    if (written !== finalPath) ctx.digests.settle(facts.digest, toManifestPath(written, options.out));
+  } else {
+    written = await commitFile(part, finalPath, options.onExists);
+  }
   return {
     url: task.shownUrl,
     source: task.item.source,
@@ -239,6 +274,7 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
     sniffedType: sniffed?.mime ?? null,
     skipReason: null,
     error: null,
+    ...factFields(facts),
   };
 }
 
@@ -303,6 +339,23 @@ function notAnImage(head: Buffer, contentType: string | null, url: string): Vali
       ` (Content-Type ${contentType ?? 'none'}); use --any-type to keep other files`,
     { url },
   );
+}
+
+/** A failed record for a task that could not run (a dead worker thread, an abort). */
+export function taskFailure(task: Task, error: unknown): ItemResult {
+  return failed(task.item, task.shownUrl, error, 0, null, 0);
+}
+
+/** The inspection as record fields, leaving out what is unknown. */
+function factFields(facts: Inspection): Pick<ItemResult, 'digest' | 'imageType' | 'width' | 'height'> {
+  const fields: Pick<ItemResult, 'digest' | 'imageType' | 'width' | 'height'> = {};
+  if (facts.digest !== undefined) fields.digest = facts.digest;
+  if (facts.image) {
+    fields.imageType = facts.image.imageType;
+    fields.width = facts.image.width;
+    fields.height = facts.image.height;
+  }
+  return fields;
 }
 
 function elapsed(since: number): number {

@@ -6,18 +6,23 @@
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Progress } from './progress.js';
 
 /** How tasks are scheduled. The per-item pipeline is the same in every mode. */
-export type Mode = 'sequential' | 'concurrent';
+export type Mode = 'sequential' | 'concurrent' | 'workers';
 
 /** What to do when an item's file already exists in the output folder. */
 export type OnExists = 'skip' | 'overwrite' | 'rename';
 
 /** Every mode imgdl can run in. */
-export const MODES: readonly Mode[] = ['sequential', 'concurrent'];
+export const MODES: readonly Mode[] = ['sequential', 'concurrent', 'workers'];
+/** Digest algorithms `hash` accepts. */
+export type HashAlgorithm = 'sha256' | 'sha1' | 'md5';
+/** Every `hash` algorithm. */
+export const HASHES: readonly HashAlgorithm[] = ['sha256', 'sha1', 'md5'];
 /** Every `onExists` policy. */
 export const ON_EXISTS: readonly OnExists[] = ['skip', 'overwrite', 'rename'];
 
@@ -27,6 +32,18 @@ export interface Options {
   out?: string | undefined;
   /** Scheduling mode [`-m, --mode`]. Default `'concurrent'`. `'sequential'` forces one request in flight. */
   mode?: Mode | undefined;
+  /**
+   * Worker threads in `'workers'` mode [`-t, --threads`]. Default `os.availableParallelism()`.
+   * `concurrency` still bounds the downloads in flight across all of them.
+   */
+  threads?: number | undefined;
+  /** Digest of each saved file, computed as it streams, recorded as `digest` [`--hash`]. Default none. */
+  hash?: HashAlgorithm | undefined;
+  /**
+   * Skip saving a file whose digest matches one already saved this run, recording
+   * which file it duplicates [`--dedupe`]. Default false. Hashes with sha256 when `hash` is not set.
+   */
+  dedupe?: boolean | undefined;
   /** Downloads in flight at once [`-c, --concurrency`]. Default 16. Ignored (1) in sequential mode. */
   concurrency?: number | undefined;
   /** Most connections to one origin [`--per-host`]. Default: no cap beyond `concurrency`. */
@@ -93,6 +110,9 @@ export interface ResolvedOptions {
   out: string;
   mode: Mode;
   concurrency: number;
+  threads: number;
+  hash: HashAlgorithm | undefined;
+  dedupe: boolean;
   perHost: number | undefined;
   onExists: OnExists;
   manifest: string | undefined;
@@ -192,6 +212,10 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
     out: path.resolve(options.out ?? '.'),
     mode,
     concurrency: mode === 'sequential' ? 1 : concurrency,
+    threads: integer('threads', options.threads, os.availableParallelism(), 1, 256),
+    // Dedupe compares digests, so it needs one even when none was asked for.
+    hash: options.hash === undefined && options.dedupe === true ? 'sha256' : options.hash === undefined ? undefined : oneOf('hash', options.hash, HASHES, 'sha256'),
+    dedupe: flag('dedupe', options.dedupe),
     perHost,
     onExists: oneOf('onExists', options.onExists, ON_EXISTS, 'skip'),
     manifest: options.manifest,

@@ -11,8 +11,11 @@ import { fileSystemError } from './write.js';
 /** How an item ended. */
 export type ItemStatus = 'ok' | 'skipped' | 'failed';
 
-/** Why an item was skipped: its file exists, it was listed before, or the manifest of an earlier run says it is done. */
-export type SkipReason = 'exists' | 'duplicate' | 'manifest';
+/**
+ * Why an item was skipped: its file exists, it was listed before, the manifest of an earlier run says it is done,
+ * or (with dedupe) its content was already saved this run.
+ */
+export type SkipReason = 'exists' | 'duplicate' | 'manifest' | 'same-content';
 
 /** One finished item: a line of the manifest, a value yielded by `download()`. */
 export interface ItemResult {
@@ -41,6 +44,16 @@ export interface ItemResult {
   skipReason: SkipReason | null;
   /** Set when status is `failed`. */
   error: ErrorRecord | null;
+  /** `algorithm:hex` of the bytes received, when `hash` (or `dedupe`) is on. */
+  digest?: string;
+  /** Image type read from the header bytes (`jpeg`, `png`, `gif`, `webp`, `bmp`), when recognised. */
+  imageType?: string;
+  /** Width in pixels from the header, when recognised. */
+  width?: number;
+  /** Height in pixels from the header, when recognised. */
+  height?: number;
+  /** With `dedupe`: the saved file (relative path) whose content this item repeats; the item is skipped as `same-content`. */
+  duplicateOf?: string;
 }
 
 /**

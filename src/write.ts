@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import type { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { FileSystemError, ImgdlError } from './errors.js';
 import { splitExt } from './naming.js';
@@ -69,6 +69,8 @@ export interface StreamChecks {
   url?: string | undefined;
   /** How the part file is opened. Default {@link openPartFile}. */
   openPart?: OpenPart | undefined;
+  /** A pass-through between the checks and the file, seeing every byte written (hashing, probing). */
+  through?: Transform | undefined;
 }
 
 /**
@@ -134,7 +136,8 @@ export async function streamToFile(
     new ImgdlError('TRUNCATED', `body ended after ${total} of ${expectedTotal} bytes`, { url, cause });
 
   try {
-    await pipeline(body, checked, file);
+    if (checks.through) await pipeline(body, checked, checks.through, file);
+    else await pipeline(body, checked, file);
     return total;
   } catch (error) {
     // Destroying an unfinished undici body emits an error nobody else listens to any more.
@@ -208,6 +211,11 @@ export class PartIndex {
     }
     return (await listing).delete(path.basename(part));
   }
+}
+
+/** Removes a file that is no longer wanted, ignoring any failure (it may already be gone). */
+export async function removeQuietly(file: string): Promise<void> {
+  await fs.rm(file, { force: true }).catch(() => undefined);
 }
 
 /**

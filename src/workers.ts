@@ -1,0 +1,97 @@
+/**
+ * The `workers` mode's scheduler: a piscina pool of worker threads, each
+ * running the same per-item pipeline ({@link runTask}) with its own event
+ * loop and undici Agent. The main thread still plans every item in list order
+ * (naming, duplicate URLs) and the run's pool still bounds the items in
+ * flight; this module only decides which thread an item runs on.
+ *
+ * Only plain data crosses the boundary: a {@link WireTask} goes in, an
+ * {@link ItemResult} (whose error is a `{code, message}` record) comes out. A
+ * worker that dies fails the items it held with WORKER_CRASHED; piscina starts
+ * a replacement and the run goes on.
+ */
+import { MessageChannel } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { serveClaims, type DigestRegistry } from './dedupe.js';
+import { ImgdlError } from './errors.js';
+import { taskFailure, type Task } from './item.js';
+import type { ListItem } from './list.js';
+import type { ResolvedOptions } from './options.js';
+import type { ItemResult } from './record.js';
+
+/** A {@link Task} in structured-clone form (a URL object does not survive `postMessage`). */
+export interface WireTask {
+  item: ListItem;
+  url: string;
+  shownUrl: string;
+  relPath: string;
+  named: boolean;
+}
+
+/** The options a worker needs: everything resolved except what cannot be cloned. */
+export type WireOptions = Omit<ResolvedOptions, 'logger' | 'signal' | 'stopSignal' | 'onProgress'>;
+
+/** What piscina hands the worker for one item. */
+export interface WorkerMessage {
+  task: WireTask;
+  /** Present with `dedupe`: where the worker asks whether the content was already saved. */
+  port?: import('node:worker_threads').MessagePort;
+}
+
+/** What the worker learns once, when it starts. */
+export interface WorkerSetup {
+  options: WireOptions;
+}
+
+// Tests import src/*.ts directly, but a worker thread can only load the built JavaScript.
+const WORKER_FILE = import.meta.url.endsWith('.ts')
+  ? new URL('../dist/worker.js', import.meta.url).href
+  : new URL('./worker.js', import.meta.url).href;
+
+/** A pool of worker threads sized for one run. */
+export class WorkerPool {
+  readonly #pool: Piscina<WorkerMessage, ItemResult>;
+  readonly #digests: DigestRegistry | undefined;
+
+  constructor(options: ResolvedOptions, digests?: DigestRegistry) {
+    const { logger: _logger, signal: _signal, stopSignal: _stopSignal, onProgress: _onProgress, ...wire } = options;
+    // More threads than items in flight would only sit idle.
+    const threads = Math.min(options.threads, options.concurrency);
+    this.#digests = digests;
+    this.#pool = new Piscina({
+      filename: WORKER_FILE,
+      minThreads: threads,
+      maxThreads: threads,
+      // Spread the run's slots evenly; the run's own pool already bounds the total.
+      concurrentTasksPerWorker: Math.ceil(options.concurrency / threads),
+      // Each worker runs many downloads at once on its event loop; Atomics.wait between tasks would stall them.
+      atomics: 'disabled',
+      idleTimeout: Number.POSITIVE_INFINITY,
+      workerData: { options: wire } satisfies WorkerSetup,
+    });
+  }
+
+  /** Runs one task on some worker. Never rejects: a dead worker or an abort becomes a failed record. */
+  async run(task: Task, signal: AbortSignal): Promise<ItemResult> {
+    const wire: WireTask = { item: task.item, url: task.url.href, shownUrl: task.shownUrl, relPath: task.relPath, named: task.named };
+    let channel: MessageChannel | undefined;
+    try {
+      if (this.#digests) {
+        channel = new MessageChannel();
+        serveClaims(channel.port1, this.#digests);
+        return await this.#pool.run({ task: wire, port: channel.port2 }, { transferList: [channel.port2], signal });
+      }
+      return await this.#pool.run({ task: wire }, { signal });
+    } catch (error) {
+      if (signal.aborted) return taskFailure(task, new ImgdlError('ABORTED', 'stopped before it finished', { url: task.shownUrl, cause: error }));
+      return taskFailure(task, new ImgdlError('WORKER_CRASHED', 'the worker thread downloading it stopped', { url: task.shownUrl, cause: error }));
+    } finally {
+      channel?.port1.close();
+    }
+  }
+
+  /** Stops every worker. */
+  async destroy(): Promise<void> {
+    await this.#pool.destroy();
+  }
+}
