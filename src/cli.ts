@@ -9,6 +9,8 @@
  */
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import yargs from 'yargs';
@@ -62,6 +64,7 @@ function parser(args: string[]) {
     .scriptName('imgdl')
     .usage('$0 [urls..] [options]\n\nDownload images from URLs given as arguments, in list files, or piped on stdin.')
     .command('$0 [urls..]', false)
+    .command('bench', 'Time sequential, concurrent and workers modes on one list (imgdl bench --help)')
     .positional('urls', { type: 'string', array: true, default: [], describe: 'URLs to download' })
     .option('input', { alias: 'i', type: 'string', array: true, defaultDescription: 'stdin, when no URL is given', describe: 'Read URLs from FILE, one per line ("-" is stdin); repeatable' })
     .option('out', { alias: 'o', type: 'string', default: '.', describe: 'Output folder (created if missing)' })
@@ -152,6 +155,7 @@ function bindStdinDash(args: readonly string[]): string[] {
 
 /** Runs the CLI with `args` (without node and script); resolves to the exit code. */
 export async function main(args: string[] = hideBin(process.argv)): Promise<number> {
+  if (args[0] === 'bench') return benchMain(args.slice(1));
   let argv: Argv;
   try {
     argv = (await parser(bindStdinDash(args)).parseAsync()) as unknown as Argv;
@@ -319,4 +323,135 @@ async function dryRun(items: AsyncIterable<ListItem>, options: Options, out: str
   }
   process.stderr.write(`dry run: ${counts.download} to download, ${counts.skipped} skipped, ${counts.failed} invalid; nothing was requested\n`);
   return counts.failed > 0 ? 1 : 0;
+}
+
+interface BenchArgv {
+  urls: string[];
+  input: string[] | undefined;
+  modes: string;
+  repeat: number;
+  concurrency: number;
+  threads: number | undefined;
+  hash: string | undefined;
+  json: boolean;
+  keep: boolean;
+  local: boolean;
+  files: number;
+  size: string;
+  latency: number;
+}
+
+function benchParser(args: string[]) {
+  return yargs(args)
+    .scriptName('imgdl bench')
+    .usage('$0 [urls..] [options]\n\nDownload the same list once per mode per repeat, each run a fresh process into a fresh temp folder, and compare.')
+    .command('$0 [urls..]', false)
+    .positional('urls', { type: 'string', array: true, default: [], describe: 'URLs to download' })
+    .option('input', { alias: 'i', type: 'string', array: true, describe: 'Read URLs from FILE ("-" is stdin); repeatable' })
+    .option('modes', { type: 'string', default: MODES.join(','), describe: 'Modes to compare, comma-separated' })
+    .option('repeat', { type: 'number', default: 3, describe: 'Runs per mode (the table shows medians)' })
+    .option('concurrency', { alias: 'c', type: 'number', default: 16, describe: 'Downloads in flight (concurrent and workers)' })
+    .option('threads', { alias: 't', type: 'number', describe: 'Worker threads (workers mode)' })
+    .option('hash', { type: 'string', choices: HASHES as string[], describe: 'Hash every file in every mode' })
+    .option('json', { type: 'boolean', default: false, describe: 'Print the rows as JSON on stdout' })
+    .option('keep', { type: 'boolean', default: false, describe: 'Keep the downloaded files (folders are listed on stderr)' })
+    .option('local', { type: 'boolean', default: false, describe: 'Download from an embedded loopback server instead of URLs' })
+    .option('files', { type: 'number', default: 200, describe: 'With --local: how many images' })
+    .option('size', { type: 'string', default: '20k', describe: 'With --local: bytes per image (20k, 1M, 64MiB)' })
+    .option('latency', { type: 'number', default: 50, describe: 'With --local: ms before each response' })
+    .example('$0 --local', '200 images of 20 kB with 50 ms latency, no internet needed')
+    .example('$0 -i urls.txt --modes concurrent,workers --hash sha256 --repeat 5', 'Compare two modes on your own list')
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .version(false)
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((message, error) => {
+      throw error ?? new UsageError(message);
+    });
+}
+
+function integerArg(name: string, value: number, min: number): number {
+  if (!Number.isInteger(value) || value < min) throw new UsageError(`--${name} must be an integer of at least ${min}, got ${value}`);
+  return value;
+}
+
+/** `imgdl bench`: argv, the temp list, the progress line and the table; the measuring is in bench.ts. */
+async function benchMain(args: string[]): Promise<number> {
+  const { runBench, formatBench, parseSize } = await import('./bench.js');
+  let argv: BenchArgv;
+  let modes: Mode[];
+  try {
+    argv = (await benchParser(bindStdinDash(args)).parseAsync()) as unknown as BenchArgv;
+    if ((argv as { help?: boolean }).help) return 0;
+    modes = argv.modes.split(',').map((m) => m.trim()) as Mode[];
+    for (const mode of modes) if (!MODES.includes(mode)) throw new UsageError(`--modes: unknown mode "${mode}" (expected ${MODES.join(', ')})`);
+    integerArg('repeat', argv.repeat, 1);
+    integerArg('files', argv.files, 1);
+    integerArg('latency', argv.latency, 0);
+    integerArg('concurrency', argv.concurrency, 1);
+    if (argv.threads !== undefined) integerArg('threads', argv.threads, 1);
+    if (!argv.local && argv.urls.length === 0 && (argv.input ?? []).length === 0) {
+      throw new UsageError('no URLs: give them as arguments, with -i FILE, or use --local');
+    }
+  } catch (error) {
+    process.stderr.write(`imgdl bench: ${(error as Error).message}\nTry 'imgdl bench --help'.\n`);
+    return 2;
+  }
+
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'imgdl-bench-list-'));
+  const listFile = path.join(dir, 'urls.txt');
+  let server: { origin: string; close(): Promise<void> } | undefined;
+  try {
+    let lines: string[];
+    if (argv.local) {
+      const { startFixtureServer, MAX_GENERATED_BYTES } = await import('./fixture-server.js');
+      const size = parseSize(argv.size);
+      if (size === undefined || size < 200 || size > MAX_GENERATED_BYTES) {
+        process.stderr.write(`imgdl bench: --size must be from 200 bytes to 64MiB, like 20k or 1M; got "${argv.size}"\n`);
+        return 2;
+      }
+      server = await startFixtureServer({ latencyMs: argv.latency });
+      const origin = server.origin;
+      lines = Array.from({ length: argv.files }, (_, i) => `${origin}/gen/${i + 1}.jpg?bytes=${size}`);
+    } else {
+      let inputs: Array<{ name: string; stream: Readable }>;
+      try {
+        inputs = await openInputs(argv.input ?? []);
+      } catch (error) {
+        process.stderr.write(`imgdl bench: ${(error as Error).message}\n`);
+        return 2;
+      }
+      lines = [];
+      for await (const item of allItems(argv.urls, inputs)) lines.push(item.name === undefined ? item.url : `${item.url} ${item.name}`);
+    }
+    await fs.writeFile(listFile, lines.join('\n') + '\n');
+
+    const extra = ['-c', String(argv.concurrency)];
+    if (argv.threads !== undefined) extra.push('-t', String(argv.threads));
+    if (argv.hash !== undefined) extra.push('--hash', argv.hash);
+    const tty = process.stderr.isTTY === true;
+    const rows = await runBench({
+      listFile,
+      modes,
+      repeat: argv.repeat,
+      args: extra,
+      keep: argv.keep,
+      onRun: tty
+        ? (mode, repeat, done, total) => process.stderr.write(`\r\x1b[Kbench: ${mode} run ${repeat}/${argv.repeat} (${done + 1} of ${total})`)
+        : undefined,
+    });
+    if (tty) process.stderr.write('\r\x1b[K');
+    if (argv.json) process.stdout.write(JSON.stringify(rows) + '\n');
+    else {
+      const where = argv.local ? `${argv.files} images of ${argv.size}, ${argv.latency} ms latency, loopback` : `${lines.length} URLs`;
+      process.stdout.write(`${where}; concurrency ${argv.concurrency}; medians of ${argv.repeat} runs, each a fresh process\n${formatBench(rows)}\n`);
+    }
+    if (argv.keep) for (const row of rows) for (const folder of row.kept) process.stderr.write(`kept ${folder}\n`);
+    return rows.some((row) => row.failed > 0) ? 1 : 0;
+  } finally {
+    await server?.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 }

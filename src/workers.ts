@@ -71,7 +71,11 @@ export class WorkerPool {
     });
   }
 
-  /** Runs one task on some worker. Never rejects: a dead worker or an abort becomes a failed record. */
+  /**
+   * Runs one task on some worker. Never rejects: a dead worker or an abort becomes a failed record.
+   * The signal is not given to piscina: it runs an abortable task alone on its thread, which would
+   * cap each thread at one download. An aborted run destroys the pool instead, which ends every task.
+   */
   async run(task: Task, signal: AbortSignal): Promise<ItemResult> {
     const wire: WireTask = { item: task.item, url: task.url.href, shownUrl: task.shownUrl, relPath: task.relPath, named: task.named };
     let channel: MessageChannel | undefined;
@@ -79,9 +83,9 @@ export class WorkerPool {
       if (this.#digests) {
         channel = new MessageChannel();
         serveClaims(channel.port1, this.#digests);
-        return await this.#pool.run({ task: wire, port: channel.port2 }, { transferList: [channel.port2], signal });
+        return await this.#pool.run({ task: wire, port: channel.port2 }, { transferList: [channel.port2] });
       }
-      return await this.#pool.run({ task: wire }, { signal });
+      return await this.#pool.run({ task: wire });
     } catch (error) {
       if (signal.aborted) return taskFailure(task, new ImgdlError('ABORTED', 'stopped before it finished', { url: task.shownUrl, cause: error }));
       return taskFailure(task, new ImgdlError('WORKER_CRASHED', 'the worker thread downloading it stopped', { url: task.shownUrl, cause: error }));
