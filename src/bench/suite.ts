@@ -1,0 +1,375 @@
+/**
+ * The benchmark suite (`npm run bench`): fixed scenarios against loopback
+ * fixture servers running in their own processes, imgdl's modes next to curl,
+ * wget2 and aria2c on the same list in the same run, medians of several runs,
+ * and the targets as ratios against baselines measured in that same run (so
+ * a busy machine slows both sides of each ratio).
+ *
+ *   node dist/bench/suite.js [--only latency,sequential,flood,bulk,startup] [--runs 5]
+ *                            [--bulk-files 16] [--bulk-size 64MiB] [--json]
+ *
+ * Every command runs as its own process under /usr/bin/time (for peak RSS)
+ * into a fresh folder, which is checked (file count and bytes) and removed.
+ * Runs are interleaved (run 1 of every command, then run 2, ...) so that
+ * a burst of load from elsewhere does not land on one command only.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { CLI_PATH, formatTable, median, parseSize } from '../bench.js';
+import { formatBytes, formatDuration } from '../report.js';
+
+const SERVER_PATH = fileURLToPath(new URL('./server.js', import.meta.url));
+const TIME = '/usr/bin/time';
+const SCENARIOS = ['latency', 'sequential', 'flood', 'bulk', 'startup'] as const;
+type ScenarioName = (typeof SCENARIOS)[number];
+
+interface Settings {
+  only: readonly ScenarioName[];
+  runs: number;
+  bulkFiles: number;
+  bulkSize: number;
+  json: boolean;
+}
+
+/** One command of a scenario: how to run it into `out`. */
+interface Contender {
+  name: string;
+  argv: (out: string) => string[];
+  /** False for commands that save nothing (start-up). */
+  saves: boolean;
+}
+
+interface Measured {
+  name: string;
+  walls: number[];
+  rss: number[];
+  /** Runs whose folder did not hold every file with every byte. */
+  incomplete: number;
+}
+
+interface ScenarioResult {
+  scenario: ScenarioName;
+  description: string;
+  floorMs: number | undefined;
+  baseline: string | undefined;
+  rows: Measured[];
+}
+
+interface Target {
+  what: string;
+  ratio: number | undefined;
+  limit: number;
+  /** For "faster than X" targets, the ratio must be below 1. */
+  met: boolean | undefined;
+}
+
+function settings(): Settings {
+  const { values } = parseArgs({
+    options: {
+      only: { type: 'string' },
+      runs: { type: 'string', default: '5' },
+      'bulk-files': { type: 'string', default: '16' },
+      'bulk-size': { type: 'string', default: '64MiB' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const only = (values.only?.split(',').map((s) => s.trim()) ?? [...SCENARIOS]) as ScenarioName[];
+  for (const name of only) if (!SCENARIOS.includes(name)) fail(`--only: unknown scenario "${name}" (expected ${SCENARIOS.join(', ')})`);
+  const runs = Number(values.runs);
+  const bulkFiles = Number(values['bulk-files']);
+  const bulkSize = parseSize(values['bulk-size']);
+  if (!Number.isInteger(runs) || runs < 1) fail(`--runs must be a positive integer, got ${values.runs}`);
+  if (!Number.isInteger(bulkFiles) || bulkFiles < 1) fail(`--bulk-files must be a positive integer, got ${values['bulk-files']}`);
+  if (bulkSize === undefined || bulkSize < 200 || bulkSize > 64 * 1024 * 1024) fail(`--bulk-size must be from 200 bytes to 64MiB`);
+  return { only, runs, bulkFiles, bulkSize: bulkSize!, json: values.json };
+}
+
+function fail(message: string): never {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(2);
+}
+
+function installed(tool: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
+}
+
+/** Starts a fixture server process and resolves with its origin and a stop function. */
+async function startServer(latencyMs: number): Promise<{ origin: string; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [SERVER_PATH, String(latencyMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const origin = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      text += d;
+      const line = text.split('\n')[0];
+      if (text.includes('\n') && line) resolve(line.trim());
+    });
+    child.once('exit', (code) => reject(new Error(`fixture server exited with ${code}`)));
+  });
+  return {
+    origin,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.stdin.end();
+      }),
+  };
+}
+
+/** Runs `argv` under /usr/bin/time; resolves with whole-process wall ms and peak RSS bytes. */
+async function timed(argv: string[], dir: string): Promise<{ wallMs: number; rss: number; code: number | null }> {
+  const timeFile = path.join(dir, 'time.txt');
+  const withTime = existsSync(TIME) ? [TIME, '-f', '%M', '-o', timeFile, ...argv] : argv;
+  const started = performance.now();
+  const child = spawn(withTime[0]!, withTime.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  const wallMs = performance.now() - started;
+  let rss = Number.NaN;
+  if (withTime !== argv) {
+    const text = await fs.readFile(timeFile, 'utf8').catch(() => '');
+    rss = Number(text.trim().split('\n').pop()) * 1024;
+  }
+  if (code !== 0) process.stderr.write(`\n${argv.join(' ').slice(0, 200)} exited with ${code}: ${stderr.trim().slice(-500)}\n`);
+  return { wallMs, rss, code };
+}
+
+/** Files and bytes below `dir`. */
+async function tally(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  for (const entry of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    files++;
+    bytes += (await fs.stat(path.join(entry.parentPath, entry.name))).size;
+  }
+  return { files, bytes };
+}
+
+/** Runs every contender `runs` times, interleaved, each into a fresh folder. */
+async function measure(
+  label: string,
+  contenders: readonly Contender[],
+  runs: number,
+  expected: { files: number; bytes: number },
+): Promise<Measured[]> {
+  const results: Measured[] = contenders.map((c) => ({ name: c.name, walls: [], rss: [], incomplete: 0 }));
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'imgdl-suite-'));
+  try {
+    for (let run = 1; run <= runs; run++) {
+      for (const [i, contender] of contenders.entries()) {
+        if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${label}: ${contender.name} run ${run}/${runs}`);
+        const out = path.join(work, `out-${run}-${i}`);
+        await fs.mkdir(out);
+        const { wallMs, rss, code } = await timed(contender.argv(out), work);
+        const result = results[i]!;
+        result.walls.push(wallMs);
+        result.rss.push(rss);
+        if (contender.saves) {
+          const got = await tally(out);
+          if (code !== 0 || got.files !== expected.files || got.bytes !== expected.bytes) result.incomplete++;
+        } else if (code !== 0) result.incomplete++;
+        await fs.rm(out, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+    await fs.rm(work, { recursive: true, force: true });
+  }
+  return results;
+}
+
+/** Writes the list in the formats each tool reads; names are `N.jpg` everywhere. */
+async function writeLists(dir: string, urls: readonly string[]): Promise<{ plain: string; curl: string; aria2: string; named: string }> {
+  const names = urls.map((_, i) => `${i + 1}.jpg`);
+  const files = {
+    plain: path.join(dir, 'urls.txt'),
+    named: path.join(dir, 'named.txt'),
+    curl: path.join(dir, 'curl.cfg'),
+    aria2: path.join(dir, 'aria2.txt'),
+  };
+  await fs.writeFile(files.plain, urls.join('\n') + '\n');
+  await fs.writeFile(files.named, urls.map((u, i) => `${u} ${names[i]}`).join('\n') + '\n');
+  await fs.writeFile(files.curl, urls.map((u, i) => `url = "${u}"\noutput = "${names[i]}"\n`).join(''));
+  await fs.writeFile(files.aria2, urls.map((u, i) => `${u}\n  out=${names[i]}\n`).join(''));
+  return files;
+}
+
+const node = process.execPath;
+
+function peers(lists: { plain: string; curl: string; aria2: string }, c: number): Contender[] {
+  const found: Contender[] = [];
+  if (installed('curl')) {
+    found.push({
+      name: c === 1 ? 'curl (sequential)' : `curl -Z --parallel-max ${c}`,
+      argv: (out) => ['curl', '-s', ...(c === 1 ? [] : ['-Z', '--parallel-max', String(c)]), '--output-dir', out, '-K', lists.curl],
+      saves: true,
+    });
+  }
+  if (installed('wget2')) {
+    found.push({
+      name: `wget2 --max-threads=${c}`,
+      argv: (out) => ['wget2', '-q', '--no-config', `--max-threads=${c}`, '-P', out, '-i', lists.plain],
+      saves: true,
+    });
+  }
+  if (installed('aria2c')) {
+    found.push({
+      name: `aria2c -j ${c}`,
+      argv: (out) => [
+        'aria2c', '-q', '-j', String(c), '-d', out, '-i', lists.aria2,
+        // Defaults that would measure something else: preallocation, a session summary, 5 connections per server.
+        '--file-allocation=none', '--max-connection-per-server=16', '--auto-file-renaming=false', '--summary-interval=0',
+      ],
+      saves: true,
+    });
+  }
+  return found;
+}
+
+function imgdl(name: string, list: string, args: string[]): Contender {
+  return { name, argv: (out) => [node, CLI_PATH, '-i', list, '-o', out, '-q', ...args], saves: true };
+}
+
+async function scenario(
+  name: ScenarioName,
+  s: Settings,
+  servers: { slow: string; fast: string },
+): Promise<ScenarioResult> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `imgdl-suite-${name}-`));
+  try {
+    if (name === 'startup') {
+      const contenders: Contender[] = [
+        { name: 'node -e 0', argv: () => [node, '-e', '0'], saves: false },
+        { name: 'imgdl --version', argv: () => [node, CLI_PATH, '--version'], saves: false },
+      ];
+      // Start-up runs are short; more of them steady the median at little cost.
+      const rows = await measure(name, contenders, Math.max(s.runs, 10), { files: 0, bytes: 0 });
+      return { scenario: name, description: 'imgdl --version against node -e 0', floorMs: undefined, baseline: 'node -e 0', rows };
+    }
+    const spec = {
+      latency: { files: 2000, size: 20_000, origin: servers.slow, c: 32, floor: Math.ceil(2000 / 32) * 50 },
+      sequential: { files: 100, size: 20_000, origin: servers.slow, c: 1, floor: 100 * 50 },
+      flood: { files: 20_000, size: 2_000, origin: servers.fast, c: 32, floor: undefined },
+      bulk: { files: s.bulkFiles, size: s.bulkSize, origin: servers.fast, c: 8, floor: undefined },
+    }[name];
+    const urls = Array.from({ length: spec.files }, (_, i) => `${spec.origin}/gen/${i + 1}.jpg?bytes=${spec.size}`);
+    const lists = await writeLists(dir, urls);
+    const c = String(spec.c);
+    const contenders: Contender[] = [];
+    if (name === 'sequential') contenders.push(imgdl('imgdl sequential', lists.plain, ['-m', 'sequential']));
+    else {
+      contenders.push(imgdl(`imgdl -c ${c}`, lists.plain, ['-c', c]));
+      contenders.push(imgdl(`imgdl workers -c ${c}`, lists.plain, ['-m', 'workers', '-c', c]));
+    }
+    if (name === 'bulk') {
+      contenders.push(imgdl(`imgdl -c ${c} --hash sha256`, lists.plain, ['-c', c, '--hash', 'sha256']));
+      contenders.push(imgdl(`imgdl workers -c ${c} --hash sha256`, lists.plain, ['-m', 'workers', '-c', c, '--hash', 'sha256']));
+    }
+    contenders.push(...peers(lists, spec.c));
+    const rows = await measure(name, contenders, s.runs, { files: spec.files, bytes: spec.files * spec.size });
+    const description = `${spec.files} × ${formatBytes(spec.size)}, ${spec.origin === servers.slow ? '50 ms' : 'no'} latency, concurrency ${c}`;
+    const baseline = rows.find((r) => r.name.startsWith('curl'))?.name;
+    return { scenario: name, description, floorMs: spec.floor, baseline, rows };
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+function med(row: Measured | undefined): number | undefined {
+  return row && row.walls.length > 0 ? median(row.walls) : undefined;
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined ? undefined : Math.round((a / b) * 1000) / 1000;
+}
+
+function targets(results: readonly ScenarioResult[]): Target[] {
+  const get = (scenario: ScenarioName, name: string): Measured | undefined =>
+    results.find((r) => r.scenario === scenario)?.rows.find((row) => row.name.startsWith(name));
+  const list: Target[] = [];
+  const within = (what: string, value: number | undefined, limit: number): void => {
+    list.push({ what, ratio: value, limit, met: value === undefined ? undefined : value <= limit });
+  };
+  const lat = results.find((r) => r.scenario === 'latency');
+  if (lat) {
+    within('latency: imgdl -c 32 / floor 3.15 s', ratio(med(get('latency', 'imgdl -c')), lat.floorMs), 1.05);
+    within('latency: imgdl -c 32 / wget2', ratio(med(get('latency', 'imgdl -c')), med(get('latency', 'wget2'))), 1);
+    within('latency: imgdl -c 32 / curl -Z', ratio(med(get('latency', 'imgdl -c')), med(get('latency', 'curl'))), 1);
+  }
+  const seq = results.find((r) => r.scenario === 'sequential');
+  if (seq) within('sequential: imgdl / floor 5 s', ratio(med(get('sequential', 'imgdl')), seq.floorMs), 1.05);
+  if (results.some((r) => r.scenario === 'flood')) {
+    within('flood: imgdl -c 32 / curl -Z', ratio(med(get('flood', 'imgdl -c')), med(get('flood', 'curl'))), 1);
+  }
+  if (results.some((r) => r.scenario === 'bulk')) {
+    within('bulk: imgdl -c 8 / curl -Z', ratio(med(get('bulk', 'imgdl -c 8')), med(get('bulk', 'curl'))), 1);
+    const rss = get('bulk', 'imgdl -c 8');
+    within('bulk: imgdl -c 8 peak RSS / 80 MiB', rss ? ratio(Math.max(...rss.rss), 80 * 1024 * 1024) : undefined, 1);
+    within(
+      'bulk: workers --hash sha256 / concurrent --hash sha256',
+      ratio(med(get('bulk', 'imgdl workers -c 8 --hash')), med(get('bulk', 'imgdl -c 8 --hash'))),
+      1,
+    );
+  }
+  if (results.some((r) => r.scenario === 'startup')) {
+    within('start-up: imgdl --version / node -e 0', ratio(med(get('startup', 'imgdl')), med(get('startup', 'node'))), 1.5);
+  }
+  return list;
+}
+
+function printScenario(r: ScenarioResult): string {
+  const base = med(r.rows.find((row) => row.name === r.baseline));
+  const header = ['command', 'median wall', 'min', 'max', '× floor', r.baseline ? `× ${r.baseline.split(' ')[0]}` : '× base', 'peak RSS', 'complete'];
+  const rows = r.rows.map((row) => {
+    const m = median(row.walls);
+    const peak = Math.max(...row.rss);
+    return [
+      row.name,
+      formatDuration(m),
+      formatDuration(Math.min(...row.walls)),
+      formatDuration(Math.max(...row.walls)),
+      r.floorMs ? (m / r.floorMs).toFixed(3) : '-',
+      base ? (m / base).toFixed(3) : '-',
+      Number.isFinite(peak) ? formatBytes(peak) : '?',
+      `${row.walls.length - row.incomplete}/${row.walls.length}`,
+    ];
+  });
+  const floor = r.floorMs ? `; floor ${formatDuration(r.floorMs)}` : '';
+  return `\n## ${r.scenario}: ${r.description}${floor}\n${formatTable(header, rows)}\n`;
+}
+
+async function main(): Promise<void> {
+  const s = settings();
+  const slow = await startServer(50);
+  const fast = await startServer(0);
+  const results: ScenarioResult[] = [];
+  const started = performance.now();
+  try {
+    for (const name of s.only) {
+      const result = await scenario(name, s, { slow: slow.origin, fast: fast.origin });
+      results.push(result);
+      if (!s.json) process.stdout.write(printScenario(result));
+    }
+  } finally {
+    await Promise.all([slow.stop(), fast.stop()]);
+  }
+  const goals = targets(results);
+  if (s.json) {
+    process.stdout.write(JSON.stringify({ runs: s.runs, cpus: os.availableParallelism(), results, targets: goals }, null, 2) + '\n');
+    return;
+  }
+  const lines = goals.map((t) => [t.what, t.ratio === undefined ? 'n/a' : t.ratio.toFixed(3), `≤ ${t.limit}`, t.met === undefined ? '-' : t.met ? 'met' : 'MISSED']);
+  process.stdout.write(`\n## targets (ratios of medians measured in this run)\n${formatTable(['target', 'ratio', 'goal', ''], lines)}\n`);
+  process.stdout.write(
+    `\n${s.runs} runs per command (start-up: ${Math.max(s.runs, 10)}), ${os.availableParallelism()} CPUs, node ${process.version}; ` +
+      `wall = whole process as a user times it; peak RSS from /usr/bin/time; suite took ${formatDuration(performance.now() - started)}\n`,
+  );
+}
+
+await main();
