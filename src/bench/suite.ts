@@ -207,7 +207,7 @@ function peers(lists: { plain: string; curl: string; aria2: string }, c: number)
   if (installed('curl')) {
     found.push({
       name: c === 1 ? 'curl (sequential)' : `curl -Z --parallel-max ${c}`,
-      argv: (out) => ['curl', '-s', ...(c === 1 ? [] : ['-Z', '--parallel-max', String(c)]), '--output-dir', out, '-K', lists.curl],
+      argv: (out) => ['curl', '-s', '--no-progress-meter', ...(c === 1 ? [] : ['-Z', '--parallel-max', String(c)]), '--output-dir', out, '-K', lists.curl],
       saves: true,
     });
   }
