@@ -62,8 +62,9 @@ export class WorkerPool {
       filename: WORKER_FILE,
       minThreads: threads,
       maxThreads: threads,
-      // Spread the run's slots evenly; the run's own pool already bounds the total.
-      concurrentTasksPerWorker: Math.ceil(options.concurrency / threads),
+      // The run's own pool bounds the total; piscina gives each task to the least busy ready thread.
+      // No per-thread cap: threads start at different times, and a cap would idle slots while one boots.
+      concurrentTasksPerWorker: options.concurrency,
       // Each worker runs many downloads at once on its event loop; Atomics.wait between tasks would stall them.
       atomics: 'disabled',
       idleTimeout: Number.POSITIVE_INFINITY,
