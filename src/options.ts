@@ -195,6 +195,9 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
   const mode = oneOf('mode', options.mode, MODES, 'concurrent');
   const concurrency = integer('concurrency', options.concurrency, 16, 1, 10_000);
   const perHost = options.perHost === undefined ? undefined : integer('perHost', options.perHost, 0, 1, 10_000);
+  const dedupe = flag('dedupe', options.dedupe);
+  // Dedupe compares digests, so it needs one even when none was asked for.
+  const hash = options.hash === undefined ? (dedupe ? 'sha256' : undefined) : oneOf('hash', options.hash, HASHES, 'sha256');
   if (options.out !== undefined && (typeof options.out !== 'string' || options.out === '')) {
     throw new OptionError('out', options.out, 'a folder path');
   }
@@ -213,9 +216,8 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
     mode,
     concurrency: mode === 'sequential' ? 1 : concurrency,
     threads: integer('threads', options.threads, os.availableParallelism(), 1, 256),
-    // Dedupe compares digests, so it needs one even when none was asked for.
-    hash: options.hash === undefined && options.dedupe === true ? 'sha256' : options.hash === undefined ? undefined : oneOf('hash', options.hash, HASHES, 'sha256'),
-    dedupe: flag('dedupe', options.dedupe),
+    hash,
+    dedupe,
     perHost,
     onExists: oneOf('onExists', options.onExists, ON_EXISTS, 'skip'),
     manifest: options.manifest,

@@ -10,7 +10,7 @@
  * worker that dies fails the items it held with WORKER_CRASHED; piscina starts
  * a replacement and the run goes on.
  */
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { serveClaims, type DigestRegistry } from './dedupe.js';
 import { ImgdlError } from './errors.js';
@@ -35,7 +35,7 @@ export type WireOptions = Omit<ResolvedOptions, 'logger' | 'signal' | 'stopSigna
 export interface WorkerMessage {
   task: WireTask;
   /** Present with `dedupe`: where the worker asks whether the content was already saved. */
-  port?: import('node:worker_threads').MessagePort;
+  port?: MessagePort;
 }
 
 /** What the worker learns once, when it starts. */
@@ -52,8 +52,10 @@ const WORKER_FILE = import.meta.url.endsWith('.ts')
 export class WorkerPool {
   readonly #pool: Piscina<WorkerMessage, ItemResult>;
   readonly #digests: DigestRegistry | undefined;
+  #destroyed: Promise<void> | undefined;
 
-  constructor(options: ResolvedOptions, digests?: DigestRegistry) {
+  /** Starts the threads; aborting `signal` stops them, failing the items they hold as ABORTED. */
+  constructor(options: ResolvedOptions, signal: AbortSignal, digests?: DigestRegistry) {
     const { logger: _logger, signal: _signal, stopSignal: _stopSignal, onProgress: _onProgress, ...wire } = options;
     // More threads than items in flight would only sit idle.
     const threads = Math.min(options.threads, options.concurrency);
@@ -70,12 +72,13 @@ export class WorkerPool {
       idleTimeout: Number.POSITIVE_INFINITY,
       workerData: { options: wire } satisfies WorkerSetup,
     });
+    signal.addEventListener('abort', () => void this.destroy(), { once: true });
   }
 
   /**
    * Runs one task on some worker. Never rejects: a dead worker or an abort becomes a failed record.
    * The signal is not given to piscina: it runs an abortable task alone on its thread, which would
-   * cap each thread at one download. An aborted run destroys the pool instead, which ends every task.
+   * cap each thread at one download. An aborted run destroys the pool instead (see the constructor).
    */
   async run(task: Task, signal: AbortSignal): Promise<ItemResult> {
     const wire: WireTask = { item: task.item, url: task.url.href, shownUrl: task.shownUrl, relPath: task.relPath, named: task.named };
@@ -96,7 +99,8 @@ export class WorkerPool {
   }
 
   /** Stops every worker. */
-  async destroy(): Promise<void> {
-    await this.#pool.destroy();
+  destroy(): Promise<void> {
+    this.#destroyed ??= this.#pool.destroy().catch(() => undefined);
+    return this.#destroyed;
   }
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { generatedImage } from '../src/fixture-server.js';
 import { HeaderProbe } from '../src/inspect.js';
@@ -28,6 +29,20 @@ describe('workers mode', () => {
     await collect(urls, { out, mode: 'workers', threads: 2, concurrency: 5 });
     expect(server.stats.requests).toBe(16);
     expect(server.stats.peakInFlight).toBe(5);
+  });
+
+  it('stops the items in flight on worker threads when the signal aborts', async () => {
+    const server = await serve({ latencyMs: 60_000 });
+    const out = await tempDir();
+    const abort = new AbortController();
+    const urls = Array.from({ length: 6 }, (_, i) => server.url(`/gen/${i}.jpg`));
+    const running = collect(urls, { out, mode: 'workers', threads: 2, concurrency: 3, signal: abort.signal });
+    while (server.stats.inFlight < 3) await setTimeout(10);
+    abort.abort();
+    const results = await running;
+    expect(results.map((r) => r.error?.code)).toEqual(['ABORTED', 'ABORTED', 'ABORTED']);
+    expect(server.stats.requests).toBe(3);
+    expect(await listFiles(out)).toEqual([]);
   });
 
   it('fails the items of a crashed worker with WORKER_CRASHED and goes on with a new worker', async () => {
