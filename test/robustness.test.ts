@@ -3,6 +3,7 @@
  * rate limits, stalls, lies about sizes, HTML served as images, and a run
  * interrupted halfway then resumed.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -365,6 +366,20 @@ describe('resume and reruns', () => {
     expect(result).toMatchObject({ status: 'ok', httpStatus: 206, bytes: jpeg.length, attempts: 1 });
     expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(jpeg);
     expect(await listFiles(out)).toEqual(['big.jpg']);
+  });
+
+  it('hashes and probes the whole file when it resumes, not only the bytes of the second run', async () => {
+    const { server, use, out } = await interrupted({ etag: '"v1"' });
+    use(rangeHandler('"v1"').handler);
+    const [result] = await collect([server.url('/big.jpg')], { out, hash: 'sha256' });
+    expect(result).toMatchObject({
+      status: 'ok',
+      httpStatus: 206,
+      digest: `sha256:${createHash('sha256').update(jpeg).digest('hex')}`,
+      imageType: 'jpeg',
+      width: 8,
+      height: 8,
+    });
   });
 
   it('starts over cleanly when the file changed (a 200 to the Range request)', async () => {
