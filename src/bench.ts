@@ -128,16 +128,6 @@ function round(n: number): number {
   return Math.round(n * 100) / 100;
 }
 
-/** Parses a size such as `20k`, `1.5M`, `64MiB` or `2000` to bytes (k and M are 1000s, Ki and Mi 1024s). */
-export function parseSize(text: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?)\s*(k|kb|ki|kib|m|mb|mi|mib)?$/i.exec(text.trim());
-  if (!match) return undefined;
-  const unit = (match[2] ?? '').toLowerCase();
-  const scale = unit.startsWith('ki') ? 1024 : unit.startsWith('mi') ? 1024 ** 2 : unit.startsWith('k') ? 1000 : unit.startsWith('m') ? 1e6 : 1;
-  const bytes = Math.round(Number(match[1]) * scale);
-  return Number.isSafeInteger(bytes) ? bytes : undefined;
-}
-
 /** Lays rows out as an aligned text table. */
 export function formatTable(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

@@ -19,7 +19,7 @@ import { hideBin } from 'yargs/helpers';
 import { describeError } from './errors.js';
 import { itemsFromArgs, readList, type ListItem } from './list.js';
 // Only what parsing needs is imported up front: --help and --version must not pay for HTTP, pino or workers.
-import { HASHES, MODES, ON_EXISTS, OptionError, VERSION, resolveOptions, type HashAlgorithm, type Mode, type OnExists, type Options } from './options.js';
+import { HASHES, MODES, ON_EXISTS, OptionError, VERSION, parseSize, resolveOptions, type HashAlgorithm, type Mode, type OnExists, type Options } from './options.js';
 
 /** A usage error: exit code 2, message shown as is. */
 class UsageError extends Error {
@@ -386,7 +386,7 @@ function integerArg(name: string, value: number, min: number): number {
 
 /** `imgdl bench`: argv, the temp list, the progress line and the table; the measuring is in bench.ts. */
 async function benchMain(args: string[]): Promise<number> {
-  const { runBench, formatBench, parseSize } = await import('./bench.js');
+  const { runBench, formatBench } = await import('./bench.js');
   let argv: BenchArgv;
   let modes: Mode[];
   try {
@@ -414,7 +414,12 @@ async function benchMain(args: string[]): Promise<number> {
     let lines: string[];
     if (argv.local) {
       const { startFixtureServer, MAX_GENERATED_BYTES } = await import('./fixture-server.js');
-      const size = parseSize(argv.size);
+      let size: number | undefined;
+      try {
+        size = parseSize('size', argv.size);
+      } catch {
+        size = undefined;
+      }
       if (size === undefined || size < 200 || size > MAX_GENERATED_BYTES) {
         process.stderr.write(`imgdl bench: --size must be from 200 bytes to 64MiB, like 20k or 1M; got "${argv.size}"\n`);
         return 2;

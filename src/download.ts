@@ -83,7 +83,7 @@ export async function* downloadWith(
   const manifest = resolved.manifest === undefined ? undefined : new ManifestWriter(resolved.manifest);
   // Loaded only for this mode, so other runs never pay for piscina's import.
   const workers =
-    resolved.mode === 'workers' ? new (await import('./workers.js')).WorkerPool(resolved, ctx.signal, ctx.digests as DigestRegistry | undefined) : undefined;
+    resolved.mode === 'workers' ? new (await import('./workers.js')).WorkerPool(resolved, ctx.signal, ctx.names as NameRegistry, ctx.digests as DigestRegistry | undefined) : undefined;
   const log = resolved.logger;
   // Draining stops new items from starting; aborting (ctx.abort) also stops those in flight.
   const drain = new AbortController();

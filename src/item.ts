@@ -7,12 +7,13 @@
  */
 import fs from 'node:fs/promises';
 import type { Dispatcher } from 'undici';
+import type { NameClaims } from './coordinate.js';
 import type { DigestClaims } from './dedupe.js';
 import { ImgdlError, ValidationError, toErrorRecord } from './errors.js';
 import { classifyNetworkError, discardBody, fetchOne, header, type FetchedResponse } from './fetch.js';
 import { Inspector, type Inspection } from './inspect.js';
 import { parseItemUrl, redactUrl, type ListItem } from './list.js';
-import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, splitExt, type NameRegistry } from './naming.js';
+import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, splitExt } from './naming.js';
 import type { ResolvedOptions } from './options.js';
 import { doneKey, type ItemResult, type SkipReason } from './record.js';
 import { isRetryable, retryDelayMs, waitBeforeRetry } from './retry.js';
@@ -53,7 +54,8 @@ export type Planned = { task: Task } | { result: ItemResult };
 export interface RunContext {
   options: ResolvedOptions;
   agent: Dispatcher;
-  names: NameRegistry;
+  /** Names claimed this run (in a worker thread, a proxy of the main thread's registry). */
+  names: NameClaims;
   folders: FolderMaker;
   /** URLs already planned this run, to download each only once. */
   seen: Set<string>;

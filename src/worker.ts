@@ -2,11 +2,10 @@
  * The entry of one worker thread in `workers` mode: its own undici Agent and
  * run context, and the same {@link runTask} every mode uses.
  */
-import { workerData } from 'node:worker_threads';
-import { claimsOverPort } from './dedupe.js';
+import { parentPort, workerData } from 'node:worker_threads';
+import { connectToMain } from './coordinate.js';
 import { createAgent } from './fetch.js';
 import { runTask, type RunContext } from './item.js';
-import { NameRegistry } from './naming.js';
 import type { ItemResult } from './record.js';
 import { FolderMaker, openPartFile, PartIndex } from './write.js';
 import type { WorkerMessage, WorkerSetup } from './workers.js';
@@ -14,10 +13,12 @@ import type { WorkerMessage, WorkerSetup } from './workers.js';
 const { options } = workerData as WorkerSetup;
 // Aborting a run terminates the pool's threads, so nothing here needs to listen.
 const stop = new AbortController();
+// Names and digests are the main thread's, so that every thread sees every claim.
+const shared = connectToMain((message, transfer) => parentPort!.postMessage(message, transfer));
 const ctx: RunContext = {
   options: { ...options, logger: undefined, signal: undefined, stopSignal: undefined, onProgress: undefined },
   agent: createAgent(options),
-  names: new NameRegistry(),
+  names: shared.names,
   folders: new FolderMaker(),
   seen: new Set(),
   signal: stop.signal,
@@ -26,18 +27,14 @@ const ctx: RunContext = {
   openPart: openPartFile,
   // The main thread skips what an earlier run's manifest says is done, before an item gets here.
   done: undefined,
+  digests: options.dedupe ? shared.digests : undefined,
 };
 
 // A seam for the tests alone: an item whose URL contains this text kills its worker, as a native crash would.
 const CRASH_ON = process.env.IMGDL_TEST_CRASH_WORKER_ON;
 
 /** Downloads one item; piscina calls this for every task sent to this thread. */
-export default async function downloadInWorker({ task, port }: WorkerMessage): Promise<ItemResult> {
+export default async function downloadInWorker({ task }: WorkerMessage): Promise<ItemResult> {
   if (CRASH_ON && task.url.includes(CRASH_ON)) process.exit(70);
-  const digests = port ? claimsOverPort(port) : undefined;
-  try {
-    return await runTask({ ...task, url: new URL(task.url) }, { ...ctx, digests });
-  } finally {
-    port?.close();
-  }
+  return runTask({ ...task, url: new URL(task.url) }, ctx);
 }

@@ -10,12 +10,13 @@
  * worker that dies fails the items it held with WORKER_CRASHED; piscina starts
  * a replacement and the run goes on.
  */
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import { serveClaims, type DigestRegistry } from './dedupe.js';
+import { isCoordination, serveWorker } from './coordinate.js';
+import type { DigestRegistry } from './dedupe.js';
 import { ImgdlError } from './errors.js';
 import { taskFailure, type Task } from './item.js';
 import type { ListItem } from './list.js';
+import type { NameRegistry } from './naming.js';
 import type { ResolvedOptions } from './options.js';
 import type { ItemResult } from './record.js';
 
@@ -34,8 +35,6 @@ export type WireOptions = Omit<ResolvedOptions, 'logger' | 'signal' | 'stopSigna
 /** What piscina hands the worker for one item. */
 export interface WorkerMessage {
   task: WireTask;
-  /** Present with `dedupe`: where the worker asks whether the content was already saved. */
-  port?: MessagePort;
 }
 
 /** What the worker learns once, when it starts. */
@@ -51,15 +50,16 @@ const WORKER_FILE = import.meta.url.endsWith('.ts')
 /** A pool of worker threads sized for one run. */
 export class WorkerPool {
   readonly #pool: Piscina<WorkerMessage, ItemResult>;
-  readonly #digests: DigestRegistry | undefined;
   #destroyed: Promise<void> | undefined;
 
-  /** Starts the threads; aborting `signal` stops them, failing the items they hold as ABORTED. */
-  constructor(options: ResolvedOptions, signal: AbortSignal, digests?: DigestRegistry) {
+  /**
+   * Starts the threads; aborting `signal` stops them, failing the items they hold as ABORTED.
+   * `names` and `digests` are the run's, answered here for every thread.
+   */
+  constructor(options: ResolvedOptions, signal: AbortSignal, names: NameRegistry, digests?: DigestRegistry) {
     const { logger: _logger, signal: _signal, stopSignal: _stopSignal, onProgress: _onProgress, ...wire } = options;
     // More threads than items in flight would only sit idle.
     const threads = Math.min(options.threads, options.concurrency);
-    this.#digests = digests;
     this.#pool = new Piscina({
       filename: WORKER_FILE,
       minThreads: threads,
@@ -72,6 +72,9 @@ export class WorkerPool {
       idleTimeout: Number.POSITIVE_INFINITY,
       workerData: { options: wire } satisfies WorkerSetup,
     });
+    this.#pool.on('message', (message: unknown) => {
+      if (isCoordination(message)) serveWorker(message, names, digests);
+    });
     signal.addEventListener('abort', () => void this.destroy(), { once: true });
   }
 
@@ -82,19 +85,11 @@ export class WorkerPool {
    */
   async run(task: Task, signal: AbortSignal): Promise<ItemResult> {
     const wire: WireTask = { item: task.item, url: task.url.href, shownUrl: task.shownUrl, relPath: task.relPath, named: task.named };
-    let channel: MessageChannel | undefined;
     try {
-      if (this.#digests) {
-        channel = new MessageChannel();
-        serveClaims(channel.port1, this.#digests);
-        return await this.#pool.run({ task: wire, port: channel.port2 }, { transferList: [channel.port2] });
-      }
-      return await this.#pool.run({ task: wire });
+      return await this.#pool.run({ task: wire } satisfies WorkerMessage);
     } catch (error) {
       if (signal.aborted) return taskFailure(task, new ImgdlError('ABORTED', 'stopped before it finished', { url: task.shownUrl, cause: error }));
       return taskFailure(task, new ImgdlError('WORKER_CRASHED', 'the worker thread downloading it stopped', { url: task.shownUrl, cause: error }));
-    } finally {
-      channel?.port1.close();
     }
   }
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout } from 'node:timers/promises';
+import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
 import { generatedImage } from '../src/fixture-server.js';
 import { HeaderProbe } from '../src/inspect.js';
@@ -20,6 +21,25 @@ describe('workers mode', () => {
     expect(results.map((r) => r.status)).toEqual(Array(12).fill('ok'));
     expect(await listFiles(out)).toHaveLength(12);
     expect(await fs.readFile(path.join(out, '7.png'))).toEqual(generatedImage('png', 3007));
+  });
+
+  it('gives distinct names to items on different threads that the server names alike', async () => {
+    const server = await serve({
+      handlers: [
+        http.get('*/photo/:id', () =>
+          new HttpResponse(generatedImage('jpg', 4000), {
+            headers: { 'content-type': 'image/jpeg', 'content-disposition': 'attachment; filename="same.jpg"' },
+          }),
+        ),
+      ],
+    });
+    const out = await tempDir();
+    const urls = Array.from({ length: 8 }, (_, i) => server.url(`/photo/${i}`));
+    const results = await collect(urls, { out, mode: 'workers', threads: 2, concurrency: 8 });
+    expect(results.every((r) => r.status === 'ok')).toBe(true);
+    // One registry for the run, as in the other modes: no file replaced another.
+    expect(new Set(results.map((r) => r.path)).size).toBe(8);
+    expect(await listFiles(out)).toHaveLength(8);
   });
 
   it('keeps the concurrency limit across all threads, and reaches it', async () => {
@@ -157,7 +177,7 @@ describe('imgdl bench', () => {
     const rows = JSON.parse(run.stdout) as Array<Record<string, unknown>>;
     expect(rows.map((r) => r.mode)).toEqual(['sequential', 'concurrent', 'workers']);
     for (const row of rows) {
-      expect(row).toMatchObject({ files: 4, bytes: 8000, failed: 0 });
+      expect(row).toMatchObject({ files: 4, bytes: 4 * 2048, failed: 0 });
       expect(row.peakRssBytes).toBeGreaterThan(0);
     }
     expect(rows[0]?.speedup).toBe(1);

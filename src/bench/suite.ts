@@ -22,7 +22,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CLI_PATH, formatTable, median, parseSize } from '../bench.js';
+import { CLI_PATH, formatTable, median } from '../bench.js';
+import { parseSize } from '../options.js';
 import { formatBytes, formatDuration } from '../report.js';
 
 const SERVER_PATH = fileURLToPath(new URL('./server.js', import.meta.url));
@@ -84,7 +85,12 @@ function settings(): Settings {
   for (const name of only) if (!SCENARIOS.includes(name)) fail(`--only: unknown scenario "${name}" (expected ${SCENARIOS.join(', ')})`);
   const runs = Number(values.runs);
   const bulkFiles = Number(values['bulk-files']);
-  const bulkSize = parseSize(values['bulk-size']);
+  let bulkSize: number | undefined;
+  try {
+    bulkSize = parseSize('bulk-size', values['bulk-size']);
+  } catch {
+    bulkSize = undefined;
+  }
   if (!Number.isInteger(runs) || runs < 1) fail(`--runs must be a positive integer, got ${values.runs}`);
   if (!Number.isInteger(bulkFiles) || bulkFiles < 1) fail(`--bulk-files must be a positive integer, got ${values['bulk-files']}`);
   if (bulkSize === undefined || bulkSize < 200 || bulkSize > 64 * 1024 * 1024) fail(`--bulk-size must be from 200 bytes to 64MiB`);
