@@ -53,6 +53,9 @@ export function extensionFits(ext: string, sniffed: Sniffed): boolean {
  * page that merely contains an inline `<svg>` does not count.
  */
 export function looksLikeSvg(head: Uint8Array): boolean {
+  // Every binary image starts with something other than '<': decide that before decoding 4 kB as
+  // text, which was a tenth of imgdl's CPU time on 2000 small JPEGs.
+  if (!startsWithMarkup(head)) return false;
   let text = Buffer.from(head.buffer, head.byteOffset, head.byteLength).toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let at = 0;
@@ -65,6 +68,13 @@ export function looksLikeSvg(head: Uint8Array): boolean {
     if (at === -1) return false;
   }
   return /^<svg[\s>/]/.test(text.slice(at, at + 5));
+}
+
+/** True when `head`, after an optional UTF-8 BOM and ASCII whitespace, starts with `<`. */
+function startsWithMarkup(head: Uint8Array): boolean {
+  let at = head[0] === 0xef && head[1] === 0xbb && head[2] === 0xbf ? 3 : 0;
+  while (at < head.length && (head[at] === 0x20 || head[at] === 0x09 || head[at] === 0x0a || head[at] === 0x0d)) at++;
+  return head[at] === 0x3c;
 }
 
 function skipPast(text: string, end: string, from: number): number {
