@@ -71,16 +71,29 @@ interface Target {
   met: boolean | undefined;
 }
 
+const USAGE = `usage: npm run bench -- [--only ${SCENARIOS.join(',')}] [--runs 5] [--bulk-files 16] [--bulk-size 64MiB] [--json]\n`;
+
 function settings(): Settings {
-  const { values } = parseArgs({
-    options: {
-      only: { type: 'string' },
-      runs: { type: 'string', default: '5' },
-      'bulk-files': { type: 'string', default: '16' },
-      'bulk-size': { type: 'string', default: '64MiB' },
-      json: { type: 'boolean', default: false },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      options: {
+        only: { type: 'string' },
+        runs: { type: 'string', default: '5' },
+        'bulk-files': { type: 'string', default: '16' },
+        'bulk-size': { type: 'string', default: '64MiB' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    fail(`${(error as Error).message}\n${USAGE}`);
+  }
+  const { values } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
   const only = (values.only?.split(',').map((s) => s.trim()) ?? [...SCENARIOS]) as ScenarioName[];
   for (const name of only) if (!SCENARIOS.includes(name)) fail(`--only: unknown scenario "${name}" (expected ${SCENARIOS.join(', ')})`);
   const runs = Number(values.runs);
