@@ -136,8 +136,8 @@ export async function streamToFile(
     new ImgdlError('TRUNCATED', `body ended after ${total} of ${expectedTotal} bytes`, { url, cause });
 
   try {
-    if (checks.through) await pipeline(body, checked, checks.through, file);
-    else await pipeline(body, checked, file);
+    if (checks.through) await pipeline(chunksOf(body), checked, checks.through, file);
+    else await pipeline(chunksOf(body), checked, file);
     return total;
   } catch (error) {
     // Destroying an unfinished undici body emits an error nobody else listens to any more.
@@ -210,6 +210,53 @@ export class PartIndex {
       this.#folders.set(dir, listing);
     }
     return (await listing).delete(path.basename(part));
+  }
+}
+
+/**
+ * The chunks of `stream` as they arrive, with backpressure, and without the
+ * copy that a Readable's own async iterator makes: it calls `read()`, which
+ * joins every buffered chunk into a new Buffer, so a fast body was copied
+ * once over (bulk download profile: ~5% of CPU in Readable fromList, and the
+ * extra buffers in peak RSS). Errors, and a close before the end, reject.
+ */
+export async function* chunksOf(stream: Readable): AsyncGenerator<Buffer> {
+  const queue: Buffer[] = [];
+  let ended = false;
+  let failure: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  const onData = (chunk: Buffer): void => {
+    queue.push(chunk);
+    stream.pause();
+    wake?.();
+  };
+  const onEnd = (): void => {
+    ended = true;
+    wake?.();
+  };
+  const onError = (error: unknown): void => {
+    failure ??= { error };
+    wake?.();
+  };
+  const onClose = (): void => {
+    if (!ended) onError(Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
+  };
+  stream.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
+  try {
+    for (;;) {
+      const chunk = queue.shift();
+      if (chunk !== undefined) {
+        yield chunk;
+        continue;
+      }
+      if (failure) throw failure.error;
+      if (ended) return;
+      stream.resume();
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+  } finally {
+    stream.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose);
   }
 }
 
