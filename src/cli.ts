@@ -72,7 +72,7 @@ function parser(args: string[]) {
     .option('mode', { alias: 'm', type: 'string', choices: MODES as string[], default: 'concurrent', describe: 'How downloads are scheduled' })
     .option('concurrency', { alias: 'c', type: 'number', default: 16, describe: 'Downloads in flight at once' })
     .option('threads', { alias: 't', type: 'number', defaultDescription: 'one per CPU', describe: 'Worker threads in --mode workers' })
-    .option('hash', { type: 'string', choices: HASHES as string[], describe: 'Record a digest of each saved file, computed as it streams' })
+    .option('hash', { type: 'string', choices: HASHES as string[], defaultDescription: 'none', describe: 'Record a digest of each saved file, computed as it streams' })
     .option('dedupe', { type: 'boolean', default: false, describe: 'Do not save a file whose content was already saved this run (hashes with sha256 unless --hash)' })
     .option('per-host', { type: 'number', defaultDescription: 'no cap beyond --concurrency', describe: 'Most connections to one host' })
     .option('on-exists', { type: 'string', choices: ON_EXISTS as string[], default: 'skip', describe: 'When the file already exists' })

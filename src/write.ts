@@ -241,6 +241,10 @@ export async function* chunksOf(stream: Readable): AsyncGenerator<Buffer> {
   const onClose = (): void => {
     if (!ended) onError(Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' }));
   };
+  // The stream may have ended or failed before it got here (between the response and the file being opened).
+  if (stream.errored) onError(stream.errored);
+  else if (stream.readableEnded) ended = true;
+  else if (stream.destroyed) onClose();
   stream.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose);
   try {
     for (;;) {

@@ -41,7 +41,9 @@ describe('the package', () => {
     expect(files).toContain('bin/imgdl.js');
     expect(files).toContain('dist/index.d.ts');
     expect(files.filter((f) => !/^(bin\/|dist\/[\w-]+\.(js|d\.ts)$|README\.md$|package\.json$)/.test(f))).toEqual([]);
-    expect(files.some((f) => /fixture-server|demo|\.map$|^src\/|^test\//.test(f))).toBe(false);
+    expect(files.some((f) => /demo|\.map$|^src\/|^test\/|^dist\/bench\//.test(f))).toBe(false);
+    // `imgdl bench --local` serves its images from the fixture server, so it ships.
+    expect(files).toContain('dist/fixture-server.js');
 
     // A global install into a private prefix, from npm's cache only: no network.
     const prefix = path.join(dir, 'global');

@@ -230,6 +230,17 @@ describe('chunksOf', () => {
     seen.forEach((chunk, i) => expect(chunk).toBe(parts[i]));
   });
 
+  it('rejects with the error of a stream that failed before it was read', async () => {
+    const stream = new Readable({ read() {} });
+    stream.on('error', () => undefined);
+    stream.destroy(Object.assign(new Error('socket hang up'), { code: 'UND_ERR_SOCKET' }));
+    await new Promise((resolve) => stream.once('close', resolve));
+    const reading = (async () => {
+      for await (const _chunk of chunksOf(stream));
+    })();
+    await expect(reading).rejects.toMatchObject({ code: 'UND_ERR_SOCKET' });
+  });
+
   it('rejects when the stream closes before its end', async () => {
     const stream = new Readable({ read() {} });
     stream.push(Buffer.from('partial'));
