@@ -9,16 +9,16 @@ const run = promisify(execFile);
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
 describe('the README library example', () => {
-  it('is examples/library.mjs verbatim, and it runs', async () => {
+  it('is test/library-example.mjs verbatim, and it runs', async () => {
     const readme = await fs.readFile(path.join(ROOT, 'README.md'), 'utf8');
-    const example = await fs.readFile(path.join(ROOT, 'examples/library.mjs'), 'utf8');
+    const example = await fs.readFile(path.join(ROOT, 'test/library-example.mjs'), 'utf8');
     expect(readme).toContain('```js\n' + example + '```');
 
     const server = await serve();
     const cwd = await tempDir();
     const urls = [server.url('/gen/a.jpg'), server.url('/gen/b.png'), server.url('/nope.jpg')];
     // `import 'imgdl'` resolves to this package itself (a package may import its own name through `exports`).
-    const child = await run(process.execPath, [path.join(ROOT, 'examples/library.mjs'), ...urls], { cwd }).catch((e: { code: number; stdout: string }) => e);
+    const child = await run(process.execPath, [path.join(ROOT, 'test/library-example.mjs'), ...urls], { cwd }).catch((e: { code: number; stdout: string }) => e);
     expect('code' in child ? child.code : 0).toBe(1);
     expect(child.stdout).toContain(`ok a.jpg ${urls[0]}`);
     expect(child.stdout).toContain(`failed HTTP_STATUS ${urls[2]}`);
