@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
 import { download, type Source } from '../src/download.js';
 import { startFixtureServer, type FixtureServer, type FixtureServerOptions } from '../src/fixture-server.js';
+import type { ValidationError } from '../src/errors.js';
 import type { Options } from '../src/options.js';
 import type { ItemResult } from '../src/record.js';
 
@@ -93,4 +94,14 @@ export function runCli(args: string[], options: CliOptions = {}): Promise<CliRun
       },
     });
   });
+}
+
+/** The error `fn` throws; fails the test when it throws nothing. */
+export function caught(fn: () => unknown): ValidationError {
+  try {
+    fn();
+  } catch (error) {
+    return error as ValidationError;
+  }
+  throw new Error('expected a throw');
 }

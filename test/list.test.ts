@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { ErrorCode, ValidationError } from '../src/errors.js';
+import { caught } from './helpers.js';
+import type { ErrorCode } from '../src/errors.js';
 import { MAX_LINE_BYTES, itemsFromArgs, parseItemUrl, readList, redactUrl, type ListItem } from '../src/list.js';
 
 async function* chunksOf(...chunks: (string | Uint8Array)[]): AsyncGenerator<string | Uint8Array> {
@@ -15,15 +16,6 @@ async function collect(input: AsyncIterable<Uint8Array | string>, source = 'urls
 /** Items as the reader yields them, with the source filled in. */
 function expected(...items: Omit<ListItem, 'source'>[]): ListItem[] {
   return items.map((item) => ({ ...item, source: 'urls.txt' }));
-}
-
-function caught(fn: () => unknown): ValidationError {
-  try {
-    fn();
-  } catch (error) {
-    return error as ValidationError;
-  }
-  throw new Error('expected a throw');
 }
 
 describe('readList', () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { ValidationError } from '../src/errors.js';
+import { caught } from './helpers.js';
 import {
   MAX_NAME_BYTES,
   NameRegistry,
@@ -15,15 +15,6 @@ import {
 
 const hex = (text: string, length = 8): string => createHash('sha1').update(text).digest('hex').slice(0, length);
 const bytes = (text: string): number => Buffer.byteLength(text);
-
-function caught(fn: () => unknown): ValidationError {
-  try {
-    fn();
-  } catch (error) {
-    return error as ValidationError;
-  }
-  throw new Error('expected a throw');
-}
 
 describe('sanitizeSegment', () => {
   it.each([
