@@ -91,13 +91,24 @@ export async function streamToFile(
   const { maxSize, expectedTotal, inspectHead, url } = checks;
   const headBytes = checks.headBytes ?? 0;
   const file = (checks.openPart ?? openPartFile)(temp, start > 0 ? 'a' : 'w');
-  let writeFailed = false;
+  // Which side failed first. Newer Node versions also emit a read-side error on the file stream when
+  // pipeline tears it down, so the file's 'error' event alone does not say the write failed.
+  let firstFailure: 'read' | 'write' | undefined;
   file.once('error', () => {
-    writeFailed = true;
+    firstFailure ??= 'write';
   });
   let total = start;
 
   async function* checked(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    try {
+      yield* checkedChunks(source);
+    } catch (error) {
+      firstFailure ??= 'read';
+      throw error;
+    }
+  }
+
+  async function* checkedChunks(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     // The head is held back until judged, so a refused body leaves no bytes behind.
     const existing = checks.existingHead;
     const head: Buffer[] = existing ? [existing] : [];
@@ -143,7 +154,7 @@ export async function streamToFile(
     // Destroying an unfinished undici body emits an error nobody else listens to any more.
     body.on('error', () => undefined);
     body.destroy();
-    let failure = writeFailed ? fileSystemError(error, 'writing', temp, url) : classifyReadError(error);
+    let failure = firstFailure === 'write' ? fileSystemError(error, 'writing', temp, url) : classifyReadError(error);
     // A connection closed before Content-Length is a short body, whatever the socket layer calls it.
     if (failure.code === 'NETWORK' && expectedTotal !== undefined && total < expectedTotal) failure = truncated(error);
     if (!(checks.keepOnAbort === true && failure.code === 'ABORTED')) await fs.rm(temp, { force: true }).catch(() => undefined);
