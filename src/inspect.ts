@@ -1,11 +1,10 @@
 /**
  * Looking at the bytes as they stream to disk: a digest of the saved file and
- * the image's type and size read from its header. Both happen in one
- * Transform in the write path, so a file is never read back.
+ * the image's type and size read from its header. Both happen as the write
+ * path passes each chunk, so a file is never read back.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { Transform, type TransformCallback } from 'node:stream';
 import type { HashAlgorithm } from './options.js';
 
 /** Image facts read from the header bytes. */
@@ -25,28 +24,23 @@ export interface Inspection {
 }
 
 /**
- * A pass-through stream that hashes every chunk (when asked) and probes the
+ * Shown every chunk on its way to disk: hashes it (when asked) and probes the
  * image header. Probing stops touching chunks once the size is known, and
  * never holds more than a small header buffer: JPEG segments before the frame
  * header are skipped by their length, not buffered.
  */
-export class Inspector extends Transform {
+export class Inspector {
   readonly #algorithm: HashAlgorithm | undefined;
   readonly #hash: Hash | undefined;
   readonly #probe = new HeaderProbe();
 
   constructor(algorithm: HashAlgorithm | undefined) {
-    super();
     this.#algorithm = algorithm;
     this.#hash = algorithm === undefined ? undefined : createHash(algorithm);
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.#see(chunk);
-    done(null, chunk);
-  }
-
-  #see(chunk: Buffer): void {
+  /** Takes in the next chunk of the file. */
+  see(chunk: Buffer): void {
     this.#hash?.update(chunk);
     if (!this.#probe.done) this.#probe.feed(chunk);
   }
@@ -54,7 +48,7 @@ export class Inspector extends Transform {
   /** Takes in the first `length` bytes of `file` without passing them on: the part a resumed download already has. */
   async absorbFile(file: string, length: number): Promise<void> {
     if (length <= 0) return;
-    for await (const chunk of createReadStream(file, { start: 0, end: length - 1 })) this.#see(chunk as Buffer);
+    for await (const chunk of createReadStream(file, { start: 0, end: length - 1 })) this.see(chunk as Buffer);
   }
 
   /** The digest and image facts; call once, after the stream has finished. */

@@ -20,7 +20,6 @@ import { isRetryable, retryDelayMs, waitBeforeRetry } from './retry.js';
 import { extensionFits, SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.js';
 import {
   commitFile,
-  exists,
   partKey,
   partMetaPath,
   partPath,
@@ -107,7 +106,7 @@ export async function runTask(task: Task, ctx: RunContext): Promise<ItemResult> 
   const progress: Progress = { attempts: 0, httpStatus: null, contentType: null };
   try {
     const finalPath = resolveInside(options.out, task.relPath);
-    if (options.onExists === 'skip' && (await exists(finalPath))) return skipped(task.item, task.shownUrl, 'exists', task.relPath);
+    if (options.onExists === 'skip' && (await ctx.parts.exists(finalPath))) return skipped(task.item, task.shownUrl, 'exists', task.relPath);
     for (;;) {
       try {
         return await attempt(task, ctx, progress, started);
@@ -178,7 +177,7 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
     const offered = filenameFromContentDisposition(header(response.headers, 'content-disposition'));
     if (offered !== undefined && offered !== relPath) {
       relPath = ctx.names.claim(offered, task.url.href);
-      if (options.onExists === 'skip' && (await exists(resolveInside(options.out, relPath)))) {
+      if (options.onExists === 'skip' && (await ctx.parts.exists(resolveInside(options.out, relPath)))) {
         discardBody(response.body);
         return skipped(task.item, task.shownUrl, 'exists', relPath, progress.attempts, progress.httpStatus);
       }
@@ -213,7 +212,7 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
             if (extensionFits(ext, sniffed)) return;
             relPath = ctx.names.claim(stem + sniffed.ext, task.url.href);
             // Known now, before the rest of the body: a rerun reads no more than the head.
-            if (options.onExists === 'skip' && (await exists(resolveInside(options.out, relPath)))) {
+            if (options.onExists === 'skip' && (await ctx.parts.exists(resolveInside(options.out, relPath)))) {
               existing = true;
               throw new ImgdlError('ABORTED', 'file exists', { url: task.shownUrl });
             }
