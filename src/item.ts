@@ -6,6 +6,7 @@
  * pool and never rejects: every failure becomes a `failed` record.
  */
 import fs from 'node:fs/promises';
+import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { NameClaims } from './coordinate.js';
 import type { DigestClaims } from './dedupe.js';
@@ -19,6 +20,7 @@ import { doneKey, type ItemResult, type SkipReason } from './record.js';
 import { isRetryable, retryDelayMs, waitBeforeRetry } from './retry.js';
 import { extensionFits, SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.js';
 import {
+  abandonPart,
   commitFile,
   partKey,
   partMetaPath,
@@ -137,9 +139,31 @@ interface Resumable {
  * to its final name. Retries start clean: only the first try resumes.
  */
 async function attempt(task: Task, ctx: RunContext, progress: Progress, started: number): Promise<ItemResult> {
+  const part = partPath(resolveInside(ctx.options.out, task.relPath));
+  const resume = progress.attempts === 0 && (await ctx.parts.take(part)) ? await resumable(part, partKey(task.url.href)) : undefined;
+  // Opening the part file while the request is in flight takes a thread-pool round trip off the path after the
+  // response. Only for a fresh start (no earlier part to keep) in a folder already made, so a failure leaves no
+  // folder behind; a file not handed to the write path is closed and removed.
+  const early: { file: Writable | undefined } = { file: resume === undefined && ctx.folders.has(part) ? ctx.openPart(part, 'w') : undefined };
+  try {
+    return await attemptFrom(task, ctx, progress, started, part, resume, early);
+  } finally {
+    if (early.file) await abandonPart(early.file, part);
+  }
+}
+
+/** {@link attempt} once its part file is known (and maybe opened early). */
+async function attemptFrom(
+  task: Task,
+  ctx: RunContext,
+  progress: Progress,
+  started: number,
+  part: string,
+  resumeFrom: Resumable | undefined,
+  early: { file: Writable | undefined },
+): Promise<ItemResult> {
   const { options } = ctx;
-  const part = partPath(resolveInside(options.out, task.relPath));
-  let resume = progress.attempts === 0 && (await ctx.parts.take(part)) ? await resumable(part, partKey(task.url.href)) : undefined;
+  let resume = resumeFrom;
 
   progress.attempts++;
   let response = await fetchOne(
@@ -194,6 +218,9 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
   const inspector = new Inspector(options.hash);
   if (resume) await inspector.absorbFile(part, resume.size);
   let bytes: number;
+  const opened = early.file;
+  // From here the write path owns the file, and removes it on failure.
+  early.file = undefined;
   try {
     bytes = await streamToFile(response.body, part, (error) => classifyNetworkError(error, task.shownUrl, ctx.signal), {
       start,
@@ -220,6 +247,7 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
       keepOnAbort: validator !== undefined,
       url: task.shownUrl,
       openPart: ctx.openPart,
+      opened,
       through: inspector,
     });
   } catch (error) {

@@ -69,6 +69,8 @@ export interface StreamChecks {
   url?: string | undefined;
   /** How the part file is opened. Default {@link openPartFile}. */
   openPart?: OpenPart | undefined;
+  /** The part file, already opened with `'w'` by the caller (while the request was in flight); used instead of opening it. */
+  opened?: Writable | undefined;
   /** Shown every chunk written, in order, after the checks (hashing, probing). */
   through?: { see(chunk: Buffer): void } | undefined;
 }
@@ -90,7 +92,7 @@ export async function streamToFile(
   const start = checks.start ?? 0;
   const { maxSize, expectedTotal, inspectHead, url } = checks;
   const headBytes = checks.headBytes ?? 0;
-  const file = (checks.openPart ?? openPartFile)(temp, start > 0 ? 'a' : 'w');
+  const file = checks.opened ?? (checks.openPart ?? openPartFile)(temp, start > 0 ? 'a' : 'w');
   let total = start;
 
   async function* checked(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
@@ -342,6 +344,15 @@ export async function* chunksOf(stream: Readable): AsyncGenerator<Buffer> {
   }
 }
 
+/** Closes a part file opened ahead of its response that will not be written after all, then removes it. */
+export async function abandonPart(file: Writable, temp: string): Promise<void> {
+  file.on('error', () => undefined);
+  file.destroy();
+  // Closed (and so surely created) before the removal, or the file would appear again after it.
+  await finished(file).catch(() => undefined);
+  await fs.rm(temp, { force: true }).catch(() => undefined);
+}
+
 /** Removes a file that is no longer wanted, ignoring any failure (it may already be gone). */
 export async function removeQuietly(file: string): Promise<void> {
   await fs.rm(file, { force: true }).catch(() => undefined);
@@ -370,6 +381,10 @@ export async function commitFile(temp: string, finalPath: string, onExists: OnEx
 /** Creates the folders a file needs, remembering those made so each is created once per run. */
 export class FolderMaker {
   readonly #made = new Set<string>();
+  /** True when the folder `file` goes in was made (or found) this run. */
+  has(file: string): boolean {
+    return this.#made.has(path.dirname(file));
+  }
   async ensureFor(file: string): Promise<void> {
     const dir = path.dirname(file);
     if (this.#made.has(dir)) return;
