@@ -69,6 +69,23 @@ describe('download', () => {
     expect(await listFiles(out)).toEqual([]);
   });
 
+  // Once a folder holds a saved file, the next items open their part files while their requests are in flight.
+  it.each([
+    ['an HTTP 404', '/missing.jpg', {}],
+    ['a Content-Length over --max-size', '/gen/big.jpg?bytes=9000', { maxSize: 5_000 }],
+  ])('leaves no part file behind after %s that follows a saved file', async (_label, failing, extra) => {
+    const server = await serve({ handlers: [http.get('*/missing.jpg', () => new HttpResponse('nope', { status: 404 }))] });
+    const out = await tempDir();
+    const results = await collect([server.url('/gen/first.jpg?bytes=2000'), server.url(failing), server.url(failing.replace('.jpg', '2.jpg'))], {
+      out,
+      concurrency: 1,
+      retries: 0,
+      ...extra,
+    });
+    expect(results.map((r) => r.status)).toEqual(['ok', 'failed', 'failed']);
+    expect(await listFiles(out)).toEqual(['first.jpg']);
+  });
+
   it('follows redirects and names the file after the listed URL', async () => {
     const server = await serve({
       handlers: [
