@@ -145,6 +145,8 @@ async function attempt(task: Task, ctx: RunContext, progress: Progress, started:
   // response. Only for a fresh start (no earlier part to keep) in a folder already made, so a failure leaves no
   // folder behind; a file not handed to the write path is closed and removed.
   const early: { file: Writable | undefined } = { file: resume === undefined && ctx.folders.has(part) ? ctx.openPart(part, 'w') : undefined };
+  // A failed open must not go unheard while the request is in flight; the write path reads it from `errored`.
+  early.file?.on('error', () => undefined);
   try {
     return await attemptFrom(task, ctx, progress, started, part, resume, early);
   } finally {

@@ -152,8 +152,11 @@ export async function streamToFile(
     body.destroy(error instanceof Error ? error : new Error(String(error)));
   };
   file.on('error', onFileError);
+  // A file opened ahead (checks.opened) may have failed before anyone here listened.
+  if (file.errored) onFileError(file.errored);
   try {
     for await (const chunk of checked(chunksOf(body))) {
+      throwIfWriteFailed();
       through?.see(chunk);
       if (!file.write(chunk)) await drained(file);
       throwIfWriteFailed();
@@ -187,6 +190,8 @@ export async function streamToFile(
 
 /** Resolves when `file` wants more, rejects when it fails or closes first. */
 function drained(file: Writable): Promise<void> {
+  // A destroyed stream (its open failed, say) refuses writes and will never emit drain, error or close again.
+  if (file.destroyed) return Promise.reject(file.errored ?? new Error('file closed while writing'));
   return new Promise((resolve, reject) => {
     const done = (error?: unknown): void => {
       file.off('drain', onDrain).off('error', done).off('close', onClose);

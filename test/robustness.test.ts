@@ -459,6 +459,25 @@ describe('resume and reruns', () => {
   });
 });
 
+describe('a part file that cannot be opened', () => {
+  it('fails each item with FILESYSTEM, also when the file was opened while its request was in flight', async () => {
+    // The latency makes the second item's open fail while its request waits: nothing listens then but the item.
+    const server = await serve({ latencyMs: 30 });
+    const out = await tempDir();
+    const ctx = await createRunContext(resolveOptions({ out, concurrency: 1, retries: 0 }));
+    const { createWriteStream } = await import('node:fs');
+    ctx.openPart = () => createWriteStream(path.join(out, 'no-such-folder', 'x.part'));
+    const results: ItemResult[] = [];
+    for await (const result of downloadWith([server.url('/gen/a.jpg'), server.url('/gen/b.jpg')], ctx)) results.push(result);
+    expect(results.map((r) => [r.status, r.error?.code])).toEqual([
+      ['failed', 'FILESYSTEM'],
+      ['failed', 'FILESYSTEM'],
+    ]);
+    expect(results[1]?.error?.message).toContain('ENOENT');
+    expect(await listFiles(out)).toEqual([]);
+  });
+});
+
 describe('a full disk', () => {
   it('fails the items in flight with DISK_FULL, removes their part files, and starts no more', async () => {
     const server = await serve();
