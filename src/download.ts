@@ -2,18 +2,17 @@
  * The library entry: `download(source, options)` yields a record per item.
  * The CLI, `bench`, and the tests all drive the downloader through here.
  */
-import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
 import { DigestRegistry } from './dedupe.js';
 import { createAgent } from './fetch.js';
-import { planItem, runTask, type Planned, type RunContext } from './item.js';
+import { makeRunContext, planItem, runTask, type Planned, type RunContext } from './item.js';
 import type { ListItem } from './list.js';
 import { NameRegistry } from './naming.js';
 import { resolveOptions, type Options } from './options.js';
 import { runPool } from './pool.js';
 import { ProgressTracker } from './progress.js';
 import { ManifestWriter, readDoneKeys, type ItemResult } from './record.js';
-import { fileSystemError, FolderMaker, openPartFile, PartIndex } from './write.js';
+import { fileSystemError } from './write.js';
 import type { ResolvedOptions } from './options.js';
 
 /** One entry of a source: a URL, a URL with the file name to give it, or a list item with its origin. */
@@ -51,22 +50,11 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
  * makes one; tests make their own to replace a seam such as `openPart`.
  */
 export async function createRunContext(options: ResolvedOptions, onBytes?: (n: number) => void): Promise<RunContext> {
-  const stop = new AbortController();
-  // Every request in flight listens on this signal; their number is bounded by the pool, not by 10.
-  setMaxListeners(0, stop.signal);
-  return {
-    options,
-    agent: createAgent(options, onBytes),
+  return makeRunContext(options, createAgent(options, onBytes), {
     names: new NameRegistry(),
-    folders: new FolderMaker(),
-    seen: new Set(),
-    signal: stop.signal,
-    abort: (reason) => stop.abort(reason),
-    parts: new PartIndex(),
-    openPart: openPartFile,
     done: options.manifest === undefined ? undefined : await readDoneKeys(options.manifest),
     digests: options.dedupe ? new DigestRegistry() : undefined,
-  };
+  });
 }
 
 /**

@@ -5,6 +5,7 @@
  * collisions resolve the same way on every run); {@link runTask} runs in the
  * pool and never rejects: every failure becomes a `failed` record.
  */
+import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
@@ -30,9 +31,10 @@ import {
   removeQuietly,
   streamToFile,
   writePartMeta,
-  type FolderMaker,
+  FolderMaker,
+  openPartFile,
+  PartIndex,
   type OpenPart,
-  type PartIndex,
   type PartMeta,
 } from './write.js';
 
@@ -72,6 +74,31 @@ export interface RunContext {
   done: Set<string> | undefined;
   /** Content already saved this run, asked when `dedupe` is on. */
   digests?: DigestClaims | undefined;
+}
+
+/**
+ * A run context with the state each thread keeps for itself (folders made, part files, the abort
+ * switch); what the whole run shares across threads (names, digests, what is done) comes in `shared`.
+ */
+export function makeRunContext(
+  options: ResolvedOptions,
+  agent: Dispatcher,
+  shared: Pick<RunContext, 'names' | 'done' | 'digests'>,
+): RunContext {
+  const stop = new AbortController();
+  // Every request in flight listens on this signal; their number is bounded by the pool, not by 10.
+  setMaxListeners(0, stop.signal);
+  return {
+    options,
+    agent,
+    ...shared,
+    folders: new FolderMaker(),
+    seen: new Set(),
+    signal: stop.signal,
+    abort: (reason) => stop.abort(reason),
+    parts: new PartIndex(),
+    openPart: openPartFile,
+  };
 }
 
 /** Validates an item and decides its name; items that fail here never take a pool slot. */

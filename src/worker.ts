@@ -5,30 +5,20 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { connectToMain } from './coordinate.js';
 import { createAgent } from './fetch.js';
-import { runTask, type RunContext } from './item.js';
+import { makeRunContext, runTask } from './item.js';
 import type { ItemResult } from './record.js';
-import { FolderMaker, openPartFile, PartIndex } from './write.js';
 import type { WorkerMessage, WorkerSetup } from './workers.js';
 
 const { options } = workerData as WorkerSetup;
-// Aborting a run terminates the pool's threads, so nothing here needs to listen.
-const stop = new AbortController();
-// Names and digests are the main thread's, so that every thread sees every claim.
+// Names and digests are the main thread's, so that every thread sees every claim. Aborting a run
+// terminates the pool's threads, so nothing here listens for it.
 const shared = connectToMain((message, transfer) => parentPort!.postMessage(message, transfer));
-const ctx: RunContext = {
-  options: { ...options, logger: undefined, signal: undefined, stopSignal: undefined, onProgress: undefined },
-  agent: createAgent(options),
-  names: shared.names,
-  folders: new FolderMaker(),
-  seen: new Set(),
-  signal: stop.signal,
-  abort: (reason) => stop.abort(reason),
-  parts: new PartIndex(),
-  openPart: openPartFile,
+const ctx = makeRunContext(
+  { ...options, logger: undefined, signal: undefined, stopSignal: undefined, onProgress: undefined },
+  createAgent(options),
   // The main thread skips what an earlier run's manifest says is done, before an item gets here.
-  done: undefined,
-  digests: options.dedupe ? shared.digests : undefined,
-};
+  { names: shared.names, done: undefined, digests: options.dedupe ? shared.digests : undefined },
+);
 
 // A seam for the tests alone: an item whose URL contains this text kills its worker, as a native crash would.
 const CRASH_ON = process.env.IMGDL_TEST_CRASH_WORKER_ON;
