@@ -6,7 +6,6 @@
 import { Dispatcher } from 'undici';
 import { createRunContext, toListItems, type Source } from './download.js';
 import { planItem, type RunContext } from './item.js';
-import { resolveInside } from './naming.js';
 import { resolveOptions, type Options } from './options.js';
 import { exists } from './write.js';
 
@@ -52,7 +51,7 @@ export async function* planDownload(source: Source, options: Options = {}): Asyn
     }
     const { task } = planned;
     const base = { url: task.shownUrl, source: item.source, line: item.line, path: task.relPath };
-    if (resolved.onExists === 'skip' && (await exists(resolveInside(resolved.out, task.relPath)))) {
+    if (resolved.onExists === 'skip' && (await exists(task.finalPath))) {
       yield { ...base, status: 'skipped', reason: 'exists' };
     } else yield { ...base, status: 'download', reason: '' };
   }

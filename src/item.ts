@@ -46,6 +46,8 @@ export interface Task {
   shownUrl: string;
   /** Where the file goes, relative to the output folder. */
   relPath: string;
+  /** `relPath` resolved inside the output folder, once, when the item was planned. */
+  finalPath: string;
   /** True when the list named the file, so the server's name does not override it. */
   named: boolean;
 }
@@ -114,8 +116,8 @@ export function planItem(item: ListItem, ctx: RunContext): Planned {
     const wanted = item.name === undefined ? nameFromUrl(url) : safeRelativePath(item.name, context);
     const relPath = ctx.names.claim(wanted, url.href);
     // Resolving now refuses a path outside the output folder before any request is made.
-    resolveInside(ctx.options.out, relPath);
-    return { task: { item, url, shownUrl, relPath, named: item.name !== undefined } };
+    const finalPath = resolveInside(ctx.options.out, relPath);
+    return { task: { item, url, shownUrl, relPath, finalPath, named: item.name !== undefined } };
   } catch (error) {
     return { result: failed(item, redactUrl(item.url), error, 0, null, 0) };
   }
@@ -134,8 +136,7 @@ export async function runTask(task: Task, ctx: RunContext): Promise<ItemResult> 
   const started = performance.now();
   const progress: Progress = { attempts: 0, httpStatus: null, contentType: null };
   try {
-    const finalPath = resolveInside(options.out, task.relPath);
-    if (options.onExists === 'skip' && (await ctx.parts.exists(finalPath))) return skipped(task.item, task.shownUrl, 'exists', task.relPath);
+    if (options.onExists === 'skip' && (await ctx.parts.exists(task.finalPath))) return skipped(task.item, task.shownUrl, 'exists', task.relPath);
     for (;;) {
       try {
         return await attempt(task, ctx, progress, started);
@@ -166,7 +167,7 @@ interface Resumable {
  * to its final name. Retries start clean: only the first try resumes.
  */
 async function attempt(task: Task, ctx: RunContext, progress: Progress, started: number): Promise<ItemResult> {
-  const part = partPath(resolveInside(ctx.options.out, task.relPath));
+  const part = partPath(task.finalPath);
   const resume = progress.attempts === 0 && (await ctx.parts.take(part)) ? await resumable(part, partKey(task.url.href)) : undefined;
   // Opening the part file while the request is in flight takes a thread-pool round trip off the path after the
   // response. Only for a fresh start (no earlier part to keep) in a folder already made, so a failure leaves no

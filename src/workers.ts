@@ -15,19 +15,12 @@ import { isCoordination, serveWorker } from './coordinate.js';
 import type { DigestRegistry } from './dedupe.js';
 import { ImgdlError } from './errors.js';
 import { taskFailure, type Task } from './item.js';
-import type { ListItem } from './list.js';
 import type { NameRegistry } from './naming.js';
 import type { ResolvedOptions } from './options.js';
 import type { ItemResult } from './record.js';
 
 /** A {@link Task} in structured-clone form (a URL object does not survive `postMessage`). */
-export interface WireTask {
-  item: ListItem;
-  url: string;
-  shownUrl: string;
-  relPath: string;
-  named: boolean;
-}
+export type WireTask = Omit<Task, 'url'> & { url: string };
 
 /** The options a worker needs: everything resolved except what cannot be cloned. */
 export type WireOptions = Omit<ResolvedOptions, 'logger' | 'signal' | 'stopSignal' | 'onProgress'>;
@@ -84,7 +77,7 @@ export class WorkerPool {
    * cap each thread at one download. An aborted run destroys the pool instead (see the constructor).
    */
   async run(task: Task, signal: AbortSignal): Promise<ItemResult> {
-    const wire: WireTask = { item: task.item, url: task.url.href, shownUrl: task.shownUrl, relPath: task.relPath, named: task.named };
+    const wire: WireTask = { ...task, url: task.url.href };
     try {
       return await this.#pool.run({ task: wire } satisfies WorkerMessage);
     } catch (error) {
