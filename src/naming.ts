@@ -11,6 +11,7 @@ import { Buffer, isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { ValidationError } from './errors.js';
+import { fingerprint, FingerprintMap, type Fingerprint } from './fingerprints.js';
 
 /** Max bytes of one file name (UTF-8). */
 export const MAX_NAME_BYTES = 200;
@@ -114,49 +115,102 @@ export function splitExt(relPath: string): { stem: string; ext: string } {
   return { stem: relPath.slice(0, dot), ext: relPath.slice(dot) };
 }
 
+/** Where {@link NameRegistry.find} got to: the name `url` holds in a chain, or the first free one. */
+export interface HeldName {
+  name: string;
+  /** True when `url` already holds `name`. */
+  own: boolean;
+  /** The folded name's fingerprint, so that {@link NameRegistry.take} need not compute it again. */
+  key: Fingerprint;
+  /** The URL's fingerprint. */
+  owner: Fingerprint;
+}
+
 /**
- * Keeps names unique within one run. claim(relPath, url) returns relPath if free (or already claimed by the same url),
- * else a deterministic alternative `stem-<8 hex of sha1(url)>ext` (and if THAT is taken, append more hex). Comparison is
- * case-insensitive (NFC-normalised, lowercased) because macOS/Windows file systems are. Memory: store only a compact key
- * per claim (e.g. the lowercased path → short url hash string), since runs can have millions of items.
+ * Keeps names unique within one run, deterministically. A name wanted by a
+ * URL is its own if free (or already the URL's); else the URL's alternatives
+ * are tried in turn, `stem-<8 hex of sha1(url)>ext`, then 9 hex, and so on.
+ * Names are compared as file systems that fold names would (NFC, lowercase),
+ * so `X.jpg` and `x.jpg` are one name.
+ *
+ * Memory: one 16-byte entry a name (the folded name's 64-bit fingerprint and
+ * its owner URL's), about 19–22 bytes with the table's free slots, whatever
+ * the length of the name or the URL. A sha1 is computed only for a name that
+ * collides. Two different names whose fingerprints collide (one chance in
+ * 2^64 a pair) just make the later one take an alternative.
  *
  * The result depends only on the order of claims, so claim in list order for names that are the same on every run.
  */
 export class NameRegistry {
-  /** Folded path → first 16 hex of sha1(owner url): 64 bits tell URLs apart, at a fraction of a URL's memory. */
-  readonly #owners = new Map<string, string>();
+  readonly #owners = new FingerprintMap();
+  readonly #current: Fingerprint = { hi: 0, lo: 0 };
+  readonly #held: HeldName = { name: '', own: false, key: { hi: 0, lo: 0 }, owner: { hi: 0, lo: 0 } };
 
   /** The name `url` gets for `relPath`: relPath itself if free or already its own, else a hashed alternative. */
   claim(relPath: string, url: string): string {
-    const digest = sha1(url);
-    const owner = digest.slice(0, 16);
-    if (this.#take(relPath, owner)) return relPath;
-    for (let length = 8; length <= digest.length; length++) {
-      const alternative = withSuffix(relPath, `-${digest.slice(0, length)}`);
-      if (this.#take(alternative, owner)) return alternative;
-    }
-    // Only reachable if every hashed name was claimed on purpose by others; still terminate.
-    for (let n = 2; ; n++) {
-      const alternative = withSuffix(relPath, `-${digest}-${n}`);
-      if (this.#take(alternative, owner)) return alternative;
+    const held = this.find(relPath, url);
+    return held.own ? held.name : this.take(held);
+  }
+
+  /** Claims the name {@link find} gave as free for its URL; returns the name. */
+  take(held: HeldName): string {
+    this.#owners.set(held.key, held.owner);
+    return held.name;
+  }
+
+  /**
+   * Without claiming anything: the name of `relPath`'s chain (relPath, then
+   * its alternatives for `url`) that `url` already holds, or else the first
+   * free one, which {@link claim} would give it. A URL that holds a name in
+   * the chain of the name its URL gives was planned before. `owner` is
+   * `url`'s fingerprint, when the caller has it already. The answer is only
+   * good until the next call.
+   */
+  find(relPath: string, url: string, owner?: Fingerprint): HeldName {
+    // One answer object, reused: planning asks a million times, and each answer is taken before the next question.
+    const held = this.#held;
+    held.name = relPath;
+    held.own = false;
+    if (owner) {
+      held.owner.hi = owner.hi;
+      held.owner.lo = owner.lo;
+    } else fingerprint(url, held.owner);
+    const current = this.#current;
+    let digest: string | undefined;
+    for (let length = 7; ; length++) {
+      if (!this.#owners.get(fingerprint(fold(held.name), held.key), current)) return held;
+      if (current.hi === held.owner.hi && current.lo === held.owner.lo) {
+        held.own = true;
+        return held;
+      }
+      // Only a name that collides pays for a sha1.
+      digest ??= sha1(url);
+      held.name =
+        length < digest.length
+          ? withSuffix(relPath, `-${digest.slice(0, length + 1)}`)
+          : // Only reachable if every hashed name was claimed on purpose by others; still terminate.
+            withSuffix(relPath, `-${digest}-${length - digest.length + 2}`);
     }
   }
 
   /** True when some URL has claimed `relPath` (compared case-insensitively). */
   has(relPath: string): boolean {
-    return this.#owners.has(fold(relPath));
+    return this.#owners.get(fingerprint(fold(relPath)), this.#current);
   }
 
-  /** Claims `relPath` for `owner` if free; true if it is now (or already was) the owner's. */
-  #take(relPath: string, owner: string): boolean {
-    const key = fold(relPath);
-    const current = this.#owners.get(key);
-    if (current === undefined) this.#owners.set(key, owner);
-    return current === undefined || current === owner;
+  /** Names claimed. */
+  get size(): number {
+    return this.#owners.size;
+  }
+
+  /** Bytes of the typed arrays holding the names. */
+  get byteLength(): number {
+    return this.#owners.byteLength;
   }
 }
 
-function fold(relPath: string): string {
+/** A name as a file system that folds names compares it: NFC, lowercase. */
+export function fold(relPath: string): string {
   return relPath.normalize('NFC').toLowerCase();
 }
 
