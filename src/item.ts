@@ -14,10 +14,11 @@ import type { DigestClaims } from './dedupe.js';
 import { ImgdlError, ValidationError, toErrorRecord } from './errors.js';
 import { classifyNetworkError, discardBody, fetchOne, header, type FetchedResponse } from './fetch.js';
 import { Inspector, type Inspection } from './inspect.js';
+import { fingerprint, type FingerprintSet } from './fingerprints.js';
 import { parseItemUrl, redactUrl, type ListItem } from './list.js';
 import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, splitExt } from './naming.js';
 import type { ResolvedOptions } from './options.js';
-import { doneKey, type ItemResult, type SkipReason } from './record.js';
+import type { ItemResult, SkipReason } from './record.js';
 import { isRetryable, retryDelayMs, waitBeforeRetry } from './retry.js';
 import { extensionFits, SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.js';
 import {
@@ -72,8 +73,8 @@ export interface RunContext {
   parts: PartIndex;
   /** How part files are opened; a seam for tests that need a real write failure (e.g. ENOSPC from /dev/full). */
   openPart: OpenPart;
-  /** Keys of the items an earlier run's manifest records as done, when there was one. */
-  done: Set<string> | undefined;
+  /** Fingerprints of the URLs an earlier run's manifest records as done, when there was one. */
+  done: FingerprintSet | undefined;
   /** Content already saved this run, asked when `dedupe` is on. */
   digests?: DigestClaims | undefined;
 }
@@ -111,7 +112,7 @@ export function planItem(item: ListItem, ctx: RunContext): Planned {
     const shownUrl = redactUrl(url);
     if (ctx.seen.has(url.href)) return { result: skipped(item, shownUrl, 'duplicate') };
     ctx.seen.add(url.href);
-    if (ctx.done?.has(doneKey(shownUrl))) return { result: skipped(item, shownUrl, 'manifest') };
+    if (ctx.done?.has(fingerprint(shownUrl))) return { result: skipped(item, shownUrl, 'manifest') };
     const context = { source: item.source, line: item.line, url: shownUrl };
     const wanted = item.name === undefined ? nameFromUrl(url) : safeRelativePath(item.name, context);
     const relPath = ctx.names.claim(wanted, url.href);
