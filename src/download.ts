@@ -50,8 +50,10 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
  * makes one; tests make their own to replace a seam such as `openPart`.
  */
 export async function createRunContext(options: ResolvedOptions, onBytes?: (n: number) => void): Promise<RunContext> {
+  const registry = new NameRegistry();
   return makeRunContext(options, createAgent(options, onBytes), {
-    names: new NameRegistry(),
+    names: registry,
+    registry,
     done: options.manifest === undefined ? undefined : await readDoneKeys(options.manifest),
     digests: options.dedupe ? new DigestRegistry() : undefined,
   });

@@ -14,9 +14,9 @@ import type { DigestClaims } from './dedupe.js';
 import { ImgdlError, ValidationError, toErrorRecord } from './errors.js';
 import { classifyNetworkError, discardBody, fetchOne, header, type FetchedResponse } from './fetch.js';
 import { Inspector, type Inspection } from './inspect.js';
-import { fingerprint, type FingerprintSet } from './fingerprints.js';
+import { fingerprint, FingerprintSet, type Fingerprint } from './fingerprints.js';
 import { parseItemUrl, redactUrl, type ListItem } from './list.js';
-import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, splitExt } from './naming.js';
+import { filenameFromContentDisposition, nameFromUrl, NameRegistry, resolveInside, safeRelativePath, splitExt } from './naming.js';
 import type { ResolvedOptions } from './options.js';
 import type { ItemResult, SkipReason } from './record.js';
 import { isRetryable, retryDelayMs, waitBeforeRetry } from './retry.js';
@@ -60,11 +60,16 @@ export type Planned = { task: Task } | { result: ItemResult };
 export interface RunContext {
   options: ResolvedOptions;
   agent: Dispatcher;
-  /** Names claimed this run (in a worker thread, a proxy of the main thread's registry). */
+  /** Names claimed this run once a response names an item (in a worker thread, a proxy of the main thread's registry). */
   names: NameClaims;
+  /** The run's names where items are planned (the main thread). */
+  registry?: NameRegistry | undefined;
   folders: FolderMaker;
-  /** URLs already planned this run, to download each only once. */
-  seen: Set<string>;
+  /**
+   * URLs already planned this run that the registry cannot tell, to download each only once: those
+   * listed with a NAME, done by the manifest, or failed. A URL listed without one holds a name.
+   */
+  seen: FingerprintSet;
   /** Aborted when every item in flight must stop. */
   signal: AbortSignal;
   /** Aborts `signal`. */
@@ -86,7 +91,7 @@ export interface RunContext {
 export function makeRunContext(
   options: ResolvedOptions,
   agent: Dispatcher,
-  shared: Pick<RunContext, 'names' | 'done' | 'digests'>,
+  shared: Pick<RunContext, 'names' | 'registry' | 'done' | 'digests'>,
 ): RunContext {
   const stop = new AbortController();
   // Every request in flight listens on this signal; their number is bounded by the pool, not by 10.
@@ -96,7 +101,7 @@ export function makeRunContext(
     agent,
     ...shared,
     folders: new FolderMaker(),
-    seen: new Set(),
+    seen: new FingerprintSet(),
     signal: stop.signal,
     abort: (reason) => stop.abort(reason),
     parts: new PartIndex(),
@@ -104,24 +109,51 @@ export function makeRunContext(
   };
 }
 
+/** Scratch fingerprints for planning, which runs one item at a time. */
+const urlKey: Fingerprint = { hi: 0, lo: 0 };
+const doneKey: Fingerprint = { hi: 0, lo: 0 };
+
 /** Validates an item and decides its name; items that fail here never take a pool slot. */
 export function planItem(item: ListItem, ctx: RunContext): Planned {
   let url: URL;
   try {
     url = parseItemUrl(item);
-    const shownUrl = redactUrl(url);
-    if (ctx.seen.has(url.href)) return { result: skipped(item, shownUrl, 'duplicate') };
-    ctx.seen.add(url.href);
-    if (ctx.done?.has(fingerprint(shownUrl))) return { result: skipped(item, shownUrl, 'manifest') };
-    const context = { source: item.source, line: item.line, url: shownUrl };
-    const wanted = item.name === undefined ? nameFromUrl(url) : safeRelativePath(item.name, context);
-    const relPath = ctx.names.claim(wanted, url.href);
-    // Resolving now refuses a path outside the output folder before any request is made.
-    const finalPath = resolveInside(ctx.options.out, relPath);
-    return { task: { item, url, shownUrl, relPath, finalPath, named: item.name !== undefined } };
   } catch (error) {
     return { result: failed(item, redactUrl(item.url), error, 0, null, 0) };
   }
+  fingerprint(url.href, urlKey);
+  const shownUrl = redactUrl(url);
+  try {
+    return planFlat(item, url, shownUrl, ctx);
+  } catch (error) {
+    return { result: failed(item, shownUrl, error, 0, null, 0) };
+  }
+}
+
+/** Named from the URL or the list; a URL planned before holds a name in its URL name's chain. */
+function planFlat(item: ListItem, url: URL, shownUrl: string, ctx: RunContext): Planned {
+  const href = url.href;
+  const registry = (ctx.registry ??= new NameRegistry());
+  // No table of URLs beside the names: a URL listed before without a NAME holds a name in this chain.
+  const held = ctx.seen.has(urlKey) ? undefined : registry.find(nameFromUrl(url), href, urlKey);
+  if (held === undefined || held.own) return { result: skipped(item, shownUrl, 'duplicate') };
+  if (isDone(shownUrl, ctx)) {
+    ctx.seen.add(urlKey);
+    return { result: skipped(item, shownUrl, 'manifest') };
+  }
+  let relPath: string;
+  if (item.name === undefined) relPath = registry.take(held);
+  else {
+    // Counted as listed before its NAME is checked, so a URL whose NAME is refused is still downloaded once.
+    ctx.seen.add(urlKey);
+    relPath = registry.claim(safeRelativePath(item.name, { source: item.source, line: item.line, url: shownUrl }), href);
+  }
+  // Resolving now refuses a path outside the output folder before any request is made.
+  return { task: { item, url, shownUrl, relPath, finalPath: resolveInside(ctx.options.out, relPath), named: item.name !== undefined } };
+}
+
+function isDone(shownUrl: string, ctx: RunContext): boolean {
+  return ctx.done !== undefined && ctx.done.has(fingerprint(shownUrl, doneKey));
 }
 
 /** What one item's tries have learnt so far; the record is made from it. */
