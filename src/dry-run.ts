@@ -7,7 +7,6 @@ import { Dispatcher } from 'undici';
 import { createRunContext, toListItems, type Source } from './download.js';
 import { planItem, type RunContext } from './item.js';
 import { resolveOptions, type Options } from './options.js';
-import { exists } from './write.js';
 
 /** What a run would do with one item. */
 export interface PlannedItem {
@@ -51,7 +50,8 @@ export async function* planDownload(source: Source, options: Options = {}): Asyn
     }
     const { task } = planned;
     const base = { url: task.shownUrl, source: item.source, line: item.line, path: task.relPath };
-    if (resolved.onExists === 'skip' && (await exists(task.finalPath))) {
+    // Answered from one listing per folder, as in a run, not a stat per item.
+    if (resolved.onExists === 'skip' && !ctx.parts.surelyAbsent(task.finalPath) && (await ctx.parts.existsListed(task.finalPath))) {
       yield { ...base, status: 'skipped', reason: 'exists' };
     } else yield { ...base, status: 'download', reason: '' };
   }

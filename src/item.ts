@@ -15,6 +15,7 @@ import { ImgdlError, ValidationError, toErrorRecord } from './errors.js';
 import { classifyNetworkError, discardBody, fetchOne, header, type FetchedResponse } from './fetch.js';
 import { Inspector, type Inspection } from './inspect.js';
 import { fingerprint, FingerprintSet, type Fingerprint } from './fingerprints.js';
+import { PartIndex } from './listing.js';
 import { parseItemUrl, redactUrl, type ListItem } from './list.js';
 import { filenameFromContentDisposition, nameFromUrl, NameRegistry, resolveInside, safeRelativePath, splitExt } from './naming.js';
 import type { ResolvedOptions } from './options.js';
@@ -34,7 +35,6 @@ import {
   writePartMeta,
   FolderMaker,
   openPartFile,
-  PartIndex,
   type OpenPart,
   type PartMeta,
 } from './write.js';
@@ -74,7 +74,7 @@ export interface RunContext {
   signal: AbortSignal;
   /** Aborts `signal`. */
   abort: (reason?: unknown) => void;
-  /** Part files left by an earlier run, to resume. */
+  /** Part files left by an earlier run, to resume, and the names each folder already holds. */
   parts: PartIndex;
   /** How part files are opened; a seam for tests that need a real write failure (e.g. ENOSPC from /dev/full). */
   openPart: OpenPart;

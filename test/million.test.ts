@@ -55,3 +55,23 @@ describe('a URL listed more than once', () => {
     expect(planned[1]?.path).toMatch(/^x-[0-9a-f]{8}\.jpg$/);
   });
 });
+
+describe('the dry run', () => {
+  it('finds existing files from one listing of their folder, and checks a near match', async () => {
+    const out = await tempDir();
+    await fs.mkdir(path.join(out, 'sub'));
+    await fs.writeFile(path.join(out, 'sub', 'here.jpg'), 'x');
+    await fs.writeFile(path.join(out, 'Upper.jpg'), 'x');
+    const planned = await plan(
+      [
+        { url: 'http://h.example/1.jpg', name: 'sub/here.jpg' },
+        { url: 'http://h.example/2.jpg', name: 'sub/absent.jpg' },
+        // The same name but for its case: the listing's folded match is confirmed on the file system itself.
+        'http://h.example/upper.jpg',
+      ],
+      { out },
+    );
+    const caseSensitive = await fs.access(path.join(out, 'upper.jpg')).then(() => false, () => true);
+    expect(planned.map((p) => p.reason)).toEqual(['exists', '', caseSensitive ? '' : 'exists']);
+  });
+});
