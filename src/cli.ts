@@ -136,7 +136,13 @@ async function openInputs(inputs: readonly string[]): Promise<Array<{ name: stri
   return opened;
 }
 
-async function* allItems(urls: readonly string[], inputs: Array<{ name: string; stream: Readable }>): AsyncGenerator<ListItem> {
+function allItems(urls: readonly string[], inputs: Array<{ name: string; stream: Readable }>): AsyncIterable<ListItem> {
+  // One list alone is read as it is: every generator layer costs each item a hop.
+  if (urls.length === 0 && inputs.length === 1) return readList(inputs[0]!.stream, inputs[0]!.name);
+  return concatenated(urls, inputs);
+}
+
+async function* concatenated(urls: readonly string[], inputs: Array<{ name: string; stream: Readable }>): AsyncGenerator<ListItem> {
   yield* itemsFromArgs(urls);
   for (const input of inputs) yield* readList(input.stream, input.name);
 }
@@ -319,14 +325,23 @@ function parseHeaders(flags: readonly string[]): Record<string, string> {
 
 /** `--dry-run`: one `URL<TAB>FILE` line per item on stdout, decided exactly as a run would, with no request made. */
 async function dryRun(items: AsyncIterable<ListItem>, options: Options, out: string): Promise<number> {
-  const { planDownload } = await import('./dry-run.js');
-  const { join } = await import('node:path');
+  const { planBatches } = await import('./dry-run.js');
+  const { join, sep } = await import('node:path');
   const counts = { download: 0, skipped: 0, failed: 0 };
-  for await (const planned of planDownload(items, options)) {
-    counts[planned.status]++;
-    const file = planned.path === null ? '-' : join(out, planned.path);
-    const note = planned.status === 'download' ? '' : `\t${planned.status}: ${planned.reason}`;
-    process.stdout.write(`${planned.url}\t${file}${note}\n`);
+  // Planned paths are plain relative paths: prefixing the folder once gives what joining each would.
+  const base = join(out, '.');
+  const prefix = base === '.' ? '' : base.endsWith(sep) ? base : base + sep;
+  const shown = sep === '/' ? (file: string): string => prefix + file : (file: string): string => join(out, file);
+  // Lines go out in batches: a write per line was a tenth of a million-line dry run.
+  for await (const plans of planBatches(items, options)) {
+    let text = '';
+    for (const planned of plans) {
+      counts[planned.status]++;
+      const file = planned.path === null ? '-' : shown(planned.path);
+      const note = planned.status === 'download' ? '' : `\t${planned.status}: ${planned.reason}`;
+      text += `${planned.url}\t${file}${note}\n`;
+    }
+    process.stdout.write(text);
   }
   process.stderr.write(`dry run: ${counts.download} to download, ${counts.skipped} skipped, ${counts.failed} invalid; nothing was requested\n`);
   return counts.failed > 0 ? 1 : 0;

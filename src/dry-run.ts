@@ -4,7 +4,7 @@
  * would give, and no request is made.
  */
 import { Dispatcher } from 'undici';
-import { createRunContext, toListItems, type Source } from './download.js';
+import { createRunContext, toListItem, type Source } from './download.js';
 import { planItem, type RunContext } from './item.js';
 import { resolveOptions, type Options } from './options.js';
 
@@ -35,24 +35,40 @@ class NoRequests extends Dispatcher {
  * are only known during a real run, so those names may still differ.
  */
 export async function* planDownload(source: Source, options: Options = {}): AsyncGenerator<PlannedItem> {
+  for await (const batch of planBatches(source, options, 1)) yield batch[0]!;
+}
+
+/**
+ * {@link planDownload} in batches of up to `size` items, for a consumer that
+ * handles many at once: a million-line dry run spent a tenth of its time
+ * handing items over one by one.
+ */
+export async function* planBatches(source: Source, options: Options = {}, size = 1024): AsyncGenerator<PlannedItem[]> {
   const resolved = resolveOptions(options);
   // The run's own context (manifest's done items included), with its agent swapped for one that cannot send.
   const real = await createRunContext(resolved);
   await real.agent.destroy();
   const ctx: RunContext = { ...real, agent: new NoRequests() };
-  for await (const item of toListItems(source)) {
+  const { onExists } = resolved;
+  let batch: PlannedItem[] = [];
+  let index = 0;
+  for await (const entry of source) {
+    const item = toListItem(entry, ++index);
     const planned = planItem(item, ctx);
     if ('result' in planned) {
       const r = planned.result;
       const reason = r.error ? r.error.message : (r.skipReason ?? '');
-      yield { url: r.url, source: r.source, line: r.line, status: r.status === 'failed' ? 'failed' : 'skipped', path: r.path, reason };
-      continue;
+      batch.push({ url: r.url, source: r.source, line: r.line, status: r.status === 'failed' ? 'failed' : 'skipped', path: r.path, reason });
+    } else {
+      const { task } = planned;
+      // Answered from one listing per folder, as in a run, not a stat per item.
+      const exists = onExists === 'skip' && !ctx.parts.surelyAbsent(task.finalPath) && (await ctx.parts.existsListed(task.finalPath));
+      batch.push({ url: task.shownUrl, source: item.source, line: item.line, status: exists ? 'skipped' : 'download', path: task.relPath, reason: exists ? 'exists' : '' });
     }
-    const { task } = planned;
-    const base = { url: task.shownUrl, source: item.source, line: item.line, path: task.relPath };
-    // Answered from one listing per folder, as in a run, not a stat per item.
-    if (resolved.onExists === 'skip' && !ctx.parts.surelyAbsent(task.finalPath) && (await ctx.parts.existsListed(task.finalPath))) {
-      yield { ...base, status: 'skipped', reason: 'exists' };
-    } else yield { ...base, status: 'download', reason: '' };
+    if (batch.length >= size) {
+      yield batch;
+      batch = [];
+    }
   }
+  if (batch.length > 0) yield batch;
 }
