@@ -19,7 +19,7 @@ import { hideBin } from 'yargs/helpers';
 import { describeError } from './errors.js';
 import { itemsFromArgs, readList, type ListItem } from './list.js';
 // Only what parsing needs is imported up front: --help and --version must not pay for HTTP, pino or workers.
-import { HASHES, MODES, ON_EXISTS, OptionError, VERSION, parseSize, resolveOptions, type HashAlgorithm, type Mode, type OnExists, type Options } from './options.js';
+import { HASHES, LAYOUTS, MODES, ON_EXISTS, OptionError, VERSION, parseSize, resolveOptions, type HashAlgorithm, type Layout, type Mode, type OnExists, type Options } from './options.js';
 
 /** A usage error: exit code 2, message shown as is. */
 class UsageError extends Error {
@@ -37,6 +37,8 @@ interface Argv {
   dedupe: boolean;
   perHost: number | undefined;
   onExists: string;
+  layout: string;
+  shard: string | undefined;
   manifest: string | undefined;
   json: boolean;
   quiet: boolean;
@@ -76,6 +78,8 @@ function parser(args: string[]) {
     .option('dedupe', { type: 'boolean', default: false, describe: 'Do not save a file whose content was already saved this run (hashes with sha256 unless --hash)' })
     .option('per-host', { type: 'number', defaultDescription: 'no cap beyond --concurrency', describe: 'Most connections to one host' })
     .option('on-exists', { type: 'string', choices: ON_EXISTS as string[], default: 'skip', describe: 'When the file already exists' })
+    .option('layout', { type: 'string', choices: LAYOUTS as string[], default: 'flat', describe: 'flat: named from the URL (or NAME); sharded: by list position, 00000/000000123.jpg, 10,000 a folder' })
+    .option('shard', { type: 'string', requiresArg: true, defaultDescription: 'the whole list', describe: 'Take slice K of N (K from 0 to N-1) of the list, by URL hash, e.g. --shard $JOB_COMPLETION_INDEX/8' })
     .option('manifest', { type: 'string', defaultDescription: 'none', describe: 'Write one JSON line per item to FILE as items finish' })
     .option('timeout', { type: 'number', default: 30_000, describe: 'Connect, headers and body-idle timeout in ms (each)' })
     .option('retries', { type: 'number', default: 3, describe: 'Tries after the first for network errors, timeouts, truncated bodies, 408, 429, 5xx' })
@@ -103,6 +107,7 @@ function parser(args: string[]) {
     .example('cat urls.txt | $0 -o photos', 'A list piped on stdin')
     .example('$0 -i urls.txt --manifest run.jsonl --json > summary.json', 'Keep a manifest and a JSON summary')
     .example('$0 -n -i urls.txt -o photos', 'Show where each URL would be saved, download nothing')
+    .example('$0 -i urls.txt -o photos --layout sharded --shard 0/4 --manifest m0.jsonl', 'Slice 0 of 4 of a long list, named by position')
     .example('$0 -i urls.txt -H "Authorization: Bearer $TOKEN" --referer https://example.com/', 'Send extra headers')
     .example('$0 -i urls.txt --proxy http://proxy.lan:3128', 'Go through a proxy')
     .example('$0 https://10.0.0.5/a.jpg --cacert ca.pem', 'Trust a private CA')
@@ -203,6 +208,8 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
       dedupe: argv.dedupe,
       perHost: argv.perHost,
       onExists: argv.onExists as OnExists,
+      layout: argv.layout as Layout,
+      shard: argv.shard,
       manifest: argv.manifest,
       timeoutMs: argv.timeout,
       headers: parseHeaders(argv.header ?? []),

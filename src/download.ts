@@ -5,7 +5,7 @@
 import fs from 'node:fs/promises';
 import { DigestRegistry } from './dedupe.js';
 import { createAgent } from './fetch.js';
-import { makeRunContext, planItem, runTask, type Planned, type RunContext } from './item.js';
+import { LAYOUT_NAMES, makeRunContext, planItem, runTask, skipSaved, type Planned, type RunContext } from './item.js';
 import type { ListItem } from './list.js';
 import { NameRegistry } from './naming.js';
 import { resolveOptions, type Options } from './options.js';
@@ -50,9 +50,9 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
  * makes one; tests make their own to replace a seam such as `openPart`.
  */
 export async function createRunContext(options: ResolvedOptions, onBytes?: (n: number) => void): Promise<RunContext> {
-  const registry = new NameRegistry();
+  const registry = options.layout === 'flat' ? new NameRegistry() : undefined;
   return makeRunContext(options, createAgent(options, onBytes), {
-    names: registry,
+    names: registry ?? LAYOUT_NAMES,
     registry,
     done: options.manifest === undefined ? undefined : await readDoneKeys(options.manifest),
     digests: options.dedupe ? new DigestRegistry() : undefined,
@@ -73,7 +73,7 @@ export async function* downloadWith(
   const manifest = resolved.manifest === undefined ? undefined : new ManifestWriter(resolved.manifest);
   // Loaded only for this mode, so other runs never pay for piscina's import.
   const workers =
-    resolved.mode === 'workers' ? new (await import('./workers.js')).WorkerPool(resolved, ctx.signal, ctx.names as NameRegistry, ctx.digests as DigestRegistry | undefined) : undefined;
+    resolved.mode === 'workers' ? new (await import('./workers.js')).WorkerPool(resolved, ctx.signal, ctx.names, ctx.digests as DigestRegistry | undefined) : undefined;
   const log = resolved.logger;
   // Draining stops new items from starting; aborting (ctx.abort) also stops those in flight.
   const drain = new AbortController();
@@ -92,11 +92,17 @@ export async function* downloadWith(
   resolved.stopSignal?.addEventListener('abort', onStop, { once: true });
   if (resolved.insecure) log?.warn('TLS certificate verification is OFF (insecure): anyone on the path can read and alter these downloads');
 
+  const sharded = resolved.layout === 'sharded';
   async function* plan(): AsyncGenerator<Planned> {
-    let index = 0;
+    // Every item's place in the whole list, other shards' included: the sharded layout names files by it.
+    let position = 0;
     for await (const entry of source) {
+      const item = toListItem(entry, ++position);
+      const planned = planItem(item, ctx, position - 1);
+      // Another shard's item is not part of this run at all.
+      if (planned === undefined) continue;
       progress.read();
-      yield planItem(toListItem(entry, ++index), ctx);
+      yield sharded ? await skipSaved(planned, ctx) : planned;
     }
     progress.listComplete();
   }

@@ -5,7 +5,7 @@
  */
 import { Dispatcher } from 'undici';
 import { createRunContext, toListItem, type Source } from './download.js';
-import { planItem, type RunContext } from './item.js';
+import { planItem, skipSaved, type RunContext } from './item.js';
 import { resolveOptions, type Options } from './options.js';
 
 /** What a run would do with one item. */
@@ -49,12 +49,14 @@ export async function* planBatches(source: Source, options: Options = {}, size =
   const real = await createRunContext(resolved);
   await real.agent.destroy();
   const ctx: RunContext = { ...real, agent: new NoRequests() };
-  const { onExists } = resolved;
+  const { onExists, layout } = resolved;
   let batch: PlannedItem[] = [];
-  let index = 0;
+  let position = 0;
   for await (const entry of source) {
-    const item = toListItem(entry, ++index);
-    const planned = planItem(item, ctx);
+    const item = toListItem(entry, ++position);
+    const found = planItem(item, ctx, position - 1);
+    if (found === undefined) continue;
+    const planned = layout === 'sharded' ? await skipSaved(found, ctx) : found;
     if ('result' in planned) {
       const r = planned.result;
       const reason = r.error ? r.error.message : (r.skipReason ?? '');

@@ -13,12 +13,12 @@ import type { NameClaims } from './coordinate.js';
 import type { DigestClaims } from './dedupe.js';
 import { ImgdlError, ValidationError, toErrorRecord } from './errors.js';
 import { classifyNetworkError, discardBody, fetchOne, header, type FetchedResponse } from './fetch.js';
-import { Inspector, type Inspection } from './inspect.js';
 import { fingerprint, FingerprintSet, type Fingerprint } from './fingerprints.js';
-import { PartIndex } from './listing.js';
+import { Inspector, type Inspection } from './inspect.js';
 import { parseItemUrl, redactUrl, type ListItem } from './list.js';
-import { filenameFromContentDisposition, nameFromUrl, NameRegistry, resolveInside, safeRelativePath, splitExt } from './naming.js';
-import type { ResolvedOptions } from './options.js';
+import { PartIndex } from './listing.js';
+import { filenameFromContentDisposition, nameFromUrl, NameRegistry, resolveInside, safeRelativePath, shardedPath, splitExt } from './naming.js';
+import type { ResolvedOptions, Shard } from './options.js';
 import type { ItemResult, SkipReason } from './record.js';
 import { isRetryable, retryDelayMs, waitBeforeRetry } from './retry.js';
 import { extensionFits, SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.js';
@@ -49,8 +49,10 @@ export interface Task {
   relPath: string;
   /** `relPath` resolved inside the output folder, once, when the item was planned. */
   finalPath: string;
-  /** True when the list named the file, so the server's name does not override it. */
+  /** True when the name is not the server's to change: the list named the file, or the layout did. */
   named: boolean;
+  /** True when the bytes do not change the name's extension either (the list named the file). */
+  keepExtension: boolean;
 }
 
 /** What the pool runs: a task to fetch, or an item already decided without a request. */
@@ -62,12 +64,12 @@ export interface RunContext {
   agent: Dispatcher;
   /** Names claimed this run once a response names an item (in a worker thread, a proxy of the main thread's registry). */
   names: NameClaims;
-  /** The run's names where items are planned (the main thread). */
+  /** The run's names where items are planned (the main thread), in the flat layout; the sharded layout needs none. */
   registry?: NameRegistry | undefined;
   folders: FolderMaker;
   /**
-   * URLs already planned this run that the registry cannot tell, to download each only once: those
-   * listed with a NAME, done by the manifest, or failed. A URL listed without one holds a name.
+   * URLs already planned this run, to download each only once: every URL in the sharded layout; in the
+   * flat one only those the registry cannot tell (listed with a NAME, done by the manifest, failed).
    */
   seen: FingerprintSet;
   /** Aborted when every item in flight must stop. */
@@ -104,33 +106,50 @@ export function makeRunContext(
     seen: new FingerprintSet(),
     signal: stop.signal,
     abort: (reason) => stop.abort(reason),
-    parts: new PartIndex(),
+    parts: new PartIndex(options.layout),
     openPart: openPartFile,
   };
 }
+
+/** The sharded layout's names: unique by position, so a name the bytes call for is taken as it is. */
+export const LAYOUT_NAMES: NameClaims = { claim: (relPath) => relPath };
 
 /** Scratch fingerprints for planning, which runs one item at a time. */
 const urlKey: Fingerprint = { hi: 0, lo: 0 };
 const doneKey: Fingerprint = { hi: 0, lo: 0 };
 
-/** Validates an item and decides its name; items that fail here never take a pool slot. */
-export function planItem(item: ListItem, ctx: RunContext): Planned {
+/**
+ * Validates an item and decides its name; items that fail here never take a pool slot. `position` is
+ * the item's place in the whole list, counted from 0 over every item (other shards' included), which
+ * names files in the sharded layout. Undefined for an item that belongs to another shard.
+ */
+export function planItem(item: ListItem, ctx: RunContext, position = item.line - 1): Planned | undefined {
+  const { shard } = ctx.options;
   let url: URL;
   try {
     url = parseItemUrl(item);
   } catch (error) {
+    // An invalid line still belongs to one shard only, so exactly one of them reports it.
+    if (shard && !inShard(fingerprint(item.url, urlKey), shard)) return undefined;
     return { result: failed(item, redactUrl(item.url), error, 0, null, 0) };
   }
-  fingerprint(url.href, urlKey);
+  const href = url.href;
+  fingerprint(href, urlKey);
+  if (shard && !inShard(urlKey, shard)) return undefined;
   const shownUrl = redactUrl(url);
   try {
-    return planFlat(item, url, shownUrl, ctx);
+    return ctx.options.layout === 'sharded' ? planSharded(item, url, shownUrl, position, ctx) : planFlat(item, url, shownUrl, ctx);
   } catch (error) {
     return { result: failed(item, shownUrl, error, 0, null, 0) };
   }
 }
 
-/** Named from the URL or the list; a URL planned before holds a name in its URL name's chain. */
+/** True when the URL with fingerprint `key` belongs to `shard`. */
+export function inShard(key: Fingerprint, shard: Shard): boolean {
+  return key.lo % shard.count === shard.index;
+}
+
+/** Flat layout: named from the URL or the list; a URL planned before holds a name in its URL name's chain. */
 function planFlat(item: ListItem, url: URL, shownUrl: string, ctx: RunContext): Planned {
   const href = url.href;
   const registry = (ctx.registry ??= new NameRegistry());
@@ -148,8 +167,28 @@ function planFlat(item: ListItem, url: URL, shownUrl: string, ctx: RunContext): 
     ctx.seen.add(urlKey);
     relPath = registry.claim(safeRelativePath(item.name, { source: item.source, line: item.line, url: shownUrl }), href);
   }
-  // Resolving now refuses a path outside the output folder before any request is made.
-  return { task: { item, url, shownUrl, relPath, finalPath: resolveInside(ctx.options.out, relPath), named: item.name !== undefined } };
+  const named = item.name !== undefined;
+  return { task: { item, url, shownUrl, relPath, finalPath: resolveInside(ctx.options.out, relPath), named, keepExtension: named } };
+}
+
+/** Sharded layout: named by position, so no names are remembered; the bytes still choose the extension. */
+function planSharded(item: ListItem, url: URL, shownUrl: string, position: number, ctx: RunContext): Planned {
+  if (!ctx.seen.add(urlKey)) return { result: skipped(item, shownUrl, 'duplicate') };
+  if (isDone(shownUrl, ctx)) return { result: skipped(item, shownUrl, 'manifest') };
+  const relPath = shardedPath(position, url);
+  return { task: { item, url, shownUrl, relPath, finalPath: resolveInside(ctx.options.out, relPath), named: true, keepExtension: false } };
+}
+
+/**
+ * In the sharded layout with `onExists: 'skip'`, an item whose position already holds a file is
+ * skipped without a request, whatever extension the bytes gave that file (its folder's listing
+ * tells). Other items are returned as they were.
+ */
+export async function skipSaved(planned: Planned, ctx: RunContext): Promise<Planned> {
+  if (!('task' in planned) || ctx.options.layout !== 'sharded' || ctx.options.onExists !== 'skip') return planned;
+  const { task } = planned;
+  const saved = await ctx.parts.savedAs(task.finalPath);
+  return saved === undefined ? planned : { result: skipped(task.item, task.shownUrl, 'exists', toManifestPath(saved, ctx.options.out)) };
 }
 
 function isDone(shownUrl: string, ctx: RunContext): boolean {
@@ -297,7 +336,7 @@ async function attemptFrom(
             sniffed = await sniffImage(head);
             if (!sniffed) throw notAnImage(head, progress.contentType, task.shownUrl);
             // The bytes decide the extension, unless the list named the file.
-            if (task.named) return;
+            if (task.keepExtension) return;
             const { stem, ext } = splitExt(relPath);
             if (extensionFits(ext, sniffed)) return;
             relPath = ctx.names.claim(stem + sniffed.ext, task.url.href);

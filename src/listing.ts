@@ -1,17 +1,19 @@
 /**
  * What the output folders already hold, learnt from one listing per folder
  * instead of a system call per item: which part files an earlier run left to
- * resume, and whether a final name is already taken.
+ * resume, whether a final name is already taken, and (in the sharded layout)
+ * under which extension a position was saved.
  *
  * Listings are streamed (`fs.opendir`) into compact form: part files by name
- * (a folder holds few), every name as a 64-bit fingerprint. A folder of a
- * million files costs about 10 MB, not the hundred or more that a `Set` of
- * its names would.
+ * (a folder holds few), every other name as a 64-bit fingerprint, and in the
+ * sharded layout one byte a position. A folder of a million files costs
+ * about 10 MB, not the hundred or more that a `Set` of its names would.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fingerprint, FingerprintSet, type Fingerprint } from './fingerprints.js';
-import { fold } from './naming.js';
+import { fold, SHARD_FILES, splitExt } from './naming.js';
+import type { Layout } from './options.js';
 import { exists, PART_SUFFIX } from './write.js';
 
 /** One folder's listing, filled as the directory streams in. */
@@ -24,7 +26,12 @@ interface Listing {
   parts: Set<string>;
   /** Fingerprints of every name in the folder, folded as names are compared; undefined when the folder could not be read (other than missing). */
   folded: FingerprintSet | undefined;
+  /** Sharded layout: the extension code of each position of this folder that holds a file (0: none). */
+  positions: Uint8Array | undefined;
 }
+
+/** Extensions seen in sharded folders, by code (1–254); 255 means one not kept. */
+const UNKNOWN_EXTENSION = 255;
 
 /**
  * The part files left in each folder by an earlier run, and the names in it,
@@ -38,10 +45,17 @@ interface Listing {
  */
 export class PartIndex {
   readonly #folders = new Map<string, Listing>();
+  readonly #layout: Layout;
   readonly #key: Fingerprint = { hi: 0, lo: 0 };
+  readonly #extensions: string[] = [''];
+  readonly #codes = new Map<string, number>();
   /** The folder asked about last, and its listing: items come in runs of one folder. */
   #lastDir: string | undefined;
   #lastListing: Listing | undefined;
+
+  constructor(layout: Layout = 'flat') {
+    this.#layout = layout;
+  }
 
   /** True (once) when `part` was left by an earlier run. */
   async take(part: string): Promise<boolean> {
@@ -74,13 +88,28 @@ export class PartIndex {
     return this.exists(file);
   }
 
+  /**
+   * Sharded layout: the file already saved for the position `file` names,
+   * whatever its extension (the bytes chose it), or undefined. Waits for the
+   * folder's listing.
+   */
+  async savedAs(file: string): Promise<string | undefined> {
+    const dir = path.dirname(file);
+    const listing = this.#list(dir);
+    await listing.ready;
+    const index = positionIn(path.basename(dir), path.basename(file));
+    const code = index === undefined ? 0 : (listing.positions?.[index] ?? 0);
+    if (code === 0 || code === UNKNOWN_EXTENSION) return undefined;
+    return path.join(dir, splitExt(path.basename(file)).stem + this.#extensions[code]);
+  }
+
   #list(dir: string): Listing {
     if (dir === this.#lastDir) return this.#lastListing!;
     let listing = this.#folders.get(dir);
     if (!listing) {
       let done!: () => void;
       const ready = new Promise<void>((resolve) => (done = resolve));
-      listing = { complete: false, ready, parts: new Set(), folded: new FingerprintSet() };
+      listing = { complete: false, ready, parts: new Set(), folded: new FingerprintSet(), positions: undefined };
       this.#folders.set(dir, listing);
       const filled = listing;
       void this.#read(dir, filled).then(() => {
@@ -95,15 +124,43 @@ export class PartIndex {
 
   async #read(dir: string, listing: Listing): Promise<void> {
     const key: Fingerprint = { hi: 0, lo: 0 };
+    const folder = path.basename(dir);
     try {
       for await (const entry of await fs.opendir(dir, { bufferSize: 256 })) {
         const name = entry.name;
         if (name.endsWith(PART_SUFFIX)) listing.parts.add(name);
         listing.folded!.add(fingerprint(fold(name), key));
+        if (this.#layout === 'sharded') {
+          const index = positionIn(folder, name);
+          if (index !== undefined) {
+            listing.positions ??= new Uint8Array(SHARD_FILES);
+            listing.positions[index] ||= this.#code(splitExt(name).ext);
+          }
+        }
       }
     } catch (error) {
       // A missing folder holds nothing; one that cannot be read tells nothing, so every question gets a stat.
       if ((error as { code?: unknown }).code !== 'ENOENT') listing.folded = undefined;
     }
   }
+
+  #code(ext: string): number {
+    let code = this.#codes.get(ext);
+    if (code === undefined) {
+      code = this.#extensions.length < UNKNOWN_EXTENSION ? this.#extensions.length : UNKNOWN_EXTENSION;
+      if (code !== UNKNOWN_EXTENSION) {
+        this.#extensions.push(ext);
+        this.#codes.set(ext, code);
+      }
+    }
+    return code;
+  }
+}
+
+/** The index within its folder of a sharded file name (`000120034.png` in `00012` → 34), or undefined for any other name. */
+function positionIn(folder: string, name: string): number | undefined {
+  const match = /^(\d+)(\.[A-Za-z0-9]{1,16})?$/.exec(name);
+  if (!match || !/^\d+$/.test(folder)) return undefined;
+  const index = Number(match[1]) - Number(folder) * SHARD_FILES;
+  return index >= 0 && index < SHARD_FILES ? index : undefined;
 }

@@ -133,6 +133,23 @@ function isPlain(relPath: string): boolean {
   );
 }
 
+/** Files a folder holds in the sharded layout. */
+export const SHARD_FILES = 10_000;
+
+/**
+ * The sharded layout's name for the item at `position` (counted from 0 over
+ * the whole list): `00000/000000123.jpg`, 10,000 files a folder, positions
+ * padded to 9 digits and folders to 5 (longer past a billion items). The
+ * extension is the URL's when it looks like one (letters and digits, at most
+ * 5); the bytes correct it once they arrive.
+ */
+export function shardedPath(position: number, url: URL): string {
+  const folder = String(Math.floor(position / SHARD_FILES)).padStart(5, '0');
+  const last = url.pathname.slice(url.pathname.lastIndexOf('/') + 1);
+  const ext = /\.[A-Za-z0-9]{1,5}$/.exec(last)?.[0].toLowerCase() ?? '';
+  return `${folder}/${String(position).padStart(9, '0')}${ext}`;
+}
+
 /** Splits 'a/b/x.tar.jpg' → { stem: 'a/b/x.tar', ext: '.jpg' } (ext is the last extension of the last segment, '' if none; dotfiles have no ext). Accepts '\\' as a separator too, so absolute Windows paths split right. */
 export function splitExt(relPath: string): { stem: string; ext: string } {
   const segmentStart = Math.max(relPath.lastIndexOf('/'), relPath.lastIndexOf('\\')) + 1;

@@ -1,13 +1,22 @@
 /**
- * Long lists: each URL downloaded once however it is listed.
+ * Long lists: each URL downloaded once however it is listed, the sharded
+ * layout, and `--shard K/N` slices that together make the whole list.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
 import { planDownload, type PlannedItem } from '../src/dry-run.js';
+import { generatedImage } from '../src/fixture-server.js';
+import { shardedPath } from '../src/naming.js';
 import type { Options } from '../src/options.js';
 import type { SourceEntry } from '../src/download.js';
-import { tempDir } from './helpers.js';
+import { collect, listFiles, runCli, serve, tempDir } from './helpers.js';
+
+const jpeg = generatedImage('jpg', 2_000);
+const png = generatedImage('png', 2_000);
+const image = (body: Buffer, headers: Record<string, string> = {}) => () =>
+  new HttpResponse(body, { headers: { 'content-type': 'image/jpeg', ...headers } });
 
 async function plan(source: SourceEntry[], options: Options): Promise<PlannedItem[]> {
   const planned: PlannedItem[] = [];
@@ -73,5 +82,121 @@ describe('the dry run', () => {
     );
     const caseSensitive = await fs.access(path.join(out, 'upper.jpg')).then(() => false, () => true);
     expect(planned.map((p) => p.reason)).toEqual(['exists', '', caseSensitive ? '' : 'exists']);
+  });
+});
+
+describe('the sharded layout', () => {
+  it.each([
+    [0, 'http://h.example/a.JPG', '00000/000000000.jpg'],
+    [123, 'http://h.example/a.png?x=1', '00000/000000123.png'],
+    [9_999, 'http://h.example/photo', '00000/000009999'],
+    [10_000, 'http://h.example/a.jpeg', '00001/000010000.jpeg'],
+    [123_456_789, 'http://h.example/a.webp', '12345/123456789.webp'],
+    [1_234_567_890, 'http://h.example/a.tar.gz', '123456/1234567890.gz'],
+    [7, 'http://h.example/a.toolongext', '00000/000000007'],
+  ])('puts position %i (%s) at %s', (position, url, expected) => {
+    expect(shardedPath(position, new URL(url))).toBe(expected);
+  });
+
+  /** A server with an image that is a PNG at a .jpg URL, one whose server offers another name, and plain ones. */
+  async function imageHost() {
+    return serve({
+      handlers: [
+        http.get('*/img/lies.jpg', image(png)),
+        http.get('*/img/offered.jpg', image(jpeg, { 'content-disposition': 'attachment; filename="other.gif"' })),
+        http.get('*/img/noext', image(png)),
+      ],
+    });
+  }
+
+  it.each(['concurrent', 'workers'] as const)(
+    'names files by list position with the extension their bytes call for, and maps each URL to its file (%s)',
+    async (mode) => {
+      const server = await imageHost();
+      const out = await tempDir();
+      const manifest = path.join(out, 'run.jsonl');
+      const list = [
+        server.url('/gen/a.jpg?bytes=3000'),
+        server.url('/img/lies.jpg'),
+        'not-a-url',
+        server.url('/img/offered.jpg'),
+        `${server.url('/img/noext')}  given/name.png`,
+        server.url('/gen/a.jpg?bytes=3000'),
+      ];
+      const run = await runCli(['-o', out, '--layout', 'sharded', '--manifest', manifest, '-m', mode, '-t', '2'], { stdin: list.join('\n') + '\n' });
+      expect(run.code).toBe(1);
+      expect(await listFiles(out)).toEqual(['00000/000000000.jpg', '00000/000000001.png', '00000/000000003.jpg', '00000/000000004.png', 'run.jsonl']);
+      const records = (await fs.readFile(manifest, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { url: string; status: string; path: string | null });
+      const byUrl = new Map(records.filter((r) => r.status === 'ok').map((r) => [r.url, r.path]));
+      expect(byUrl).toEqual(
+        new Map([
+          [server.url('/gen/a.jpg?bytes=3000'), '00000/000000000.jpg'],
+          [server.url('/img/lies.jpg'), '00000/000000001.png'],
+          [server.url('/img/offered.jpg'), '00000/000000003.jpg'],
+          [server.url('/img/noext'), '00000/000000004.png'],
+        ]),
+      );
+    },
+  );
+
+  it('skips on rerun what is saved, whatever extension the bytes gave it, without a request', async () => {
+    const server = await imageHost();
+    const out = await tempDir();
+    const list = [server.url('/img/lies.jpg'), server.url('/img/noext'), server.url('/gen/b.jpg?bytes=2500')];
+    const first = await collect(list, { out, layout: 'sharded' });
+    expect(first.map((r) => r.status)).toEqual(['ok', 'ok', 'ok']);
+    server.stats.reset();
+    const again = await collect(list, { out, layout: 'sharded' });
+    expect(server.stats.requests).toBe(0);
+    expect(again.map((r) => [r.status, r.skipReason, r.path])).toEqual([
+      ['skipped', 'exists', '00000/000000000.png'],
+      ['skipped', 'exists', '00000/000000001.png'],
+      ['skipped', 'exists', '00000/000000002.jpg'],
+    ]);
+  });
+});
+
+describe('--shard K/N', () => {
+  const list = [...Array.from({ length: 300 }, (_, i) => `https://img.example/${i}.jpg`), 'not a url', 'ftp://img.example/x.jpg'];
+
+  it.each([1, 2, 3, 7])('cuts a list into %i slices that together hold every item once', async (count) => {
+    const out = await tempDir();
+    const taken: string[] = [];
+    for (let index = 0; index < count; index++) {
+      for (const item of await plan(list, { out, shard: `${index}/${count}` })) taken.push(item.url);
+    }
+    expect(taken.sort()).toEqual([...list].sort());
+  });
+
+  it('takes the same slice on every machine and every version', async () => {
+    const out = await tempDir();
+    const slices = await Promise.all([0, 1, 2, 3].map(async (index) => (await plan(list.slice(0, 8), { out, shard: { index, count: 4 } })).map((p) => p.url)));
+    // The partition is MurmurHash3 of the URL: changing it would re-cut every sharded run under way.
+    expect(slices).toEqual([
+      ['https://img.example/3.jpg', 'https://img.example/7.jpg'],
+      ['https://img.example/1.jpg', 'https://img.example/2.jpg', 'https://img.example/5.jpg', 'https://img.example/6.jpg'],
+      ['https://img.example/4.jpg'],
+      ['https://img.example/0.jpg'],
+    ]);
+  });
+
+  it('lets the slices of one list share a folder in the sharded layout', async () => {
+    const server = await serve();
+    const out = await tempDir();
+    const urls = Array.from({ length: 12 }, (_, i) => server.url(`/gen/${i}.jpg?bytes=1000`));
+    const runs = await Promise.all(
+      [0, 1, 2].map((index) => runCli(['-o', out, '--layout', 'sharded', '--shard', `${index}/3`, '--json'], { stdin: urls.join('\n') })),
+    );
+    expect(runs.map((run) => run.code)).toEqual([0, 0, 0]);
+    expect(runs.reduce((sum, run) => sum + (JSON.parse(run.stdout) as { ok: number }).ok, 0)).toBe(12);
+    expect(await listFiles(out)).toEqual(urls.map((_, i) => shardedPath(i, new URL(urls[i]!))).sort());
+    expect(server.stats.requests).toBe(12);
+  });
+
+  it.each(['4/4', '-1/4', '1/0', '0/0', 'a/b', '2', '1/2/3'])('refuses --shard %s as a usage error naming it', async (value) => {
+    const run = await runCli(['--shard', value, '-n', 'https://img.example/a.jpg']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('"shard"');
+    expect(run.stderr).toContain(JSON.stringify(value));
   });
 });
