@@ -102,7 +102,7 @@ export async function* downloadWith(
       // Another shard's item is not part of this run at all.
       if (planned === undefined) continue;
       progress.read();
-      yield sharded ? await skipSaved(planned, ctx) : planned;
+      yield sharded ? await skipSaved(planned, ctx, true) : planned;
     }
     progress.listComplete();
   }

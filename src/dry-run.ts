@@ -56,7 +56,7 @@ export async function* planBatches(source: Source, options: Options = {}, size =
     const item = toListItem(entry, ++position);
     const found = planItem(item, ctx, position - 1);
     if (found === undefined) continue;
-    const planned = layout === 'sharded' ? await skipSaved(found, ctx) : found;
+    const planned = layout === 'sharded' ? await skipSaved(found, ctx, false) : found;
     if ('result' in planned) {
       const r = planned.result;
       const reason = r.error ? r.error.message : (r.skipReason ?? '');

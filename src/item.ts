@@ -184,13 +184,17 @@ function planSharded(item: ListItem, url: URL, shownUrl: string, position: numbe
 /**
  * In the sharded layout with `onExists: 'skip'`, an item whose position already holds a file is
  * skipped without a request, whatever extension the bytes gave that file (its folder's listing
- * tells). Other items are returned as they were.
+ * tells). Other items are returned as they were. With `tidy` (a real run, not a dry one), a part
+ * file left beside the saved one is removed, as a run does in the flat layout: nothing will continue it.
  */
-export async function skipSaved(planned: Planned, ctx: RunContext): Promise<Planned> {
+export async function skipSaved(planned: Planned, ctx: RunContext, tidy: boolean): Promise<Planned> {
   if (!('task' in planned) || ctx.options.layout !== 'sharded' || ctx.options.onExists !== 'skip') return planned;
   const { task } = planned;
   const saved = await ctx.parts.savedAs(task.finalPath);
-  return saved === undefined ? planned : { result: skipped(task.item, task.shownUrl, 'exists', toManifestPath(saved, ctx.options.out)) };
+  if (saved === undefined) return planned;
+  const part = partPath(task.finalPath);
+  if (tidy && (await ctx.parts.take(part))) await removePart(part);
+  return { result: skipped(task.item, task.shownUrl, 'exists', toManifestPath(saved, ctx.options.out)) };
 }
 
 function isDone(shownUrl: string, ctx: RunContext): boolean {

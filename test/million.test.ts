@@ -145,7 +145,16 @@ describe('the sharded layout', () => {
     const list = [server.url('/img/lies.jpg'), server.url('/img/noext'), server.url('/gen/b.jpg?bytes=2500')];
     const first = await collect(list, { out, layout: 'sharded' });
     expect(first.map((r) => r.status)).toEqual(['ok', 'ok', 'ok']);
+    // Left by some older download of the first item, under the name planned from its URL.
+    const stale = path.join(out, '00000', '000000000.jpg.part');
+    await fs.writeFile(stale, 'old');
     server.stats.reset();
+    expect((await plan(list, { out, layout: 'sharded' })).map((p) => [p.status, p.path])).toEqual([
+      ['skipped', '00000/000000000.png'],
+      ['skipped', '00000/000000001.png'],
+      ['skipped', '00000/000000002.jpg'],
+    ]);
+    expect(await listFiles(out)).toContain('00000/000000000.jpg.part');
     const again = await collect(list, { out, layout: 'sharded' });
     expect(server.stats.requests).toBe(0);
     expect(again.map((r) => [r.status, r.skipReason, r.path])).toEqual([
@@ -153,6 +162,8 @@ describe('the sharded layout', () => {
       ['skipped', 'exists', '00000/000000001.png'],
       ['skipped', 'exists', '00000/000000002.jpg'],
     ]);
+    // Nothing will continue it, so the run that planned its item removed it; the dry run did not.
+    expect(await listFiles(out)).toEqual(['00000/000000000.png', '00000/000000001.png', '00000/000000002.jpg']);
   });
 });
 
