@@ -69,6 +69,7 @@ function parser(args: string[]) {
     .usage('$0 [urls..] [options]\n\nDownload images from URLs given as arguments, in list files, or piped on stdin.')
     .command('$0 [urls..]', false)
     .command('bench', 'Time sequential, concurrent and workers modes on one list (imgdl bench --help)')
+    .command('report', 'Merge manifests (shards, reruns) into one summary (imgdl report --help)')
     .positional('urls', { type: 'string', array: true, default: [], describe: 'URLs to download' })
     .option('input', { alias: 'i', type: 'string', array: true, defaultDescription: 'stdin, when no URL is given', describe: 'Read URLs from FILE, one per line ("-" is stdin); repeatable' })
     .option('out', { alias: 'o', type: 'string', default: '.', describe: 'Output folder (created if missing)' })
@@ -176,6 +177,7 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
   // never by the library, and before undici is first loaded.
   v8.setFlagsFromString('--liftoff-only');
   if (args[0] === 'bench') return benchMain(args.slice(1));
+  if (args[0] === 'report') return reportMain(args.slice(1));
   let argv: Argv;
   try {
     argv = (await parser(bindStdinDash(args)).parseAsync()) as unknown as Argv;
@@ -355,6 +357,60 @@ async function dryRun(items: AsyncIterable<ListItem>, options: Options, out: str
   }
   process.stderr.write(`dry run: ${counts.download} to download, ${counts.skipped} skipped, ${counts.failed} invalid; nothing was requested\n`);
   return counts.failed > 0 ? 1 : 0;
+}
+
+interface ReportArgv {
+  manifests: string[];
+  json: boolean;
+  color: boolean | undefined;
+}
+
+function reportParser(args: string[]) {
+  return yargs(args)
+    .scriptName('imgdl report')
+    .usage(
+      '$0 MANIFEST... [options]\n\nMerge the manifests of several runs (the shards of one list, a run and its reruns) into one summary. ' +
+        'Each URL counts once, by its last record; give the files oldest first.',
+    )
+    .command('$0 <manifests..>', false)
+    .positional('manifests', { type: 'string', array: true, describe: 'Manifest files (--manifest of each run)' })
+    .option('json', { type: 'boolean', default: false, describe: 'Print the summary as JSON on stdout, in the shape of a run\'s --json' })
+    .option('color', { type: 'boolean', defaultDescription: 'on for a terminal, off when NO_COLOR is set', describe: 'Colour in the summary' })
+    .example('$0 shard-*.jsonl --json', 'One summary for every shard of a list')
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .version(false)
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((message, error) => {
+      throw error ?? new UsageError(message);
+    });
+}
+
+/** `imgdl report`: exit 0 when every URL ended ok or skipped, 1 when any failed, 2 for a usage error or an unreadable manifest. */
+async function reportMain(args: string[]): Promise<number> {
+  let argv: ReportArgv;
+  try {
+    argv = (await reportParser(args).parseAsync()) as unknown as ReportArgv;
+    if ((argv as { help?: boolean }).help) return 0;
+  } catch (error) {
+    process.stderr.write(`imgdl report: ${(error as Error).message}\nTry 'imgdl report --help'.\n`);
+    return 2;
+  }
+  const { summarizeManifests, formatManifestSummary } = await import('./merge.js');
+  let summary;
+  try {
+    summary = await summarizeManifests(argv.manifests);
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? 'error';
+    process.stderr.write(`imgdl report: cannot read manifest ${(error as { path?: string }).path ?? ''}: ${code}\n`);
+    return 2;
+  }
+  const color = argv.color ?? (process.stderr.isTTY === true && !('NO_COLOR' in process.env));
+  if (argv.json) process.stdout.write(JSON.stringify({ ...summary, peakRssBytes: process.resourceUsage().maxRSS * 1024 }) + '\n');
+  else process.stderr.write(formatManifestSummary(summary, { color }) + '\n');
+  return summary.failed > 0 ? 1 : 0;
 }
 
 interface BenchArgv {

@@ -199,12 +199,17 @@ export function formatSummary(s: RunSummary, style: SummaryStyle = {}): string {
     `  saved     ${formatBytes(s.bytes)} · ${formatBytes(s.bytesPerSec)}/s · ${s.filesPerSec} files/s`,
     `  per file  p50 ${formatDuration(s.p50Ms)} · p95 ${formatDuration(s.p95Ms)} · max ${formatDuration(s.maxMs)}`,
   ];
-  const groups = Object.entries(s.errors).sort(([, a], [, b]) => b.count - a.count);
+  lines.push(...formatFailures(s.errors, paint));
+  return lines.join('\n');
+}
+
+/** Failures grouped by code, most frequent first, one aligned line each with an example URL. */
+export function formatFailures(errors: RunSummary['errors'], paint: (code: string, text: string) => string): string[] {
+  const groups = Object.entries(errors).sort(([, a], [, b]) => b.count - a.count);
   const codeWidth = Math.max(0, ...groups.map(([code]) => code.length));
   const countWidth = Math.max(0, ...groups.map(([, g]) => String(g.count).length));
-  groups.forEach(([code, group], i) => {
+  return groups.map(([code, group], i) => {
     const label = i === 0 ? '  failures  ' : '            ';
-    lines.push(`${label}${paint('31', code.padEnd(codeWidth))}  ×${String(group.count).padEnd(countWidth)}  e.g. ${group.example}`);
+    return `${label}${paint('31', code.padEnd(codeWidth))}  ×${String(group.count).padEnd(countWidth)}  e.g. ${group.example}`;
   });
-  return lines.join('\n');
 }
