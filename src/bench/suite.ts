@@ -119,20 +119,47 @@ function installed(tool: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
 }
 
-/** Starts a fixture server process and resolves with its origin and a stop function. */
-async function startServer(latencyMs: number): Promise<{ origin: string; stop: () => Promise<void> }> {
+/** What the fixture server process has seen. */
+interface ServerStats {
+  requests: number;
+  /** Date.now() of the first request since start or reset, null before it. */
+  firstRequestAt: number | null;
+}
+
+/** A fixture server running in a process of its own. */
+interface ServerProcess {
+  origin: string;
+  stats(): Promise<ServerStats>;
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+/** Starts a fixture server process and resolves with its origin, its counters and a stop function. */
+async function startServer(latencyMs: number): Promise<ServerProcess> {
   const child = spawn(process.execPath, [SERVER_PATH, String(latencyMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // The first line is the origin; each later one answers a `stats` asked on stdin, in order.
+  const waiting: Array<(line: string) => void> = [];
+  let pending = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    pending += d;
+    for (let lf = pending.indexOf('\n'); lf !== -1; lf = pending.indexOf('\n')) {
+      const line = pending.slice(0, lf).trim();
+      pending = pending.slice(lf + 1);
+      waiting.shift()?.(line);
+    }
+  });
   const origin = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      text += d;
-      const line = text.split('\n')[0];
-      if (text.includes('\n') && line) resolve(line.trim());
-    });
+    waiting.push(resolve);
     child.once('exit', (code) => reject(new Error(`fixture server exited with ${code}`)));
   });
   return {
     origin,
+    stats: () =>
+      new Promise<ServerStats>((resolve) => {
+        waiting.push((line) => resolve(JSON.parse(line) as ServerStats));
+        child.stdin.write('stats\n');
+      }),
+    reset: () => void child.stdin.write('reset\n'),
     stop: () =>
       new Promise<void>((resolve) => {
         child.once('exit', () => resolve());
