@@ -5,8 +5,12 @@
  * and the targets as ratios against baselines measured in that same run (so
  * a busy machine slows both sides of each ratio).
  *
- *   node dist/bench/suite.js [--only latency,sequential,flood,bulk,startup] [--runs 5]
- *                            [--bulk-files 16] [--bulk-size 64MiB] [--json]
+ *   node dist/bench/suite.js [--only latency,sequential,flood,bulk,startup,million] [--runs 5]
+ *                            [--bulk-files 16] [--bulk-size 64MiB] [--million-runs 3]
+ *                            [--million-items 1000000] [--json]
+ *
+ * `million` (a million-item list: src/bench/million.ts) takes about half an
+ * hour, so it runs only when named in --only.
  *
  * Every command runs as its own process under /usr/bin/time (for peak RSS)
  * into a fresh folder, which is checked (file count and bytes) and removed.
@@ -24,16 +28,22 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CLI_PATH, formatTable, median } from '../bench.js';
 import { parseSize } from '../options.js';
+import { formatMillion, millionTargets, runMillion, type MillionResult } from './million.js';
 import { formatBytes, formatDuration } from '../report.js';
 
 const SERVER_PATH = fileURLToPath(new URL('./server.js', import.meta.url));
 const TIME = '/usr/bin/time';
-const SCENARIOS = ['latency', 'sequential', 'flood', 'bulk', 'startup'] as const;
+const SCENARIOS = ['latency', 'sequential', 'flood', 'bulk', 'startup', 'million'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
+/** What runs without --only: everything but the half-hour million scenario. */
+const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter((name) => name !== 'million');
 
 interface Settings {
   only: readonly ScenarioName[];
   runs: number;
+  millionRuns: number;
+  /** Items of the million scenario's real run; its growth dry runs have ten times as many lines. */
+  millionItems: number;
   bulkFiles: number;
   bulkSize: number;
   json: boolean;
@@ -71,7 +81,7 @@ interface Target {
   met: boolean | undefined;
 }
 
-const USAGE = `usage: npm run bench -- [--only ${SCENARIOS.join(',')}] [--runs 5] [--bulk-files 16] [--bulk-size 64MiB] [--json]\n`;
+const USAGE = `usage: npm run bench -- [--only ${SCENARIOS.join(',')}] [--runs 5] [--bulk-files 16] [--bulk-size 64MiB] [--million-runs 3] [--million-items 1000000] [--json]\n`;
 
 function settings(): Settings {
   let parsed;
@@ -82,6 +92,8 @@ function settings(): Settings {
         runs: { type: 'string', default: '5' },
         'bulk-files': { type: 'string', default: '16' },
         'bulk-size': { type: 'string', default: '64MiB' },
+        'million-runs': { type: 'string', default: '3' },
+        'million-items': { type: 'string', default: '1000000' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -94,9 +106,13 @@ function settings(): Settings {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const only = (values.only?.split(',').map((s) => s.trim()) ?? [...SCENARIOS]) as ScenarioName[];
+  const only = (values.only?.split(',').map((s) => s.trim()) ?? [...DEFAULT_SCENARIOS]) as ScenarioName[];
   for (const name of only) if (!SCENARIOS.includes(name)) fail(`--only: unknown scenario "${name}" (expected ${SCENARIOS.join(', ')})`);
   const runs = Number(values.runs);
+  const millionRuns = Number(values['million-runs']);
+  if (!Number.isInteger(millionRuns) || millionRuns < 1) fail(`--million-runs must be a positive integer, got ${values['million-runs']}`);
+  const millionItems = Number(values['million-items']);
+  if (!Number.isInteger(millionItems) || millionItems < 10) fail(`--million-items must be an integer of at least 10, got ${values['million-items']}`);
   const bulkFiles = Number(values['bulk-files']);
   let bulkSize: number | undefined;
   try {
@@ -107,7 +123,7 @@ function settings(): Settings {
   if (!Number.isInteger(runs) || runs < 1) fail(`--runs must be a positive integer, got ${values.runs}`);
   if (!Number.isInteger(bulkFiles) || bulkFiles < 1) fail(`--bulk-files must be a positive integer, got ${values['bulk-files']}`);
   if (bulkSize === undefined || bulkSize < 200 || bulkSize > 64 * 1024 * 1024) fail(`--bulk-size must be from 200 bytes to 64MiB`);
-  return { only, runs, bulkFiles, bulkSize: bulkSize!, json: values.json };
+  return { only, runs, millionRuns, millionItems, bulkFiles, bulkSize: bulkSize!, json: values.json };
 }
 
 function fail(message: string): never {
@@ -293,7 +309,7 @@ function imgdl(name: string, list: string, args: string[]): Contender {
 }
 
 async function scenario(
-  name: ScenarioName,
+  name: Exclude<ScenarioName, 'million'>,
   s: Settings,
   servers: { slow: string; fast: string },
 ): Promise<ScenarioResult> {
@@ -406,9 +422,20 @@ async function main(): Promise<void> {
   const slow = await startServer(50);
   const fast = await startServer(0);
   const results: ScenarioResult[] = [];
+  let million: MillionResult | undefined;
   const started = performance.now();
   try {
     for (const name of s.only) {
+      if (name === 'million') {
+        const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'imgdl-suite-million-'));
+        try {
+          million = await runMillion({ server: fast, timed, runs: s.millionRuns, items: s.millionItems, growthLines: 10 * s.millionItems }, dir);
+        } finally {
+          await fs.rm(dir, { recursive: true, force: true });
+        }
+        if (!s.json) process.stdout.write(formatMillion(million));
+        continue;
+      }
       const result = await scenario(name, s, { slow: slow.origin, fast: fast.origin });
       results.push(result);
       if (!s.json) process.stdout.write(printScenario(result));
@@ -418,7 +445,8 @@ async function main(): Promise<void> {
   }
   const goals = targets(results);
   if (s.json) {
-    process.stdout.write(JSON.stringify({ runs: s.runs, cpus: os.availableParallelism(), results, targets: goals }, null, 2) + '\n');
+    const extra = million ? { million: { ...million, targets: millionTargets(million) } } : {};
+    process.stdout.write(JSON.stringify({ runs: s.runs, cpus: os.availableParallelism(), results, targets: goals, ...extra }, null, 2) + '\n');
     return;
   }
   const lines = goals.map((t) => [t.what, t.ratio === undefined ? 'n/a' : t.ratio.toFixed(3), `≤ ${t.limit}`, t.met === undefined ? '-' : t.met ? 'met' : 'MISSED']);
