@@ -18,7 +18,7 @@ import { fingerprint, FingerprintSet, type Fingerprint } from './fingerprints.js
 import { Inspector, type Inspection } from './inspect.js';
 import { parseItemUrl, redactUrl, type ListItem } from './list.js';
 import { PartIndex } from './listing.js';
-import { filenameFromContentDisposition, nameFromUrl, NameRegistry, resolveInside, safeRelativePath, shardedPath, splitExt } from './naming.js';
+import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, shardedPath, splitExt, type NameRegistry } from './naming.js';
 import type { ResolvedOptions, Shard } from './options.js';
 import type { ItemResult, SkipReason } from './record.js';
 import { isRetryable, retryDelayMs, waitBeforeRetry } from './retry.js';
@@ -154,7 +154,9 @@ export function inShard(key: Fingerprint, shard: Shard): boolean {
 /** Flat layout: named from the URL or the list; a URL planned before holds a name in its URL name's chain. */
 function planFlat(item: ListItem, url: URL, shownUrl: string, ctx: RunContext): Planned {
   const href = url.href;
-  const registry = (ctx.registry ??= new NameRegistry());
+  const registry = ctx.registry;
+  // Only the thread that plans has the registry; worker threads never plan.
+  if (registry === undefined) throw new Error('planning a flat-layout item needs the run\'s name registry');
   // No table of URLs beside the names: a URL listed before without a NAME holds a name in this chain.
   const held = ctx.seen.has(urlKey) ? undefined : registry.find(nameFromUrl(url), href, urlKey);
   if (held === undefined || held.own) return { result: skipped(item, shownUrl, 'duplicate') };
