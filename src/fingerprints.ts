@@ -3,12 +3,12 @@
  * of items (URLs planned, names claimed, items an earlier manifest records as
  * done, files already in a folder) is kept as 64-bit fingerprints in typed
  * arrays, never as a string and an object per item. A `Set<string>` of URLs
- * costs 100 bytes or more an entry; a fingerprint costs 8 bytes, about 9 to 11
+ * costs 100 bytes or more an entry; a fingerprint costs 8 bytes, about 10
  * with the table's free slots.
  *
  * Tables are split into segments that each grow on their own by a small
- * step, so the table never doubles at once: the free slots stay between 12
- * and 25 % of the table, and growing one segment briefly needs only that
+ * step, so the table never doubles at once: the free slots stay between 15
+ * and 30 % of the table, and growing one segment briefly needs only that
  * segment's memory twice, not the whole table's.
  */
 
@@ -113,8 +113,9 @@ const INITIAL_SLOTS = 8;
 const EMPTY = new Uint32Array(0);
 
 /**
- * Robin Hood linear-probing tables of 64-bit keys with an optional 64-bit
- * value each, 2^`shift` 32-bit words a slot (2 for a set, 4 for a map), in
+ * Robin Hood linear-probing tables of fingerprints, `width` 32-bit words a
+ * slot: the key's `hi` in the first, its `lo` in the second (compared under
+ * `loMask`, whose clear bits, and any further words, hold a value), in
  * segments. A key's home slot is bits 8–31 of its `hi` scaled to the
  * segment's size (so any size works, not only powers of two), and each run
  * of full slots is kept in order of those bits (so of home): a lookup for a
@@ -124,13 +125,15 @@ const EMPTY = new Uint32Array(0);
  * its new home.
  */
 class SegmentedTable {
-  readonly #shift: number;
+  readonly #width: number;
+  readonly #loMask: number;
   readonly #slots: Uint32Array[] = [];
   readonly #counts = new Uint32Array(SEGMENTS);
   #size = 0;
 
-  constructor(shift: number) {
-    this.#shift = shift;
+  constructor(width: number, loMask: number) {
+    this.#width = width;
+    this.#loMask = loMask;
     for (let s = 0; s < SEGMENTS; s++) this.#slots.push(EMPTY);
   }
 
@@ -148,7 +151,7 @@ class SegmentedTable {
 
   /** The word index of `key`'s slot in its segment, or -1 - (the word index where it would go). */
   protected find(key: Fingerprint): number {
-    return seek(this.#slots[key.hi >>> (32 - SEGMENT_BITS)]!, this.#shift, key.hi, key.lo);
+    return seek(this.#slots[key.hi >>> (32 - SEGMENT_BITS)]!, this.#width, this.#loMask, key.hi, key.lo & this.#loMask);
   }
 
   /** The segment's words holding `key`. */
@@ -156,16 +159,17 @@ class SegmentedTable {
     return this.#slots[key.hi >>> (32 - SEGMENT_BITS)]!;
   }
 
-  /** Puts `key` where `find` said it would go (-1 - at), value words zeroed; returns the word index it now has. */
+  /** Puts `key` where `find` said it would go (-1 - at), value bits zeroed; returns the word index it now has. */
   protected insertAt(key: Fingerprint, missing: number): number {
     const s = key.hi >>> (32 - SEGMENT_BITS);
+    const width = this.#width;
     let at = -1 - missing;
     const count = this.#counts[s]! + 1;
-    if (count > (this.#slots[s]!.length >>> this.#shift) * MAX_LOAD) {
+    if (count > (this.#slots[s]!.length / width) * MAX_LOAD) {
       this.#grow(s);
       at = -1 - this.find(key);
     }
-    place(this.#slots[s]!, this.#shift, at, key.hi, key.lo);
+    place(this.#slots[s]!, width, this.#loMask, at, key.hi, key.lo & this.#loMask);
     this.#counts[s] = count;
     this.#size++;
     return at;
@@ -175,58 +179,59 @@ class SegmentedTable {
   protected removeAt(key: Fingerprint, at: number): void {
     const s = key.hi >>> (32 - SEGMENT_BITS);
     const slots = this.#slots[s]!;
-    const shift = this.#shift;
-    const width = 1 << shift;
-    const capacity = slots.length >>> shift;
-    let hole = at >>> shift;
+    const width = this.#width;
+    const capacity = slots.length / width;
+    let hole = at / width;
     for (;;) {
       const next = hole + 1 === capacity ? 0 : hole + 1;
-      const word = next << shift;
+      const word = next * width;
       const hi = slots[word]!;
       // An empty slot ends the run; a key at its home starts the next one.
-      if ((hi === 0 && slots[word + 1] === 0) || home(hi, capacity) === next) break;
-      for (let w = 0; w < width; w++) slots[(hole << shift) + w] = slots[word + w]!;
+      if ((hi === 0 && (slots[word + 1]! & this.#loMask) === 0) || home(hi, capacity) === next) break;
+      for (let w = 0; w < width; w++) slots[hole * width + w] = slots[word + w]!;
       hole = next;
     }
-    for (let w = 0; w < width; w++) slots[(hole << shift) + w] = 0;
+    for (let w = 0; w < width; w++) slots[hole * width + w] = 0;
     this.#counts[s]!--;
     this.#size--;
   }
 
   #grow(s: number): void {
     const old = this.#slots[s]!;
-    const shift = this.#shift;
-    const width = 1 << shift;
-    const oldCapacity = old.length >>> shift;
+    const width = this.#width;
+    const mask = this.#loMask;
+    const oldCapacity = old.length / width;
     const capacity = Math.max(oldCapacity + INITIAL_SLOTS, Math.ceil(oldCapacity * GROWTH));
-    const slots = new Uint32Array(capacity << shift);
+    const slots = new Uint32Array(capacity * width);
     // Read from just after an empty slot, so keys come in order and each lands at the end of its run.
     let start = 0;
-    while (start < oldCapacity && (old[start << shift] !== 0 || old[(start << shift) + 1] !== 0)) start++;
+    while (start < oldCapacity && (old[start * width] !== 0 || (old[start * width + 1]! & mask) !== 0)) start++;
     for (let n = 1, slot = start + 1; n <= oldCapacity; n++, slot++) {
       if (slot === oldCapacity) slot = 0;
-      const from = slot << shift;
+      const from = slot * width;
       const hi = old[from]!;
-      const lo = old[from + 1]!;
-      if (hi === 0 && lo === 0) continue;
+      if (hi === 0 && (old[from + 1]! & mask) === 0) continue;
       // In order, a key goes to the first free slot from its home on.
       let to = home(hi, capacity);
-      while (slots[to << shift] !== 0 || slots[(to << shift) + 1] !== 0) to = to + 1 === capacity ? 0 : to + 1;
-      for (let w = 0; w < width; w++) slots[(to << shift) + w] = old[from + w]!;
+      while (slots[to * width] !== 0 || (slots[to * width + 1]! & mask) !== 0) to = to + 1 === capacity ? 0 : to + 1;
+      for (let w = 0; w < width; w++) slots[to * width + w] = old[from + w]!;
     }
     this.#slots[s] = slots;
   }
 }
 
-/** In `slots`: the word index of key `hi`/`lo`, or -1 - (the word index where it would go to keep its run in order). */
-function seek(slots: Uint32Array, shift: number, keyHi: number, keyLo: number): number {
-  const capacity = slots.length >>> shift;
+/**
+ * In `slots`: the word index of the key `keyHi`/`keyLo` (`keyLo` already
+ * masked), or -1 - (the word index where it would go to keep its run in order).
+ */
+function seek(slots: Uint32Array, width: number, mask: number, keyHi: number, keyLo: number): number {
+  const capacity = slots.length / width;
   if (capacity === 0) return -1;
   let slot = home(keyHi, capacity);
   for (let distance = 0; ; distance++) {
-    const at = slot << shift;
+    const at = slot * width;
     const hi = slots[at]!;
-    const lo = slots[at + 1]!;
+    const lo = slots[at + 1]! & mask;
     if (hi === keyHi && lo === keyLo) return at;
     if (hi === 0 && lo === 0) return -1 - at;
     // Runs are in order of bits 8–31 (so of home, too): meeting a key from further on, this one is not here.
@@ -237,17 +242,16 @@ function seek(slots: Uint32Array, shift: number, keyHi: number, keyLo: number): 
   }
 }
 
-/** Writes key `hi`/`lo` at word index `at`, first moving the rest of the run there (if any) one slot on. */
-function place(slots: Uint32Array, shift: number, at: number, hi: number, lo: number): void {
-  const capacity = slots.length >>> shift;
-  const width = 1 << shift;
+/** Writes the key `hi`/`lo` at word index `at`, first moving the rest of the run there (if any) one slot on. */
+function place(slots: Uint32Array, width: number, mask: number, at: number, hi: number, lo: number): void {
+  const capacity = slots.length / width;
   // Carry each key of the rest of the run one slot on, from the end of the run back.
-  let free = at >>> shift;
-  while (slots[free << shift] !== 0 || slots[(free << shift) + 1] !== 0) free = free + 1 === capacity ? 0 : free + 1;
+  let free = at / width;
+  while (slots[free * width] !== 0 || (slots[free * width + 1]! & mask) !== 0) free = free + 1 === capacity ? 0 : free + 1;
   let to = free;
-  while (to << shift !== at) {
+  while (to * width !== at) {
     const from = to === 0 ? capacity - 1 : to - 1;
-    for (let w = 0; w < width; w++) slots[(to << shift) + w] = slots[(from << shift) + w]!;
+    for (let w = 0; w < width; w++) slots[to * width + w] = slots[from * width + w]!;
     to = from;
   }
   slots[at] = hi;
@@ -260,10 +264,10 @@ function home(hi: number, capacity: number): number {
   return (((hi & 0xffffff) * capacity) / 0x1000000) | 0;
 }
 
-/** A set of fingerprints: 8 bytes a key, about 9.5–11 with free slots. */
+/** A set of fingerprints: 8 bytes a key, about 9.5–11.5 with free slots. */
 export class FingerprintSet extends SegmentedTable {
   constructor() {
-    super(1);
+    super(2, 0xffffffff);
   }
 
   has(key: Fingerprint): boolean {
@@ -287,28 +291,51 @@ export class FingerprintSet extends SegmentedTable {
   }
 }
 
-/** A map from fingerprint to fingerprint: 16 bytes an entry, about 19–22 with free slots. */
+/**
+ * A map from fingerprint to fingerprint in 12 bytes an entry (about 14–17
+ * with free slots): keys are told apart by their first 56 bits and values
+ * kept to 40 (`hi & 0xff`, `lo`), which is what {@link get} gives back and
+ * what equal values must share. Two keys alike in 56 bits, or values in 40,
+ * are one chance in 2^56 or 2^40 a pair: about one in a hundred thousand
+ * even for ten million values all compared with one another.
+ */
 export class FingerprintMap extends SegmentedTable {
+  readonly #key: Fingerprint = { hi: 0, lo: 0 };
+
   constructor() {
-    super(2);
+    super(3, 0xffffff00);
   }
 
-  /** The value of `key` written into `out`; false (and `out` untouched) when there is none. */
+  /** The value of `key` (40 bits of it) written into `out`; false (and `out` untouched) when there is none. */
   get(key: Fingerprint, out: Fingerprint): boolean {
-    const at = this.find(key);
+    const k = this.#keyOf(key);
+    const at = this.find(k);
     if (at < 0) return false;
-    const slots = this.segment(key);
-    out.hi = slots[at + 2]!;
-    out.lo = slots[at + 3]!;
+    const slots = this.segment(k);
+    out.hi = slots[at + 1]! & 0xff;
+    out.lo = slots[at + 2]!;
     return true;
   }
 
-  /** Sets `key` to `value`. */
+  /** Sets `key` to `value` (40 bits of it). */
   set(key: Fingerprint, value: Fingerprint): void {
-    let at = this.find(key);
-    if (at < 0) at = this.insertAt(key, at);
-    const slots = this.segment(key);
-    slots[at + 2] = value.hi;
-    slots[at + 3] = value.lo;
+    const k = this.#keyOf(key);
+    let at = this.find(k);
+    if (at < 0) at = this.insertAt(k, at);
+    const slots = this.segment(k);
+    slots[at + 1] = (slots[at + 1]! & 0xffffff00) | (value.hi & 0xff);
+    slots[at + 2] = value.lo;
+  }
+
+  /** True when `a` and `b` are the same value as far as this map keeps values. */
+  static same(a: Fingerprint, b: Fingerprint): boolean {
+    return (a.hi & 0xff) === (b.hi & 0xff) && a.lo === b.lo;
+  }
+
+  /** `key` as stored: its 56 bits, never all zero (that marks a free slot). */
+  #keyOf(key: Fingerprint): Fingerprint {
+    this.#key.hi = key.hi;
+    this.#key.lo = (key.hi === 0 && key.lo >>> 8 === 0 ? 0x100 : key.lo) & 0xffffff00;
+    return this.#key;
   }
 }

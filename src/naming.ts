@@ -177,11 +177,12 @@ export interface HeldName {
  * Names are compared as file systems that fold names would (NFC, lowercase),
  * so `X.jpg` and `x.jpg` are one name.
  *
- * Memory: one 16-byte entry a name (the folded name's 64-bit fingerprint and
- * its owner URL's), about 19–22 bytes with the table's free slots, whatever
- * the length of the name or the URL. A sha1 is computed only for a name that
- * collides. Two different names whose fingerprints collide (one chance in
- * 2^64 a pair) just make the later one take an alternative.
+ * Memory: one 12-byte entry a name (56 bits of the folded name's fingerprint
+ * and 40 of its owner URL's), about 15 bytes with the table's free slots,
+ * whatever the length of the name or the URL. A sha1 is computed only for a
+ * name that collides. Two names alike in 56 bits (one chance in 2^56 a pair)
+ * just make the later one take an alternative; a URL's 40 bits are compared
+ * only with those of URLs that wanted the same name.
  *
  * The result depends only on the order of claims, so claim in list order for names that are the same on every run.
  */
@@ -223,7 +224,7 @@ export class NameRegistry {
     let digest: string | undefined;
     for (let length = 7; ; length++) {
       if (!this.#owners.get(fingerprint(fold(held.name), held.key), current)) return held;
-      if (current.hi === held.owner.hi && current.lo === held.owner.lo) {
+      if (FingerprintMap.same(current, held.owner)) {
         held.own = true;
         return held;
       }

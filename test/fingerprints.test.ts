@@ -73,7 +73,7 @@ describe('FingerprintSet', () => {
 });
 
 describe('FingerprintMap', () => {
-  it('keeps each value with its key through growth', () => {
+  it('keeps each value (40 bits of it) with its key through growth', () => {
     const map = new FingerprintMap();
     const value: Fingerprint = { hi: 0, lo: 0 };
     for (let i = 0; i < 100_000; i++) map.set(fingerprint(`name-${i}`), { hi: i, lo: i * 3 });
@@ -82,10 +82,42 @@ describe('FingerprintMap', () => {
     expect(map.size).toBe(100_000);
     for (const i of [0, 1, 4_999, 99_999]) {
       expect(map.get(fingerprint(`name-${i}`), value)).toBe(true);
-      expect(value).toEqual({ hi: i, lo: i * 3 });
+      expect(value).toEqual({ hi: i & 0xff, lo: i * 3 });
+      expect(FingerprintMap.same(value, { hi: i, lo: i * 3 })).toBe(true);
+      expect(FingerprintMap.same(value, { hi: i, lo: i * 3 + 1 })).toBe(false);
     }
     expect(map.get(fingerprint('name-5'), value) && value).toEqual({ hi: 55, lo: 555 });
     expect(map.get(fingerprint('absent'), value)).toBe(false);
-    expect(map.byteLength / map.size).toBeLessThanOrEqual(24);
+    expect(map.byteLength / map.size).toBeLessThanOrEqual(18);
+  });
+
+  it('answers as a Map does, keys crowded into one segment so that runs wrap around its end', () => {
+    const next = numbers(11);
+    const pool = Array.from({ length: 3_000 }, () => ({ hi: ((0xff << 24) | (next() & 0xffffff)) >>> 0, lo: (next() & 0xffffff00) >>> 0 }));
+    const map = new FingerprintMap();
+    const reference = new Map<string, Fingerprint>();
+    const value: Fingerprint = { hi: 0, lo: 0 };
+    for (let op = 0; op < 20_000; op++) {
+      const key = pool[next() % pool.length]!;
+      const id = hex(key);
+      if (next() % 2 === 0) {
+        const stored = { hi: next() & 0xff, lo: next() };
+        map.set(key, stored);
+        reference.set(id, stored);
+      } else {
+        const known = reference.get(id);
+        expect(map.get(key, value)).toBe(known !== undefined);
+        if (known) expect(value).toEqual(known);
+      }
+    }
+    expect(map.size).toBe(reference.size);
+  });
+
+  it('stores a key whose kept bits are all zero', () => {
+    const map = new FingerprintMap();
+    const value: Fingerprint = { hi: 0, lo: 0 };
+    map.set({ hi: 0, lo: 1 }, { hi: 1, lo: 2 });
+    expect(map.get({ hi: 0, lo: 1 }, value) && value).toEqual({ hi: 1, lo: 2 });
+    expect(map.size).toBe(1);
   });
 });
