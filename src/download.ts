@@ -102,7 +102,8 @@ export async function* downloadWith(
       // Another shard's item is not part of this run at all.
       if (planned === undefined) continue;
       progress.read();
-      yield sharded ? await skipSaved(planned, ctx, true) : planned;
+      const decided = sharded ? skipSaved(planned, ctx, true) : planned;
+      yield decided instanceof Promise ? await decided : decided;
     }
     progress.listComplete();
   }

@@ -56,7 +56,8 @@ export async function* planBatches(source: Source, options: Options = {}, size =
     const item = toListItem(entry, ++position);
     const found = planItem(item, ctx, position - 1);
     if (found === undefined) continue;
-    const planned = layout === 'sharded' ? await skipSaved(found, ctx, false) : found;
+    const decided = layout === 'sharded' ? skipSaved(found, ctx, false) : found;
+    const planned = decided instanceof Promise ? await decided : decided;
     if ('result' in planned) {
       const r = planned.result;
       const reason = r.error ? r.error.message : (r.skipReason ?? '');

@@ -188,12 +188,18 @@ function planSharded(item: ListItem, url: URL, shownUrl: string, position: numbe
  * skipped without a request, whatever extension the bytes gave that file (its folder's listing
  * tells). Other items are returned as they were. With `tidy` (a real run, not a dry one), a part
  * file left beside the saved one is removed, as a run does in the flat layout: nothing will continue it.
+ * A promise only when there is something to wait for: a folder still being listed, or a removal.
  */
-export async function skipSaved(planned: Planned, ctx: RunContext, tidy: boolean): Promise<Planned> {
+export function skipSaved(planned: Planned, ctx: RunContext, tidy: boolean): Planned | Promise<Planned> {
   if (!('task' in planned) || ctx.options.layout !== 'sharded' || ctx.options.onExists !== 'skip') return planned;
-  const { task } = planned;
-  const saved = await ctx.parts.savedAs(task.finalPath);
+  const saved = ctx.parts.savedAsListed(planned.task.finalPath);
   if (saved === undefined) return planned;
+  return skipSavedLater(planned.task, saved, ctx, tidy);
+}
+
+async function skipSavedLater(task: Task, listed: string | null, ctx: RunContext, tidy: boolean): Promise<Planned> {
+  const saved = listed ?? (await ctx.parts.savedAs(task.finalPath));
+  if (saved === undefined) return { task };
   const part = partPath(task.finalPath);
   if (tidy && (await ctx.parts.take(part))) await removePart(part);
   return { result: skipped(task.item, task.shownUrl, 'exists', toManifestPath(saved, ctx.options.out)) };

@@ -90,17 +90,25 @@ export class PartIndex {
 
   /**
    * Sharded layout: the file already saved for the position `file` names,
-   * whatever its extension (the bytes chose it), or undefined. Waits for the
-   * folder's listing.
+   * whatever its extension (the bytes chose it), or undefined; null while
+   * the folder's listing is not complete ({@link savedAs} waits for it).
    */
-  async savedAs(file: string): Promise<string | undefined> {
+  savedAsListed(file: string): string | undefined | null {
     const dir = path.dirname(file);
     const listing = this.#list(dir);
-    await listing.ready;
+    if (!listing.complete) return null;
+    // A folder this layout never wrote to (most, on a first run) answers at once.
+    if (listing.positions === undefined) return undefined;
     const index = positionIn(path.basename(dir), path.basename(file));
-    const code = index === undefined ? 0 : (listing.positions?.[index] ?? 0);
+    const code = index === undefined ? 0 : listing.positions[index]!;
     if (code === 0 || code === UNKNOWN_EXTENSION) return undefined;
     return path.join(dir, splitExt(path.basename(file)).stem + this.#extensions[code]);
+  }
+
+  /** {@link savedAsListed}, waiting for the folder's listing. */
+  async savedAs(file: string): Promise<string | undefined> {
+    await this.#list(path.dirname(file)).ready;
+    return this.savedAsListed(file) ?? undefined;
   }
 
   #list(dir: string): Listing {
