@@ -24,8 +24,10 @@ interface Listing {
   ready: Promise<void>;
   /** Part files (`NAME.part`) in the folder, by name. */
   parts: Set<string>;
-  /** Fingerprints of every name in the folder, folded as names are compared; undefined when the folder could not be read (other than missing). */
+  /** Fingerprints of every name in the folder, folded as names are compared; made with the first name (most folders of a first run hold none). */
   folded: FingerprintSet | undefined;
+  /** True when the folder could not be read (other than missing): nothing is known about it. */
+  unreadable: boolean;
   /** Sharded layout: the extension code of each position of this folder that holds a file (0: none). */
   positions: Uint8Array | undefined;
 }
@@ -78,8 +80,8 @@ export class PartIndex {
   /** True when `file`'s folder is listed and the name is not in it: {@link exists} would say false without a stat. */
   surelyAbsent(file: string): boolean {
     const listing = this.#list(path.dirname(file));
-    if (!listing.complete || listing.folded === undefined) return false;
-    return listing.folded.size === 0 || !listing.folded.has(fingerprint(fold(path.basename(file)), this.#key));
+    if (!listing.complete || listing.unreadable) return false;
+    return listing.folded === undefined || !listing.folded.has(fingerprint(fold(path.basename(file)), this.#key));
   }
 
   /** {@link exists}, but waiting for the folder's listing rather than asking the file system meanwhile (the dry run). */
@@ -117,7 +119,7 @@ export class PartIndex {
     if (!listing) {
       let done!: () => void;
       const ready = new Promise<void>((resolve) => (done = resolve));
-      listing = { complete: false, ready, parts: new Set(), folded: new FingerprintSet(), positions: undefined };
+      listing = { complete: false, ready, parts: new Set(), folded: undefined, unreadable: false, positions: undefined };
       this.#folders.set(dir, listing);
       const filled = listing;
       void this.#read(dir, filled).then(() => {
@@ -137,7 +139,7 @@ export class PartIndex {
       for await (const entry of await fs.opendir(dir, { bufferSize: 256 })) {
         const name = entry.name;
         if (name.endsWith(PART_SUFFIX)) listing.parts.add(name);
-        listing.folded!.add(fingerprint(fold(name), key));
+        (listing.folded ??= new FingerprintSet()).add(fingerprint(fold(name), key));
         if (this.#layout === 'sharded') {
           const index = positionIn(folder, name);
           if (index !== undefined) {
@@ -148,7 +150,7 @@ export class PartIndex {
       }
     } catch (error) {
       // A missing folder holds nothing; one that cannot be read tells nothing, so every question gets a stat.
-      if ((error as { code?: unknown }).code !== 'ENOENT') listing.folded = undefined;
+      if ((error as { code?: unknown }).code !== 'ENOENT') listing.unreadable = true;
     }
   }
 
