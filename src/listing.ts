@@ -79,9 +79,16 @@ export class PartIndex {
 
   /** True when `file`'s folder is listed and the name is not in it: {@link exists} would say false without a stat. */
   surelyAbsent(file: string): boolean {
-    const listing = this.#list(path.dirname(file));
+    const listing = this.#listFor(file);
     if (!listing.complete || listing.unreadable) return false;
     return listing.folded === undefined || !listing.folded.has(fingerprint(fold(path.basename(file)), this.#key));
+  }
+
+  /** The listing of `file`'s folder; the folder asked about last is recognised without making its path again. */
+  #listFor(file: string): Listing {
+    const last = this.#lastDir;
+    if (last !== undefined && file.length > last.length + 1 && file.startsWith(last) && file.lastIndexOf(path.sep) === last.length) return this.#lastListing!;
+    return this.#list(path.dirname(file));
   }
 
   /** {@link exists}, but waiting for the folder's listing rather than asking the file system meanwhile (the dry run). */
