@@ -17,7 +17,8 @@ import type { Logger } from 'pino';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { describeError } from './errors.js';
-import { itemsFromArgs, readList, type ListItem } from './list.js';
+import type { BatchedSource } from './download.js';
+import { itemsFromArgs, readListBatches, type ListItem } from './list.js';
 // Only what parsing needs is imported up front: --help and --version must not pay for HTTP, pino or workers.
 import { HASHES, LAYOUTS, MODES, ON_EXISTS, OptionError, VERSION, parseSize, resolveOptions, type HashAlgorithm, type Layout, type Mode, type OnExists, type Options } from './options.js';
 
@@ -144,15 +145,21 @@ async function openInputs(inputs: readonly string[]): Promise<Array<{ name: stri
   return opened;
 }
 
-function allItems(urls: readonly string[], inputs: Array<{ name: string; stream: Readable }>): AsyncIterable<ListItem> {
-  // One list alone is read as it is: every generator layer costs each item a hop.
-  if (urls.length === 0 && inputs.length === 1) return readList(inputs[0]!.stream, inputs[0]!.name);
-  return concatenated(urls, inputs);
-}
-
-async function* concatenated(urls: readonly string[], inputs: Array<{ name: string; stream: Readable }>): AsyncGenerator<ListItem> {
-  yield* itemsFromArgs(urls);
-  for (const input of inputs) yield* readList(input.stream, input.name);
+/**
+ * The arguments' items, then each input's in turn: one at a time, or (for the dry run, which plans
+ * many at once) an array per chunk read, which spares each item an await.
+ */
+function allItems(urls: readonly string[], inputs: Array<{ name: string; stream: Readable }>): BatchedSource<ListItem> {
+  async function* batches(): AsyncGenerator<ListItem[]> {
+    if (urls.length > 0) yield itemsFromArgs(urls);
+    for (const input of inputs) yield* readListBatches(input.stream, input.name);
+  }
+  return {
+    batches,
+    async *[Symbol.asyncIterator]() {
+      for await (const items of batches()) yield* items;
+    },
+  };
 }
 
 /** yargs reads a lone `-` as a positional; `-i -` means stdin, so bind it to the flag before parsing. */

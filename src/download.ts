@@ -22,6 +22,20 @@ export type SourceEntry = string | { url: string; name?: string | undefined } | 
 export type Source = Iterable<SourceEntry> | AsyncIterable<SourceEntry>;
 
 /**
+ * A source that can also hand its entries over an array at a time, as it
+ * reads them (the CLI's list reader): planning many at once (the dry run)
+ * then skips an await per entry.
+ */
+export interface BatchedSource<T extends SourceEntry = SourceEntry> extends AsyncIterable<T> {
+  batches(): AsyncIterable<T[]>;
+}
+
+/** True for a {@link BatchedSource}. */
+export function isBatched(source: Source): source is BatchedSource {
+  return typeof (source as Partial<BatchedSource>).batches === 'function';
+}
+
+/**
  * Downloads every item of `source` into `options.out`, yielding one
  * {@link ItemResult} per item as it finishes (in completion order). The source
  * is read only as fast as slots free up, so it may be endless. A failed item

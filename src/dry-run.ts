@@ -4,8 +4,9 @@
  * would give, and no request is made.
  */
 import { Dispatcher } from 'undici';
-import { createRunContext, toListItem, type Source } from './download.js';
-import { planItem, skipSaved, type RunContext } from './item.js';
+import { createRunContext, isBatched, toListItem, type Source, type SourceEntry } from './download.js';
+import { planItem, skipSaved, type Planned, type RunContext } from './item.js';
+import type { ListItem } from './list.js';
 import { resolveOptions, type Options } from './options.js';
 
 /** What a run would do with one item. */
@@ -49,29 +50,47 @@ export async function* planBatches(source: Source, options: Options = {}, size =
   const real = await createRunContext(resolved);
   await real.agent.destroy();
   const ctx: RunContext = { ...real, agent: new NoRequests() };
-  const { onExists, layout } = resolved;
   let batch: PlannedItem[] = [];
   let position = 0;
-  for await (const entry of source) {
-    const item = toListItem(entry, ++position);
-    const found = planItem(item, ctx, position - 1);
-    if (found === undefined) continue;
-    const decided = layout === 'sharded' ? skipSaved(found, ctx, false) : found;
-    const planned = decided instanceof Promise ? await decided : decided;
-    if ('result' in planned) {
-      const r = planned.result;
-      const reason = r.error ? r.error.message : (r.skipReason ?? '');
-      batch.push({ url: r.url, source: r.source, line: r.line, status: r.status === 'failed' ? 'failed' : 'skipped', path: r.path, reason });
-    } else {
-      const { task } = planned;
-      // Answered from one listing per folder, as in a run, not a stat per item.
-      const exists = onExists === 'skip' && !ctx.parts.surelyAbsent(task.finalPath) && (await ctx.parts.existsListed(task.finalPath));
-      batch.push({ url: task.shownUrl, source: item.source, line: item.line, status: exists ? 'skipped' : 'download', path: task.relPath, reason: exists ? 'exists' : '' });
-    }
-    if (batch.length >= size) {
-      yield batch;
-      batch = [];
+  // A source that reads its entries an array at a time hands them over without an await each.
+  const batched = isBatched(source) ? source.batches() : undefined;
+  const arrivals: AsyncIterable<SourceEntry[]> | Source = batched ?? source;
+  for await (const arrived of arrivals) {
+    const entries = batched ? (arrived as SourceEntry[]) : [arrived as SourceEntry];
+    for (const entry of entries) {
+      const item = toListItem(entry, ++position);
+      const found = planItem(item, ctx, position - 1);
+      if (found === undefined) continue;
+      const planned = plannedItem(item, found, ctx);
+      batch.push(planned instanceof Promise ? await planned : planned);
+      if (batch.length >= size) {
+        yield batch;
+        batch = [];
+      }
     }
   }
   if (batch.length > 0) yield batch;
+}
+
+/** What the dry run says of one planned item; a promise only when it must wait (a folder still being listed). */
+function plannedItem(item: ListItem, found: Planned, ctx: RunContext): PlannedItem | Promise<PlannedItem> {
+  const decided = ctx.options.layout === 'sharded' ? skipSaved(found, ctx, false) : found;
+  if (decided instanceof Promise) return decided.then((planned) => plannedItem(item, planned, ctx));
+  if ('result' in decided) {
+    const r = decided.result;
+    const reason = r.error ? r.error.message : (r.skipReason ?? '');
+    return { url: r.url, source: r.source, line: r.line, status: r.status === 'failed' ? 'failed' : 'skipped', path: r.path, reason };
+  }
+  const { task } = decided;
+  const planned = (exists: boolean): PlannedItem => ({
+    url: task.shownUrl,
+    source: item.source,
+    line: item.line,
+    status: exists ? 'skipped' : 'download',
+    path: task.relPath,
+    reason: exists ? 'exists' : '',
+  });
+  // Answered from one listing per folder, as in a run, not a stat per item.
+  if (ctx.options.onExists !== 'skip' || ctx.parts.surelyAbsent(task.finalPath)) return planned(false);
+  return ctx.parts.existsListed(task.finalPath).then(planned);
 }
