@@ -7,8 +7,8 @@
  * with the table's free slots.
  *
  * Tables are split into segments that each grow on their own by a small
- * step, so the table never doubles at once: the free slots stay between 15
- * and 30 % of the table, and growing one segment briefly needs only that
+ * step, so the table never doubles at once: the free slots stay between 12
+ * and 24 % of the table, and growing one segment briefly needs only that
  * segment's memory twice, not the whole table's.
  */
 
@@ -105,9 +105,9 @@ function fmix(h: number): number {
 const SEGMENT_BITS = 8;
 const SEGMENTS = 1 << SEGMENT_BITS;
 /** A segment grows when more than this share of its slots is used... */
-const MAX_LOAD = 0.85;
+const MAX_LOAD = 0.88;
 /** ...by this factor: small steps keep the free share low at every size. */
-const GROWTH = 1.2;
+const GROWTH = 1.15;
 /** Slots a segment gets when its first key arrives (segments start empty, so a small table is small). */
 const INITIAL_SLOTS = 8;
 const EMPTY = new Uint32Array(0);
@@ -120,7 +120,7 @@ const EMPTY = new Uint32Array(0);
  * segment's size (so any size works, not only powers of two), and each run
  * of full slots is kept in order of those bits (so of home): a lookup for a
  * missing key stops as soon as it meets a key from further on, after a few
- * probes even with 85 % of the slots full, instead of walking the whole run,
+ * probes even with 88 % of the slots full, instead of walking the whole run,
  * and a segment grows in one pass, each key going to the first free slot from
  * its new home.
  */
@@ -264,7 +264,7 @@ function home(hi: number, capacity: number): number {
   return (((hi & 0xffffff) * capacity) / 0x1000000) | 0;
 }
 
-/** A set of fingerprints: 8 bytes a key, about 9.5–11.5 with free slots. */
+/** A set of fingerprints: 8 bytes a key, about 9–10.5 with free slots. */
 export class FingerprintSet extends SegmentedTable {
   constructor() {
     super(2, 0xffffffff);
@@ -292,7 +292,7 @@ export class FingerprintSet extends SegmentedTable {
 }
 
 /**
- * A map from fingerprint to fingerprint in 12 bytes an entry (about 14–17
+ * A map from fingerprint to fingerprint in 12 bytes an entry (about 13.5–16
  * with free slots): keys are told apart by their first 56 bits and values
  * kept to 40 (`hi & 0xff`, `lo`), which is what {@link get} gives back and
  * what equal values must share. Two keys alike in 56 bits, or values in 40,
