@@ -4,38 +4,43 @@
  * {@link planItem} runs in list order (naming is decided there, so that
  * collisions resolve the same way on every run); {@link runTask} runs in the
  * pool and never rejects: every failure becomes a `failed` record.
+ *
+ * The hot path is {@link attempt}, one try as four named steps: `request`
+ * (fetch.ts), `nameOffered`, `receive` (sniff.ts, inspect.ts and write.ts as
+ * the bytes pass) and `keep`. {@link runTask} is the retry loop around it.
  */
 import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
-import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { NameClaims } from './coordinate.js';
 import type { DigestClaims } from './dedupe.js';
 import { ImgdlError, ValidationError, toErrorRecord } from './errors.js';
-import { classifyNetworkError, discardBody, fetchOne, header, type FetchedResponse } from './fetch.js';
+import { fetchOne, header, type FetchedResponse } from './fetch.js';
 import { Inspector, type Inspection } from './inspect.js';
 import { parseItemUrl, redactUrl, type ListItem } from './list.js';
 import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, splitExt } from './naming.js';
 import type { ResolvedOptions } from './options.js';
 import { doneKey, type ItemResult, type SkipReason } from './record.js';
-import { isRetryable, retryDelayMs, waitBeforeRetry } from './retry.js';
+import { nextTryIn, waitBeforeRetry } from './retry.js';
 import { extensionFits, SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.js';
 import {
-  abandonPart,
   commitFile,
+  exists,
   partKey,
   partMetaPath,
   partPath,
   readPartMeta,
+  receiveBody,
   removePart,
   removeQuietly,
-  streamToFile,
   writePartMeta,
+  writeWhole,
   FolderMaker,
   openPartFile,
   PartIndex,
   type OpenPart,
   type PartMeta,
+  type Received,
 } from './write.js';
 
 /** A listed item that passed validation and has a place to go. */
@@ -123,224 +128,88 @@ export function planItem(item: ListItem, ctx: RunContext): Planned {
   }
 }
 
-/** What one item's tries have learnt so far; the record is made from it. */
-interface Progress {
-  attempts: number;
+/**
+ * What an item's tries have learnt so far, kept from one try to the next;
+ * its record is made from it. Made by {@link startTries}.
+ */
+export interface Tries {
+  /** Requests made so far (a resume that has to start over makes two in one try). */
+  count: number;
   httpStatus: number | null;
   contentType: string | null;
+  /** When the item started, from `performance.now()`. */
+  started: number;
 }
 
-/** Downloads one task to its file, retrying what is worth retrying. Never rejects. */
+/** The state of an item before its first try. */
+export function startTries(): Tries {
+  return { count: 0, httpStatus: null, contentType: null, started: performance.now() };
+}
+
+/**
+ * Downloads one task to its file, retrying what is worth retrying (see
+ * retry.ts): the loop around {@link attempt}. Never rejects: every failure
+ * becomes a `failed` record.
+ */
 export async function runTask(task: Task, ctx: RunContext): Promise<ItemResult> {
-  const { options } = ctx;
-  const started = performance.now();
-  const progress: Progress = { attempts: 0, httpStatus: null, contentType: null };
+  const tries = startTries();
   try {
-    if (options.onExists === 'skip' && (await ctx.parts.exists(task.finalPath))) return skipped(task.item, task.shownUrl, 'exists', task.relPath);
+    if (ctx.options.onExists === 'skip' && (await ctx.parts.exists(task.finalPath))) return skipped(task.item, task.shownUrl, 'exists', task.relPath);
     for (;;) {
       try {
-        return await attempt(task, ctx, progress, started);
+        return await attempt(task, ctx, tries);
       } catch (error) {
-        if (!isRetryable(error) || progress.attempts > options.retries || ctx.signal.aborted) throw error;
-        const wait = retryDelayMs(error as ImgdlError, progress.attempts, options);
-        options.logger?.debug({ url: task.shownUrl, attempt: progress.attempts, waitMs: wait, error: toErrorRecord(error) }, `retrying ${task.shownUrl} in ${wait} ms`);
+        const wait = ctx.signal.aborted ? undefined : nextTryIn(error, tries.count, ctx.options);
+        if (wait === undefined) throw error;
+        ctx.options.logger?.debug({ url: task.shownUrl, attempt: tries.count, waitMs: wait, error: toErrorRecord(error) }, `retrying ${task.shownUrl} in ${wait} ms`);
         await waitBeforeRetry(wait, ctx.signal, task.shownUrl);
       }
     }
   } catch (error) {
-    const status = error instanceof ImgdlError && error.status !== undefined ? error.status : progress.httpStatus;
-    return { ...failed(task.item, task.shownUrl, error, elapsed(started), status, progress.attempts), contentType: progress.contentType };
+    return failedTry(task, tries, error);
   }
+}
+
+/** The failed record of a task whose tries ended with `error`. */
+export function failedTry(task: Task, tries: Tries, error: unknown): ItemResult {
+  const status = error instanceof ImgdlError && error.status !== undefined ? error.status : tries.httpStatus;
+  return { ...failed(task.item, task.shownUrl, error, elapsed(tries.started), status, tries.count), contentType: tries.contentType };
+}
+
+/**
+ * One try, from request to record: request the file (resuming a part file
+ * from an earlier run on the first try), take a name the response may
+ * offer, receive and judge the body, then keep it under its final name.
+ * Resolves with the item's record (ok, or skipped); rejects with a
+ * classified ImgdlError, which says whether another try may help
+ * (`isRetryable`) and, for 429/503, the wait the server asked for. Retries
+ * start clean: only the first try resumes.
+ */
+export async function attempt(task: Task, ctx: RunContext, tries: Tries): Promise<ItemResult> {
+  const resume = tries.count === 0 ? await findResumable(task, ctx) : undefined;
+  const answer = await request(task, ctx, tries, resume);
+  const named = await nameOffered(task, ctx, tries, answer.response);
+  if (typeof named !== 'string') return named;
+  const body = await receive(task, ctx, tries, answer, named);
+  if ('status' in body) return body;
+  return keep(task, ctx, tries, body);
 }
 
 /** A part file from an earlier run that may be continued. */
 interface Resumable {
+  part: string;
   size: number;
   head: Buffer;
   meta: PartMeta;
   validator: string;
 }
 
-/**
- * One try: request (with Range when a part file from an earlier run can be
- * resumed), check the answer, stream it into the part file, and rename it
- * to its final name. Retries start clean: only the first try resumes.
- */
-async function attempt(task: Task, ctx: RunContext, progress: Progress, started: number): Promise<ItemResult> {
+/** The part file an earlier run left for this task, when it can be continued; one that cannot is removed. */
+async function findResumable(task: Task, ctx: RunContext): Promise<Resumable | undefined> {
   const part = partPath(task.finalPath);
-  const resume = progress.attempts === 0 && (await ctx.parts.take(part)) ? await resumable(part, partKey(task.url.href)) : undefined;
-  // Opening the part file while the request is in flight takes a thread-pool round trip off the path after the
-  // response. Only for a fresh start (no earlier part to keep) in a folder already made, so a failure leaves no
-  // folder behind; a file not handed to the write path is closed and removed.
-  const early: { file: Writable | undefined } = { file: resume === undefined && ctx.folders.has(part) ? ctx.openPart(part, 'w') : undefined };
-  // A failed open must not go unheard while the request is in flight; the write path reads it from `errored`.
-  early.file?.on('error', () => undefined);
-  try {
-    return await attemptFrom(task, ctx, progress, started, part, resume, early);
-  } finally {
-    if (early.file) await abandonPart(early.file, part);
-  }
-}
-
-/** {@link attempt} once its part file is known (and maybe opened early). */
-async function attemptFrom(
-  task: Task,
-  ctx: RunContext,
-  progress: Progress,
-  started: number,
-  part: string,
-  resumeFrom: Resumable | undefined,
-  early: { file: Writable | undefined },
-): Promise<ItemResult> {
-  const { options } = ctx;
-  let resume = resumeFrom;
-
-  progress.attempts++;
-  let response = await fetchOne(
-    task.url,
-    ctx.agent,
-    options,
-    ctx.signal,
-    resume ? { range: `bytes=${resume.size}-`, 'if-range': resume.validator } : undefined,
-  );
-  if (resume && !(response.status === 206 && rangeContinues(response, resume))) {
-    // A 200 is the whole file (the validator changed, or ranges are not served): write it from the start.
-    resume = undefined;
-    await removePart(part);
-    if (response.status === 206) {
-      discardBody(response.body);
-      progress.attempts++;
-      response = await fetchOne(task.url, ctx.agent, options, ctx.signal);
-    }
-  }
-  progress.httpStatus = response.status;
-  progress.contentType = header(response.headers, 'content-type') ?? null;
-  const start = resume?.size ?? 0;
-  const length = contentLength(response);
-  const expectedTotal = length === undefined ? undefined : start + length;
-  if (options.maxSize !== undefined && expectedTotal !== undefined && expectedTotal > options.maxSize) {
-    discardBody(response.body);
-    throw new ImgdlError('TOO_LARGE', `Content-Length ${expectedTotal} is over the ${options.maxSize} bytes allowed (--max-size)`, {
-      url: task.shownUrl,
-      status: response.status,
-    });
-  }
-
-  let relPath = task.relPath;
-  if (!task.named) {
-    const offered = filenameFromContentDisposition(header(response.headers, 'content-disposition'));
-    if (offered !== undefined && offered !== relPath) {
-      relPath = ctx.names.claim(offered, task.url.href);
-      if (options.onExists === 'skip' && (await ctx.parts.exists(resolveInside(options.out, relPath)))) {
-        discardBody(response.body);
-        return skipped(task.item, task.shownUrl, 'exists', relPath, progress.attempts, progress.httpStatus);
-      }
-    }
-  }
-
-  let sniffed: Sniffed | undefined;
-  /** Set when the name the bytes call for already holds a file that `skip` keeps. */
-  let existing = false;
-  const validator = strongValidator(response);
-  await ctx.folders.ensureFor(part);
-  // Hashing and probing happen as the bytes pass, so the file is never read back; a resumed
-  // part file's earlier bytes are read once first, since the digest covers the whole file.
-  const inspector = new Inspector(options.hash);
-  if (resume) await inspector.absorbFile(part, resume.size);
-  let bytes: number;
-  const opened = early.file;
-  // From here the write path owns the file, and removes it on failure.
-  early.file = undefined;
-  try {
-    bytes = await streamToFile(response.body, part, (error) => classifyNetworkError(error, task.shownUrl, ctx.signal), {
-      start,
-      existingHead: resume?.head,
-      expectedTotal,
-      maxSize: options.maxSize,
-      headBytes: SNIFF_BYTES,
-      inspectHead: options.anyType
-        ? undefined
-        : async (head) => {
-            sniffed = await sniffImage(head);
-            if (!sniffed) throw notAnImage(head, progress.contentType, task.shownUrl);
-            // The bytes decide the extension, unless the list named the file.
-            if (task.named) return;
-            const { stem, ext } = splitExt(relPath);
-            if (extensionFits(ext, sniffed)) return;
-            relPath = ctx.names.claim(stem + sniffed.ext, task.url.href);
-            // Known now, before the rest of the body: a rerun reads no more than the head.
-            if (options.onExists === 'skip' && (await ctx.parts.exists(resolveInside(options.out, relPath)))) {
-              existing = true;
-              throw new ImgdlError('ABORTED', 'file exists', { url: task.shownUrl });
-            }
-          },
-      keepOnAbort: validator !== undefined,
-      url: task.shownUrl,
-      openPart: ctx.openPart,
-      opened,
-      through: inspector,
-    });
-  } catch (error) {
-    if (existing) {
-      await removePart(part);
-      return skipped(task.item, task.shownUrl, 'exists', relPath, progress.attempts, progress.httpStatus);
-    }
-    // Kept for the next run only when the server gave a way to tell it still has the same file.
-    if (error instanceof ImgdlError && error.code === 'ABORTED' && validator !== undefined) {
-      await writePartMeta(part, { key: partKey(task.url.href), ...validator.meta }).catch(() => removePart(part));
-    } else if (resume) await removePart(part);
-    throw error;
-  }
-  if (resume) await fs.rm(partMetaPath(part), { force: true }).catch(() => undefined);
-
-  const facts = inspector.result();
-  const finalPath = resolveInside(options.out, relPath);
-  let written: string;
-  if (options.dedupe && facts.digest !== undefined && ctx.digests !== undefined) {
-    const owner = await ctx.digests.claim(facts.digest, relPath);
-    if (owner !== undefined) {
-      await removeQuietly(part);
-      return {
-        ...skipped(task.item, task.shownUrl, 'same-content', null, progress.attempts, progress.httpStatus),
-        contentType: progress.contentType,
-        sniffedType: sniffed?.mime ?? null,
-        ...factFields(facts),
-        duplicateOf: owner,
-      };
-    }
-    try {
-      written = await commitFile(part, finalPath, options.onExists);
-    } catch (error) {
-      ctx.digests.settle(facts.digest, null);
-      throw error;
-    }
-    // With --on-exists rename the file may have landed under another name than the one claimed.
-    if (written !== finalPath) ctx.digests.settle(facts.digest, toManifestPath(written, options.out));
-  } else {
-    written = await commitFile(part, finalPath, options.onExists);
-  }
-  return {
-    url: task.shownUrl,
-    source: task.item.source,
-    line: task.item.line,
-    status: 'ok',
-    path: toManifestPath(written, options.out),
-    bytes,
-    ms: elapsed(started),
-    httpStatus: progress.httpStatus,
-    attempts: progress.attempts,
-    contentType: progress.contentType,
-    sniffedType: sniffed?.mime ?? null,
-    skipReason: null,
-    error: null,
-    ...factFields(facts),
-  };
-}
-
-/** The part file and its meta when they belong to this URL and carry a validator; otherwise removed, to start over. */
-async function resumable(part: string, key: string): Promise<Resumable | undefined> {
+  if (!(await ctx.parts.take(part))) return undefined;
   const meta = await readPartMeta(part);
-  const validator = meta?.key === key ? (meta.etag ?? meta.lastModified) : undefined;
+  const validator = meta?.key === partKey(task.url.href) ? (meta.etag ?? meta.lastModified) : undefined;
   if (meta && validator !== undefined) {
     try {
       const handle = await fs.open(part, 'r');
@@ -348,7 +217,7 @@ async function resumable(part: string, key: string): Promise<Resumable | undefin
         const { size } = await handle.stat();
         const head = Buffer.alloc(Math.min(size, SNIFF_BYTES));
         const { bytesRead } = await handle.read(head, 0, head.length, 0);
-        if (size > 0) return { size, head: head.subarray(0, bytesRead), meta, validator };
+        if (size > 0) return { part, size, head: head.subarray(0, bytesRead), meta, validator };
       } finally {
         await handle.close();
       }
@@ -358,6 +227,197 @@ async function resumable(part: string, key: string): Promise<Resumable | undefin
   }
   await removePart(part);
   return undefined;
+}
+
+/** A 2xx response, and the part file it continues when it is a 206 that continues one. */
+interface Answer {
+  response: FetchedResponse;
+  resume: Resumable | undefined;
+}
+
+/**
+ * Requests the task's URL: with Range and If-Range when resuming, and again
+ * without them when the answer does not continue the part file (which is
+ * then removed). Counts the requests, and notes the status and type.
+ */
+async function request(task: Task, ctx: RunContext, tries: Tries, resume: Resumable | undefined): Promise<Answer> {
+  const { options } = ctx;
+  tries.count++;
+  const ranged = resume ? { range: `bytes=${resume.size}-`, 'if-range': resume.validator } : undefined;
+  let response = await fetchOne(task.url, ctx.agent, options, ctx.signal, ranged);
+  let continued = resume;
+  if (resume && !(response.status === 206 && rangeContinues(response, resume))) {
+    // A 200 is the whole file (the validator changed, or ranges are not served): write it from the start.
+    continued = undefined;
+    await removePart(resume.part);
+    if (response.status === 206) {
+      response.body.abort();
+      tries.count++;
+      response = await fetchOne(task.url, ctx.agent, options, ctx.signal);
+    }
+  }
+  tries.httpStatus = response.status;
+  tries.contentType = header(response.headers, 'content-type') ?? null;
+  const length = contentLength(response);
+  const expected = length === undefined ? undefined : (continued?.size ?? 0) + length;
+  if (options.maxSize !== undefined && expected !== undefined && expected > options.maxSize) {
+    response.body.abort();
+    throw new ImgdlError('TOO_LARGE', `Content-Length ${expected} is over the ${options.maxSize} bytes allowed (--max-size)`, {
+      url: task.shownUrl,
+      status: response.status,
+    });
+  }
+  return { response, resume: continued };
+}
+
+/**
+ * The file's name once the response is known: the server's Content-Disposition
+ * name unless the list named the file. Returns a skipped record instead when
+ * that name already holds a file that `--on-exists skip` keeps.
+ */
+async function nameOffered(task: Task, ctx: RunContext, tries: Tries, response: FetchedResponse): Promise<string | ItemResult> {
+  if (task.named) return task.relPath;
+  const offered = filenameFromContentDisposition(header(response.headers, 'content-disposition'));
+  if (offered === undefined || offered === task.relPath) return task.relPath;
+  const relPath = ctx.names.claim(offered, task.url.href);
+  if (ctx.options.onExists === 'skip' && (await ctx.parts.exists(resolveInside(ctx.options.out, relPath)))) {
+    response.body.abort();
+    return skipped(task.item, task.shownUrl, 'exists', relPath, tries.count, tries.httpStatus);
+  }
+  return relPath;
+}
+
+/** A body received whole and judged: what {@link keep} needs to give it its final name. */
+interface Body {
+  /** The file's name in the output folder: the bytes may have changed its extension. */
+  relPath: string;
+  part: string;
+  received: Received;
+  sniffed: Sniffed | undefined;
+  facts: Inspection;
+}
+
+/**
+ * Receives the body into memory or the part file, judging its first bytes
+ * before anything is kept (the sniffed type may change the name's
+ * extension), and hashing and probing the bytes as they pass. Returns a
+ * skipped record instead when the sniffed name holds a file that
+ * `--on-exists skip` keeps.
+ */
+async function receive(task: Task, ctx: RunContext, tries: Tries, answer: Answer, named: string): Promise<Body | ItemResult> {
+  const { options } = ctx;
+  const { response, resume } = answer;
+  const part = partPath(task.finalPath);
+  let relPath = named;
+  let sniffed: Sniffed | undefined;
+  /** Set when the name the bytes call for already holds a file that `skip` keeps. */
+  let existing = false;
+  const validator = strongValidator(response);
+  await ctx.folders.ensureFor(part);
+  // Hashing and probing happen as the bytes pass, so the file is never read back; a resumed
+  // part file's earlier bytes are read once first, since the digest covers the whole file.
+  const inspector = new Inspector(options.hash);
+  if (resume) await inspector.absorbFile(part, resume.size);
+  /** The bytes decide the extension, unless the list named the file; the new name is claimed before the rest of the body. */
+  const rename = (found: Sniffed): void | Promise<void> => {
+    sniffed = found;
+    if (task.named) return;
+    const { stem, ext } = splitExt(relPath);
+    if (extensionFits(ext, found)) return;
+    relPath = ctx.names.claim(stem + found.ext, task.url.href);
+    if (options.onExists !== 'skip') return;
+    // Known now, before the rest of the body: a rerun reads no more than the head.
+    return ctx.parts.exists(resolveInside(options.out, relPath)).then((there) => {
+      if (!there) return;
+      existing = true;
+      throw new ImgdlError('ABORTED', 'file exists', { url: task.shownUrl });
+    });
+  };
+  const length = contentLength(response);
+  let received: Received;
+  try {
+    received = await receiveBody(response.body, part, {
+      start: resume?.size ?? 0,
+      existingHead: resume?.head,
+      expectedTotal: length === undefined ? undefined : (resume?.size ?? 0) + length,
+      maxSize: options.maxSize,
+      headBytes: SNIFF_BYTES,
+      inspectHead: options.anyType
+        ? undefined
+        : (head: Buffer) => {
+            const judged = (found: Sniffed | undefined): void | Promise<void> => {
+              if (found === undefined) throw notAnImage(head, tries.contentType, task.shownUrl);
+              return rename(found);
+            };
+            const found = sniffImage(head);
+            return found instanceof Promise ? found.then(judged) : judged(found);
+          },
+      keepOnAbort: validator !== undefined,
+      url: task.shownUrl,
+      openPart: ctx.openPart,
+      through: inspector,
+    });
+  } catch (error) {
+    if (existing) return skipped(task.item, task.shownUrl, 'exists', relPath, tries.count, tries.httpStatus);
+    // Kept for the next run only when the server gave a way to tell it still has the same file.
+    if (error instanceof ImgdlError && error.code === 'ABORTED' && validator !== undefined && (await exists(part))) {
+      await writePartMeta(part, { key: partKey(task.url.href), ...validator.meta }).catch(() => removePart(part));
+    } else if (resume) await removePart(part);
+    throw error;
+  }
+  if (resume) await removeQuietly(partMetaPath(part));
+  return { relPath, part, received, sniffed, facts: inspector.result() };
+}
+
+/**
+ * Gives a received body its final name: written to the part file first
+ * when it was held in memory, then renamed. With `dedupe`, content already
+ * saved this run is not saved again.
+ */
+async function keep(task: Task, ctx: RunContext, tries: Tries, body: Body): Promise<ItemResult> {
+  const { options } = ctx;
+  const { part, received, facts } = body;
+  const finalPath = body.relPath === task.relPath ? task.finalPath : resolveInside(options.out, body.relPath);
+  const digests = options.dedupe && facts.digest !== undefined ? ctx.digests : undefined;
+  if (digests !== undefined) {
+    const owner = await digests.claim(facts.digest!, body.relPath);
+    if (owner !== undefined) {
+      if (received.held === undefined) await removeQuietly(part);
+      return {
+        ...skipped(task.item, task.shownUrl, 'same-content', null, tries.count, tries.httpStatus),
+        contentType: tries.contentType,
+        sniffedType: body.sniffed?.mime ?? null,
+        ...factFields(facts),
+        duplicateOf: owner,
+      };
+    }
+  }
+  let written: string;
+  try {
+    if (received.held !== undefined) writeWhole(part, received.held, ctx.openPart, task.shownUrl);
+    written = await commitFile(part, finalPath, options.onExists);
+  } catch (error) {
+    digests?.settle(facts.digest!, null);
+    throw error;
+  }
+  // With --on-exists rename the file may have landed under another name than the one claimed.
+  if (digests !== undefined && written !== finalPath) digests.settle(facts.digest!, toManifestPath(written, options.out));
+  return {
+    url: task.shownUrl,
+    source: task.item.source,
+    line: task.item.line,
+    status: 'ok',
+    path: toManifestPath(written, options.out),
+    bytes: received.bytes,
+    ms: elapsed(tries.started),
+    httpStatus: tries.httpStatus,
+    attempts: tries.count,
+    contentType: tries.contentType,
+    sniffedType: body.sniffed?.mime ?? null,
+    skipReason: null,
+    error: null,
+    ...factFields(facts),
+  };
 }
 
 /** True when a 206 continues exactly where the part file ends, for the same file. */

@@ -78,6 +78,16 @@ export function retryDelayMs(error: ImgdlError & { retryAfter?: string | undefin
   return backoffMs(attempt, policy.retryDelayMs);
 }
 
+/**
+ * Whether to try again after `error` ended try number `tries`, and when:
+ * the wait in ms, or undefined to give up (not retryable, or no tries
+ * left). Throws when the server asks for a longer wait than allowed.
+ */
+export function nextTryIn(error: unknown, tries: number, policy: RetryPolicy): number | undefined {
+  if (!isRetryable(error) || tries > policy.retries) return undefined;
+  return retryDelayMs(error as ImgdlError, tries, policy);
+}
+
 /** Waits `ms`, or rejects with ABORTED as soon as `signal` aborts. */
 export async function waitBeforeRetry(ms: number, signal: AbortSignal, url: string): Promise<void> {
   try {

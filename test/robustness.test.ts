@@ -19,6 +19,7 @@ import { collect, listFiles, serve, tempDir } from './helpers.js';
 const jpeg = generatedImage('jpg', 20_000);
 const png = generatedImage('png', 3_000);
 const fast: Options = { retryDelayMs: 1 };
+const MIB = 1024 * 1024;
 
 /** An msw handler answering the i-th request (0-based) with `answers[i]`, and the last answer after that. */
 function sequence(answers: Array<() => Response>): () => Response {
@@ -29,14 +30,14 @@ const status = (code: number, headers: Record<string, string> = {}) => () => new
 const image = (body: Buffer = jpeg, headers: Record<string, string> = {}) => () =>
   new HttpResponse(body, { headers: { 'content-type': 'image/jpeg', ...headers } });
 
-/** A body that sends `first` and then nothing, until the client goes away. */
-function stalling(first: Buffer, headers: Record<string, string> = {}): Response {
+/** A body of `total` bytes that sends `first` and then nothing, until the client goes away. */
+function stalling(first: Buffer, headers: Record<string, string> = {}, total = jpeg.length): Response {
   const stream = new ReadableStream({
     start(controller) {
       controller.enqueue(first);
     },
   });
-  return new HttpResponse(stream, { headers: { 'content-type': 'image/jpeg', 'content-length': String(jpeg.length), ...headers } });
+  return new HttpResponse(stream, { headers: { 'content-type': 'image/jpeg', 'content-length': String(total), ...headers } });
 }
 
 async function until(check: () => Promise<boolean> | boolean): Promise<void> {
@@ -220,6 +221,54 @@ describe('timeouts and limits', () => {
     expect(await listFiles(out)).toEqual([]);
   });
 
+  it('fails a large body (written through its part file) shorter than its Content-Length as TRUNCATED, and removes the part file', async () => {
+    const big = generatedImage('jpg', 3 * MIB);
+    const server = await rawServer((socket) => {
+      socket.end(Buffer.concat([Buffer.from(head(200, { 'content-length': big.length })), big.subarray(0, 2 * MIB + 5)]));
+    });
+    const out = await tempDir();
+    const [result] = await collect([server.url('/short.jpg')], { ...fast, retries: 0, out });
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'TRUNCATED' } });
+    expect(result?.error?.message).toContain(`${2 * MIB + 5} of ${big.length}`);
+    expect(await listFiles(out)).toEqual([]);
+  });
+
+  it('cuts off a body that grows past --max-size after it started going to its part file, and removes the part file', async () => {
+    const server = await serve({
+      handlers: [
+        http.get('*/grow.jpg', () => {
+          let sent = 0;
+          const stream = new ReadableStream({
+            pull(controller) {
+              controller.enqueue(sent++ === 0 ? jpeg : Buffer.alloc(256 * 1024, 0x20));
+            },
+          });
+          return new HttpResponse(stream, { headers: { 'content-type': 'image/jpeg' } });
+        }),
+      ],
+    });
+    const out = await tempDir();
+    const [result] = await collect([server.url('/grow.jpg')], { ...fast, out, maxSize: '3M' });
+    expect(result).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'TOO_LARGE' } });
+    expect(await listFiles(out)).toEqual([]);
+  });
+
+  it.each([
+    ['held in memory', 200_000],
+    ['at the memory limit', 256 * 1024],
+    ['just past it', 256 * 1024 + 1],
+    ['written in several batches', 5 * MIB + 3],
+  ])('saves a body %s byte for byte, with its digest', async (_label, size) => {
+    const server = await serve();
+    const out = await tempDir();
+    const [result] = await collect([server.url(`/gen/a.jpg?bytes=${size}`)], { out, hash: 'sha256' });
+    const saved = await fs.readFile(path.join(out, 'a.jpg'));
+    const expected = generatedImage('jpg', size);
+    expect(saved.equals(expected)).toBe(true);
+    expect(result).toMatchObject({ status: 'ok', bytes: size, digest: `sha256:${createHash('sha256').update(expected).digest('hex')}` });
+    expect(await listFiles(out)).toEqual(['a.jpg']);
+  });
+
   it('keeps the Content-Length bytes of a body longer than announced, and does not reuse the connection', async () => {
     const server = await rawServer((socket, request) => {
       const body = request.path === '/next.png' ? png : jpeg;
@@ -312,6 +361,8 @@ describe('it must be an image', () => {
 });
 
 describe('resume and reruns', () => {
+  // A body this small is held in memory until complete: only a larger one has a part file to resume.
+  const big = generatedImage('jpg', 3 * MIB);
   /**
    * A server whose handlers a test swaps between runs, so that the second run
    * asks the same URL (a part file belongs to its URL).
@@ -322,26 +373,30 @@ describe('resume and reruns', () => {
     return { server, use: (handler: RequestHandler) => handlers.splice(0, handlers.length, handler) };
   }
 
-  /** Downloads /big.jpg until it stalls after 12 000 bytes, then stops the run once they are on disk. */
+  /**
+   * Downloads /big.jpg until it stalls halfway, then stops the run once part of it is on disk;
+   * `first` is how much the part file holds (what had been written when the run stopped).
+   */
   async function interrupted(validator: Record<string, string>) {
-    const first = 12_000;
     const { server, use } = await swappable();
-    use(http.get('*/big.jpg', () => stalling(jpeg.subarray(0, first), validator)));
+    use(http.get('*/big.jpg', () => stalling(big.subarray(0, big.length / 2), validator, big.length)));
     const out = await tempDir();
     const part = path.join(out, 'big.jpg.part');
     const stop = new AbortController();
     const running = collect([server.url('/big.jpg')], { out, stopSignal: stop.signal, graceMs: 0 });
-    await until(async () => (await fs.stat(part).catch(() => undefined))?.size === first);
+    await until(async () => ((await fs.stat(part).catch(() => undefined))?.size ?? 0) > 0);
     stop.abort();
     const [result] = await running;
     expect(result).toMatchObject({ status: 'failed', error: { code: 'ABORTED' } });
+    const first = (await fs.stat(part)).size;
+    expect(first).toBeGreaterThan(0);
     return { server, use, out, part, first };
   }
 
-  /** A /big.jpg handler that honours Range (and If-Range against `etag`), recording the Range headers it saw. */
-  function rangeHandler(etag: string, body: Buffer = jpeg) {
+  /** A handler (of /big.jpg unless `route` says) that honours Range (and If-Range against `etag`), recording the Range headers it saw. */
+  function rangeHandler(etag: string, body: Buffer = big, route = '*/big.jpg') {
     const ranges: Array<string | null> = [];
-    const handler = http.get('*/big.jpg', ({ request }) => {
+    const handler = http.get(route, ({ request }) => {
       const range = request.headers.get('range');
       ranges.push(range);
       const from = /^bytes=(\d+)-$/.exec(range ?? '');
@@ -363,8 +418,8 @@ describe('resume and reruns', () => {
     use(handler);
     const [result] = await collect([server.url('/big.jpg')], { out });
     expect(ranges).toEqual([`bytes=${first}-`]);
-    expect(result).toMatchObject({ status: 'ok', httpStatus: 206, bytes: jpeg.length, attempts: 1 });
-    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(jpeg);
+    expect(result).toMatchObject({ status: 'ok', httpStatus: 206, bytes: big.length, attempts: 1 });
+    expect((await fs.readFile(path.join(out, 'big.jpg'))).equals(big)).toBe(true);
     expect(await listFiles(out)).toEqual(['big.jpg']);
   });
 
@@ -375,7 +430,7 @@ describe('resume and reruns', () => {
     expect(result).toMatchObject({
       status: 'ok',
       httpStatus: 206,
-      digest: `sha256:${createHash('sha256').update(jpeg).digest('hex')}`,
+      digest: `sha256:${createHash('sha256').update(big).digest('hex')}`,
       imageType: 'jpeg',
       width: 8,
       height: 8,
@@ -395,17 +450,19 @@ describe('resume and reruns', () => {
   });
 
   it('starts over when a 206 does not continue where the part file ends', async () => {
-    const { server, use, out } = await interrupted({ 'last-modified': 'Wed, 21 Oct 2015 07:28:00 GMT' });
+    const interruption = await interrupted({ 'last-modified': 'Wed, 21 Oct 2015 07:28:00 GMT' });
+    const { server, use, out } = interruption;
     const ranges: Array<string | null> = [];
     use(
       http.get('*/big.jpg', ({ request }) => {
         ranges.push(request.headers.get('range'));
         if (request.headers.get('range') === null) return image()();
-        return new HttpResponse(jpeg.subarray(0, 100), { status: 206, headers: { 'content-range': `bytes 0-99/${jpeg.length}` } });
+        return new HttpResponse(big.subarray(0, 100), { status: 206, headers: { 'content-range': `bytes 0-99/${big.length}` } });
       }),
     );
+    const { first } = interruption;
     const [result] = await collect([server.url('/big.jpg')], { out });
-    expect(ranges).toEqual(['bytes=12000-', null]);
+    expect(ranges).toEqual([`bytes=${first}-`, null]);
     expect(result).toMatchObject({ status: 'ok', attempts: 2 });
     expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(jpeg);
   });
@@ -418,19 +475,47 @@ describe('resume and reruns', () => {
     const [result] = await collect([server.url('/big.jpg')], { out });
     expect(ranges).toEqual([null]);
     expect(result).toMatchObject({ status: 'ok', httpStatus: 200 });
-    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(jpeg);
+    expect((await fs.readFile(path.join(out, 'big.jpg'))).equals(big)).toBe(true);
   });
 
   it('removes the part file of a stopped download the server gave no validator for', async () => {
-    const server = await serve({ handlers: [http.get('*/big.jpg', () => stalling(jpeg.subarray(0, 12_000)))] });
+    const server = await serve({ handlers: [http.get('*/big.jpg', () => stalling(big.subarray(0, big.length / 2), {}, big.length))] });
     const out = await tempDir();
     const stop = new AbortController();
     const running = collect([server.url('/big.jpg')], { out, stopSignal: stop.signal, graceMs: 0 });
-    await until(async () => (await fs.stat(path.join(out, 'big.jpg.part')).catch(() => undefined))?.size === 12_000);
+    await until(async () => ((await fs.stat(path.join(out, 'big.jpg.part')).catch(() => undefined))?.size ?? 0) > 0);
     stop.abort();
     await running;
     expect(await listFiles(out)).toEqual([]);
   });
+
+  it('leaves nothing behind when a small body held in memory is stopped, so the next run fetches it whole', async () => {
+    const { server, use } = await swappable();
+    let sent!: () => void;
+    const stalled = new Promise<void>((resolve) => (sent = resolve));
+    use(
+      http.get('*/small.jpg', () => {
+        sent();
+        return stalling(jpeg.subarray(0, 12_000), { etag: '"v1"' });
+      }),
+    );
+    const out = await tempDir();
+    const stop = new AbortController();
+    const running = collect([server.url('/small.jpg')], { out, stopSignal: stop.signal, graceMs: 0 });
+    await stalled;
+    stop.abort();
+    const [result] = await running;
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'ABORTED' } });
+    expect(await listFiles(out)).toEqual([]);
+    const { handler, ranges } = rangeHandler('"v1"', jpeg, '*/small.jpg');
+    use(handler);
+    const [again] = await collect([server.url('/small.jpg')], { out });
+    expect(ranges).toEqual([null]);
+    expect(again).toMatchObject({ status: 'ok', httpStatus: 200, bytes: jpeg.length });
+    expect(await fs.readFile(path.join(out, 'small.jpg'))).toEqual(jpeg);
+  });
+
+
 
   it('skips items the manifest records as done, without a request, and retries the failed ones', async () => {
     let healthy = false;
@@ -460,13 +545,12 @@ describe('resume and reruns', () => {
 });
 
 describe('a part file that cannot be opened', () => {
-  it('fails each item with FILESYSTEM, also when the file was opened while its request was in flight', async () => {
-    // The latency makes the second item's open fail while its request waits: nothing listens then but the item.
+  it('fails each item with FILESYSTEM and leaves nothing behind', async () => {
     const server = await serve({ latencyMs: 30 });
     const out = await tempDir();
     const ctx = await createRunContext(resolveOptions({ out, concurrency: 1, retries: 0 }));
-    const { createWriteStream } = await import('node:fs');
-    ctx.openPart = () => createWriteStream(path.join(out, 'no-such-folder', 'x.part'));
+    const { openSync } = await import('node:fs');
+    ctx.openPart = () => openSync(path.join(out, 'no-such-folder', 'x.part'), 'w');
     const results: ItemResult[] = [];
     for await (const result of downloadWith([server.url('/gen/a.jpg'), server.url('/gen/b.jpg')], ctx)) results.push(result);
     expect(results.map((r) => [r.status, r.error?.code])).toEqual([
@@ -484,8 +568,8 @@ describe('a full disk', () => {
     const out = await tempDir();
     const ctx = await createRunContext(resolveOptions({ out, concurrency: 1 }));
     // /dev/full accepts the open and fails every write with a real ENOSPC from the kernel.
-    const { createWriteStream } = await import('node:fs');
-    ctx.openPart = () => createWriteStream('/dev/full');
+    const { openSync } = await import('node:fs');
+    ctx.openPart = () => openSync('/dev/full', 'w');
     const results: ItemResult[] = [];
     const urls = Array.from({ length: 5 }, (_, i) => server.url(`/gen/${i}.jpg`));
     for await (const result of downloadWith(urls, ctx)) results.push(result);
