@@ -13,6 +13,7 @@ import { Agent, EnvHttpProxyAgent, ProxyAgent, interceptors, type Dispatcher } f
 import { HttpStatusError, ImgdlError, NetworkError, TimeoutError, ValidationError } from './errors.js';
 import { redactUrl } from './list.js';
 import type { ResolvedOptions } from './options.js';
+import { parseRetryAfter } from './retry.js';
 
 /** A 2xx response; its body comes through {@link ResponseBody.pipe}, and must be piped or aborted. */
 export interface FetchedResponse {
@@ -213,7 +214,8 @@ export async function fetchOne(
 
     const location = header(headers, 'location');
     if (!REDIRECT_STATUSES.has(status) || location === undefined) {
-      throw new HttpStatusError(status, { url: shown, retryAfter: header(headers, 'retry-after') });
+      const retryAfter = header(headers, 'retry-after');
+      throw new HttpStatusError(status, { url: shown, retryAfter, retryAfterMs: parseRetryAfter(retryAfter) });
     }
     let next: URL;
     try {

@@ -60,9 +60,13 @@ export function parseRetryAfter(value: string | undefined, now: number = Date.no
  * throws when the server asks for longer than `maxRetryAfterMs`: waiting an
  * hour in silence is worse than failing the item with a reason.
  */
-export function retryDelayMs(error: ImgdlError & { retryAfter?: string | undefined }, attempt: number, policy: RetryPolicy): number {
+export function retryDelayMs(
+  error: ImgdlError & { retryAfter?: string | undefined; retryAfterMs?: number | undefined },
+  attempt: number,
+  policy: RetryPolicy,
+): number {
   if (error.status !== undefined && RETRY_AFTER_STATUSES.has(error.status)) {
-    const asked = parseRetryAfter(error.retryAfter);
+    const asked = error.retryAfterMs ?? parseRetryAfter(error.retryAfter);
     if (asked !== undefined) {
       if (asked > policy.maxRetryAfterMs) {
         throw new ImgdlError(
