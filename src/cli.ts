@@ -92,6 +92,7 @@ const RUN_OPTIONS = {
   'user-agent': { alias: 'A', type: 'string', requiresArg: true, defaultDescription: `imgdl/${VERSION}`, describe: 'User-Agent header' },
   referer: { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Referer header sent with every request' },
   cookie: { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Cookie header sent with every request ("a=b; c=d")' },
+  'location-trusted': { type: 'boolean', default: false, describe: 'Send Authorization, Cookie and URL credentials on redirects to OTHER hosts too (they can read them)' },
   proxy: { type: 'string', defaultDescription: '$HTTPS_PROXY / $HTTP_PROXY, minus $NO_PROXY', describe: 'HTTP(S) proxy URL (--no-proxy: ignore the environment)' },
   insecure: { alias: 'k', type: 'boolean', default: false, describe: 'Do NOT verify TLS certificates (a warning is logged)' },
   cacert: { type: 'string', requiresArg: true, defaultDescription: "Node's bundled CAs", describe: 'PEM file of extra CA certificates to trust' },

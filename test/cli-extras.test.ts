@@ -90,7 +90,7 @@ describe('parsing a plain run without yargs', () => {
     [['-vv', '--on-exists', 'rename', '--manifest', 'run.jsonl', '--json', '--timeout', '5000']],
     [['--retries', '0', '--retry-delay', '1', '--max-retry-after', '2.5', '--max-size', '10M', '--any-type']],
     [['--grace', '0', '-H', 'Authorization: Bearer x', '-H', 'X-A: 1', '-A', 'ua/1', '--referer', 'https://r.example/']],
-    [['--cookie', 'a=b', '--proxy', 'http://p.example:3128', '-k', '--cacert', 'ca.pem', '-n']],
+    [['--cookie', 'a=b', '--proxy', 'http://p.example:3128', '-k', '--cacert', 'ca.pem', '-n', '--location-trusted']],
     [['--no-progress', '--no-color', '--no-proxy', '--color']],
     [['-t', '3', '--mode=workers']],
     [['--concurrency', 'abc', '12345']],
