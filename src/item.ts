@@ -25,7 +25,9 @@ import { nextTryIn, waitBeforeRetry } from './retry.js';
 import { extensionFits, SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.js';
 import {
   commitFile,
+  EarlyPart,
   exists,
+  fileSystemError,
   partKey,
   partMetaPath,
   partPath,
@@ -187,12 +189,20 @@ export function failedTry(task: Task, tries: Tries, error: unknown): ItemResult 
  */
 export async function attempt(task: Task, ctx: RunContext, tries: Tries): Promise<ItemResult> {
   const resume = tries.count === 0 ? await findResumable(task, ctx) : undefined;
-  const answer = await request(task, ctx, tries, resume);
-  const named = await nameOffered(task, ctx, tries, answer.response);
-  if (typeof named !== 'string') return named;
-  const body = await receive(task, ctx, tries, answer, named);
-  if ('status' in body) return body;
-  return keep(task, ctx, tries, body);
+  // Creating the part file is the slowest file call; made while the request is in flight, it costs the item no
+  // time. Only for a fresh start in a folder already made, so that a failure leaves no folder behind.
+  const early = resume === undefined && ctx.folders.has(task.finalPath) ? new EarlyPart(partPath(task.finalPath), ctx.openPart) : undefined;
+  try {
+    const answer = await request(task, ctx, tries, resume);
+    const named = await nameOffered(task, ctx, tries, answer.response);
+    if (typeof named !== 'string') return named;
+    const body = await receive(task, ctx, tries, answer, named, early);
+    if ('status' in body) return body;
+    return await keep(task, ctx, tries, body, early);
+  } finally {
+    // Closed and removed unless the write path took it.
+    await early?.abandon();
+  }
 }
 
 /** A part file from an earlier run that may be continued. */
@@ -304,7 +314,7 @@ interface Body {
  * skipped record instead when the sniffed name holds a file that
  * `--on-exists skip` keeps.
  */
-async function receive(task: Task, ctx: RunContext, tries: Tries, answer: Answer, named: string): Promise<Body | ItemResult> {
+async function receive(task: Task, ctx: RunContext, tries: Tries, answer: Answer, named: string, early: EarlyPart | undefined): Promise<Body | ItemResult> {
   const { options } = ctx;
   const { response, resume } = answer;
   const part = partPath(task.finalPath);
@@ -355,12 +365,15 @@ async function receive(task: Task, ctx: RunContext, tries: Tries, answer: Answer
       keepOnAbort: validator !== undefined,
       url: task.shownUrl,
       openPart: ctx.openPart,
+      early,
       through: inspector,
     });
   } catch (error) {
     if (existing) return skipped(task.item, task.shownUrl, 'exists', relPath, tries.count, tries.httpStatus);
     // Kept for the next run only when the server gave a way to tell it still has the same file.
-    if (error instanceof ImgdlError && error.code === 'ABORTED' && validator !== undefined && (await exists(part))) {
+    // A body still held in memory left nothing to resume (an early part file is removed by attempt()).
+    const kept = early !== undefined ? early.taken : await exists(part);
+    if (error instanceof ImgdlError && error.code === 'ABORTED' && validator !== undefined && kept) {
       await writePartMeta(part, { key: partKey(task.url.href), ...validator.meta }).catch(() => removePart(part));
     } else if (resume) await removePart(part);
     throw error;
@@ -371,10 +384,11 @@ async function receive(task: Task, ctx: RunContext, tries: Tries, answer: Answer
 
 /**
  * Gives a received body its final name: written to the part file first
- * when it was held in memory, then renamed. With `dedupe`, content already
+ * when it was held in memory (the file opened early when it could be), then
+ * renamed. With `dedupe`, content already
  * saved this run is not saved again.
  */
-async function keep(task: Task, ctx: RunContext, tries: Tries, body: Body): Promise<ItemResult> {
+async function keep(task: Task, ctx: RunContext, tries: Tries, body: Body, early: EarlyPart | undefined): Promise<ItemResult> {
   const { options } = ctx;
   const { part, received, facts } = body;
   const finalPath = body.relPath === task.relPath ? task.finalPath : resolveInside(options.out, body.relPath);
@@ -394,7 +408,12 @@ async function keep(task: Task, ctx: RunContext, tries: Tries, body: Body): Prom
   }
   let written: string;
   try {
-    if (received.held !== undefined) writeWhole(part, received.held, ctx.openPart, task.shownUrl);
+    if (received.held !== undefined) {
+      const fd = await (early?.take() ?? ctx.openPart(part, 'w')).catch((error: unknown) => {
+        throw fileSystemError(error, 'writing', part, task.shownUrl);
+      });
+      writeWhole(fd, part, received.held, task.shownUrl);
+    }
     written = await commitFile(part, finalPath, options.onExists);
   } catch (error) {
     digests?.settle(facts.digest!, null);

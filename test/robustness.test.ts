@@ -545,12 +545,13 @@ describe('resume and reruns', () => {
 });
 
 describe('a part file that cannot be opened', () => {
-  it('fails each item with FILESYSTEM and leaves nothing behind', async () => {
+  it('fails each item with FILESYSTEM, also when the file was opened while its request was in flight', async () => {
+    // The latency makes the second item's open fail while its request waits: nothing listens then but the item.
     const server = await serve({ latencyMs: 30 });
     const out = await tempDir();
     const ctx = await createRunContext(resolveOptions({ out, concurrency: 1, retries: 0 }));
     const { openSync } = await import('node:fs');
-    ctx.openPart = () => openSync(path.join(out, 'no-such-folder', 'x.part'), 'w');
+    ctx.openPart = async () => openSync(path.join(out, 'no-such-folder', 'x.part'), 'w');
     const results: ItemResult[] = [];
     for await (const result of downloadWith([server.url('/gen/a.jpg'), server.url('/gen/b.jpg')], ctx)) results.push(result);
     expect(results.map((r) => [r.status, r.error?.code])).toEqual([
@@ -569,7 +570,7 @@ describe('a full disk', () => {
     const ctx = await createRunContext(resolveOptions({ out, concurrency: 1 }));
     // /dev/full accepts the open and fails every write with a real ENOSPC from the kernel.
     const { openSync } = await import('node:fs');
-    ctx.openPart = () => openSync('/dev/full', 'w');
+    ctx.openPart = async () => openSync('/dev/full', 'w');
     const results: ItemResult[] = [];
     const urls = Array.from({ length: 5 }, (_, i) => server.url(`/gen/${i}.jpg`));
     for await (const result of downloadWith(urls, ctx)) results.push(result);
