@@ -175,6 +175,9 @@ function bindStdinDash(args: readonly string[]): string[] {
   return bound;
 }
 
+/** The V8 flags the CLI sets when it starts: undici's HTTP parser stays on V8's baseline WebAssembly compiler. */
+export const WASM_FLAGS: readonly string[] = ['--liftoff-only', '--no-wasm-tier-up', '--no-wasm-dynamic-tiering'];
+
 type YargsModule = typeof import('yargs');
 
 /** What yargs-parser, the parser yargs itself runs, returns. */
@@ -236,11 +239,15 @@ export async function fullParse(args: readonly string[]): Promise<Argv> {
 /** Runs the CLI with `args` (without node and script); resolves to the exit code. */
 export async function main(args: string[] = process.argv.slice(2)): Promise<number> {
   // undici parses HTTP with a WebAssembly build of llhttp. V8's optimising tier
-  // recompiles it at start-up, which costs ~35 MB of peak RSS and no measurable
+  // recompiles it once it is hot, which costs ~35 MB of peak RSS and no measurable
   // speed (2000 × 20 kB at -c 32: same CPU time either way). The baseline
-  // compiler alone keeps a run near 65 MB. Process-wide, so set only by the CLI,
-  // never by the library, and before undici is first loaded.
-  v8.setFlagsFromString('--liftoff-only');
+  // compiler alone keeps a run near 60 MB. Process-wide, so set only by the CLI,
+  // never by the library, and before undici compiles its parser (at the first
+  // connection). All three flags, since a flag set at run time does not bring
+  // the ones it implies at start: on Node 24 --liftoff-only alone still tiers up.
+  // Flags for the JS heap's size (--max-semi-space-size) only work at start and
+  // were not worth a launcher: see the README's "Memory" section.
+  for (const flag of WASM_FLAGS) v8.setFlagsFromString(flag);
   if (args[0] === 'bench') return benchMain(args.slice(1));
   let argv: Argv;
   try {

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { http, HttpResponse } from 'msw';
@@ -6,6 +6,18 @@ import { describe, expect, it } from 'vitest';
 import { fullParse, quickParse } from '../src/cli.js';
 import { formatSummary, type RunSummary } from '../src/report.js';
 import { listFiles, ROOT, runCli, serve, tempDir } from './helpers.js';
+
+/** Runs `node ARGS` without blocking this process's event loop (the fixture server lives in it). */
+function runNode(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 describe('--dry-run', () => {
   it('prints each URL with the file a real run then writes, and requests nothing', async () => {
@@ -127,6 +139,31 @@ describe('parsing a plain run without yargs', () => {
     // The trace does show them when they are used: yargs for --help, pino once something is logged.
     expect(await loaded(['--help'])).toMatch(/node_modules\/yargs\//);
     expect(await loaded([server.url('/missing.jpg'), '-o', out])).toMatch(/node_modules\/pino\//);
+  });
+});
+
+describe('how the CLI starts', () => {
+  it("keeps undici's WebAssembly HTTP parser on V8's baseline compiler, unlike a plain process", async () => {
+    const server = await serve();
+    const dir = await tempDir();
+    const urls = Array.from({ length: 1500 }, (_, i) => server.url(`/gen/${i}.jpg?bytes=2000`));
+    const list = path.join(dir, 'urls.txt');
+    await fs.writeFile(list, urls.join('\n'));
+    // V8 prints a line per WebAssembly function compiled, naming the compiler.
+    const trace = ['--trace-wasm-compilation-times'];
+    const cli = await runNode([...trace, path.join(ROOT, 'bin/imgdl.js'), '-i', list, '-o', path.join(dir, 'cli'), '-q']);
+    expect(cli.code).toBe(0);
+    expect(cli.stdout).toMatch(/Liftoff/);
+    expect(cli.stdout).not.toMatch(/TurboFan/i);
+    // The same downloads through the library, without the CLI's flags: the parser gets hot enough to tier up.
+    const library = `
+      import { download } from ${JSON.stringify(path.join(ROOT, 'dist/index.js'))};
+      const urls = (await import('node:fs')).readFileSync(${JSON.stringify(list)}, 'utf8').split('\\n');
+      for await (const r of download(urls, { out: ${JSON.stringify(path.join(dir, 'lib'))} })) if (r.status !== 'ok') process.exit(1);
+    `;
+    const plain = await runNode([...trace, '--input-type=module', '-e', library]);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toMatch(/TurboFan/i);
   });
 });
 
