@@ -11,6 +11,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import type { Dispatcher } from 'undici';
 import type { NameClaims } from './coordinate.js';
 import type { DigestClaims } from './dedupe.js';
@@ -26,7 +27,6 @@ import { extensionFits, SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.js
 import {
   commitFile,
   EarlyPart,
-  exists,
   fileSystemError,
   partKey,
   partMetaPath,
@@ -156,7 +156,12 @@ export function startTries(): Tries {
 export async function runTask(task: Task, ctx: RunContext): Promise<ItemResult> {
   const tries = startTries();
   try {
-    if (ctx.options.onExists === 'skip' && (await ctx.parts.exists(task.finalPath))) return skipped(task.item, task.shownUrl, 'exists', task.relPath);
+    if (ctx.options.onExists === 'skip' && (await ctx.parts.exists(task.finalPath))) {
+      // A part file beside a finished one is left from an older download: nothing will continue it.
+      const part = partPath(task.finalPath);
+      if (await ctx.parts.take(part)) await removePart(part);
+      return skipped(task.item, task.shownUrl, 'exists', task.relPath);
+    }
     for (;;) {
       try {
         return await attempt(task, ctx, tries);
@@ -214,29 +219,53 @@ interface Resumable {
   validator: string;
 }
 
-/** The part file an earlier run left for this task, when it can be continued; one that cannot is removed. */
+/** The part file an earlier run left for this task, when it can be continued (see {@link resumable}). */
 async function findResumable(task: Task, ctx: RunContext): Promise<Resumable | undefined> {
   const part = partPath(task.finalPath);
   if (!(await ctx.parts.take(part))) return undefined;
-  const meta = await readPartMeta(part);
-  const validator = meta?.key === partKey(task.url.href) ? (meta.etag ?? meta.lastModified) : undefined;
-  if (meta && validator !== undefined) {
-    try {
-      const handle = await fs.open(part, 'r');
-      try {
-        const { size } = await handle.stat();
-        const head = Buffer.alloc(Math.min(size, SNIFF_BYTES));
-        const { bytesRead } = await handle.read(head, 0, head.length, 0);
-        if (size > 0) return { part, size, head: head.subarray(0, bytesRead), meta, validator };
-      } finally {
-        await handle.close();
-      }
-    } catch {
-      // Unreadable: start over.
-    }
+  return resumable(part, partKey(task.url.href), ctx);
+}
+
+/**
+ * The part file left by an earlier run, when its resume record belongs to
+ * this URL, carries a validator and fits the file; otherwise the part file is
+ * removed, to start over, and the log says why (at -v).
+ */
+async function resumable(part: string, key: string, ctx: RunContext): Promise<Resumable | undefined> {
+  const found = await resumeState(part, key);
+  const name = path.basename(part);
+  if (typeof found === 'string') {
+    ctx.options.logger?.info({ part }, `starting ${name} over: ${found}`);
+    await removePart(part);
+    return undefined;
   }
-  await removePart(part);
-  return undefined;
+  ctx.options.logger?.info({ part, from: found.size }, `resuming ${name} from byte ${found.size}`);
+  return { ...found, part };
+}
+
+/** The part file's state when it can be continued, else why not. */
+async function resumeState(part: string, key: string): Promise<Omit<Resumable, 'part'> | string> {
+  const meta = await readPartMeta(part);
+  if (meta === 'missing') return 'there is no resume record beside it (the server gave no ETag or Last-Modified)';
+  if (meta === 'unreadable') return 'its resume record is unreadable';
+  if (meta.key !== key) return 'its resume record is for another URL';
+  const validator = meta.etag ?? meta.lastModified;
+  if (validator === undefined) return 'its resume record has no validator';
+  try {
+    const handle = await fs.open(part, 'r');
+    try {
+      const { size } = await handle.stat();
+      if (size === 0) return 'it is empty';
+      if (meta.total !== undefined && size >= meta.total) return `it holds ${size} bytes of a ${meta.total}-byte file`;
+      const head = Buffer.alloc(Math.min(size, SNIFF_BYTES));
+      const { bytesRead } = await handle.read(head, 0, head.length, 0);
+      return { size, head: head.subarray(0, bytesRead), meta, validator };
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    return `it cannot be read (${(error as { code?: string }).code ?? String(error)})`;
+  }
 }
 
 /** A 2xx response, and the part file it continues when it is a 206 that continues one. */
@@ -344,12 +373,15 @@ async function receive(task: Task, ctx: RunContext, tries: Tries, answer: Answer
     });
   };
   const length = contentLength(response);
+  const expectedTotal = length === undefined ? undefined : (resume?.size ?? 0) + length;
+  /** Set once the resume record is on disk beside the part file (a resumed part has one already). */
+  let recorded = resume !== undefined;
   let received: Received;
   try {
     received = await receiveBody(response.body, part, {
       start: resume?.size ?? 0,
       existingHead: resume?.head,
-      expectedTotal: length === undefined ? undefined : (resume?.size ?? 0) + length,
+      expectedTotal,
       maxSize: options.maxSize,
       headBytes: SNIFF_BYTES,
       inspectHead: options.anyType
@@ -362,7 +394,15 @@ async function receive(task: Task, ctx: RunContext, tries: Tries, answer: Answer
             const found = sniffImage(head);
             return found instanceof Promise ? found.then(judged) : judged(found);
           },
-      keepOnAbort: validator !== undefined,
+      // Recorded before the first byte reaches the part file, so a crash leaves a part file a rerun can continue.
+      beforeFirstWrite:
+        validator === undefined || recorded
+          ? undefined
+          : async () => {
+              await writePartMeta(part, { key: partKey(task.url.href), ...validator.meta, total: expectedTotal });
+              recorded = true;
+            },
+      keepOnAbort: recorded || validator !== undefined,
       url: task.shownUrl,
       openPart: ctx.openPart,
       early,
@@ -370,15 +410,11 @@ async function receive(task: Task, ctx: RunContext, tries: Tries, answer: Answer
     });
   } catch (error) {
     if (existing) return skipped(task.item, task.shownUrl, 'exists', relPath, tries.count, tries.httpStatus);
-    // Kept for the next run only when the server gave a way to tell it still has the same file.
-    // A body still held in memory left nothing to resume (an early part file is removed by attempt()).
-    const kept = early !== undefined ? early.taken : await exists(part);
-    if (error instanceof ImgdlError && error.code === 'ABORTED' && validator !== undefined && kept) {
-      await writePartMeta(part, { key: partKey(task.url.href), ...validator.meta }).catch(() => removePart(part));
-    } else if (resume) await removePart(part);
+    // The write path kept the part file (and its record) only for an abort with bytes worth continuing.
     throw error;
   }
-  if (resume) await removeQuietly(partMetaPath(part));
+  // Gone before the rename: a record with no part file beside it would never be cleaned up.
+  if (recorded) await removeQuietly(partMetaPath(part));
   return { relPath, part, received, sniffed, facts: inspector.result() };
 }
 

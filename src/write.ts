@@ -131,7 +131,13 @@ export interface BodyPlan {
    * body until it settles; most verdicts are synchronous.
    */
   inspectHead?: ((head: Buffer) => void | Promise<void>) | undefined;
-  /** Keep the part file when the failure is ABORTED, so a later run can resume it. Default false. */
+  /**
+   * Called once, and awaited, before the first byte reaches the part file
+   * (never for a body held in memory): the place to record how a later run
+   * can resume it. An error it throws fails the write as a file-system error.
+   */
+  beforeFirstWrite?: (() => Promise<void>) | undefined;
+  /** Keep the part file when the failure is ABORTED and bytes went to it, so a later run can resume it. Default false. */
   keepOnAbort?: boolean;
   /** The URL, for error messages. */
   url?: string | undefined;
@@ -186,8 +192,10 @@ class PartWriter implements BodySink {
   #judging = false;
   /** The part file's descriptor once open and this writer's; -1 before (and after it is closed). */
   #fd = -1;
-  /** True while the part file is being opened for this writer. */
+  /** True while the part file is being opened (and its resume record written) for this writer. */
   #opening = false;
+  /** True once bytes may be in the part file: a write was started, or it is a resumed one. */
+  #begun: boolean;
   #writing = false;
   #ended = false;
   #paused = false;
@@ -203,6 +211,7 @@ class PartWriter implements BodySink {
     this.#reject = reject;
     this.#start = plan.start ?? 0;
     this.#total = this.#start;
+    this.#begun = this.#start > 0;
     this.#judged = plan.inspectHead === undefined;
   }
 
@@ -292,16 +301,21 @@ class PartWriter implements BodySink {
 
   #open(): void {
     this.#opening = true;
-    const { early } = this.#plan;
+    const { early, beforeFirstWrite } = this.#plan;
     const opening = this.#start === 0 && early !== undefined ? early.take() : (this.#plan.openPart ?? openPartFile)(this.#part, this.#start > 0 ? 'a' : 'w');
     opening.then(
       (fd) => {
-        this.#opening = false;
         this.#fd = fd;
-        if (this.#settled) return this.#cleanUp();
-        if (this.#ended) return this.#finish();
-        this.#writeIfDue();
-        this.#resumeIfWanted();
+        if (this.#settled || beforeFirstWrite === undefined) return this.#opened();
+        // The resume record is on disk before any byte is in the part file, so a crash leaves a part a rerun can continue.
+        beforeFirstWrite().then(
+          () => this.#opened(),
+          (error: unknown) => {
+            this.#opening = false;
+            if (this.#settled) return this.#cleanUp();
+            this.#stop(fileSystemError(error, 'recording how to resume', this.#part, this.#plan.url));
+          },
+        );
       },
       (error: unknown) => {
         this.#opening = false;
@@ -311,12 +325,21 @@ class PartWriter implements BodySink {
     );
   }
 
+  #opened(): void {
+    this.#opening = false;
+    if (this.#settled) return this.#cleanUp();
+    if (this.#ended) return this.#finish();
+    this.#writeIfDue();
+    this.#resumeIfWanted();
+  }
+
   #writeHeld(): void {
     const chunks = this.#held;
     const bytes = this.#heldBytes;
     this.#held = [];
     this.#heldBytes = 0;
     this.#writing = true;
+    this.#begun = true;
     writeAll(this.#fd, chunks, bytes, (error) => this.#written(error));
   }
 
@@ -394,10 +417,13 @@ class PartWriter implements BodySink {
       }
       this.#fd = -1;
     }
-    // A body that never reached its file left nothing on disk this writer owns (an early part is
-    // abandoned by its owner); a resumed part file is there whether opened or not.
-    const onDisk = opened || this.#start > 0;
-    if (onDisk && !(this.#plan.keepOnAbort === true && failure.code === 'ABORTED')) rmSync(this.#part, { force: true });
+    // Kept, with its resume record, only when it holds bytes a later run can continue. A body that never
+    // reached its file left nothing this writer owns (an early part file is abandoned by its owner).
+    const keep = this.#plan.keepOnAbort === true && this.#begun && failure.code === 'ABORTED';
+    if ((opened || this.#start > 0) && !keep) {
+      rmSync(this.#part, { force: true });
+      rmSync(partMetaPath(this.#part), { force: true });
+    }
     this.#reject(failure);
   }
 }
@@ -456,7 +482,11 @@ export function writeWhole(fd: number, part: string, chunks: readonly Buffer[], 
   }
 }
 
-/** What is kept beside a part file so a later run can check the server still has the same file. */
+/**
+ * What is kept beside a part file so a later run can check the server still
+ * has the same file. Written, and flushed to disk, before the first byte
+ * reaches the part file, so it survives a crash as well as a stop.
+ */
 export interface PartMeta {
   /** First 16 hex of sha1 of the URL: a part file belongs to one URL. */
   key: string;
@@ -464,6 +494,8 @@ export interface PartMeta {
   etag?: string | undefined;
   /** Last-Modified of that response. */
   lastModified?: string | undefined;
+  /** The whole file's size as that response announced it, when it did. */
+  total?: number | undefined;
 }
 
 /** The file beside a part file holding its {@link PartMeta}. */
@@ -476,18 +508,35 @@ export function partKey(url: string): string {
   return createHash('sha1').update(url).digest('hex').slice(0, 16);
 }
 
-/** Writes the validator of an interrupted download beside its part file. */
+/**
+ * Writes the resume record beside a part file and flushes it to disk, so that
+ * after a crash (kill -9, power cut) the part file is never newer than it.
+ */
 export async function writePartMeta(part: string, meta: PartMeta): Promise<void> {
-  await fs.writeFile(partMetaPath(part), JSON.stringify(meta));
+  const handle = await fs.open(partMetaPath(part), 'w');
+  try {
+    await handle.writeFile(JSON.stringify(meta));
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
 }
 
-/** The meta beside `part`, or undefined when missing or unreadable. */
-export async function readPartMeta(part: string): Promise<PartMeta | undefined> {
+/** The resume record beside `part`, or why there is none to use: `missing` or `unreadable`. */
+export async function readPartMeta(part: string): Promise<PartMeta | 'missing' | 'unreadable'> {
+  let text: string;
   try {
-    const meta = JSON.parse(await fs.readFile(partMetaPath(part), 'utf8')) as Partial<PartMeta>;
-    return typeof meta.key === 'string' ? (meta as PartMeta) : undefined;
+    text = await fs.readFile(partMetaPath(part), 'utf8');
+  } catch (error) {
+    return (error as { code?: unknown }).code === 'ENOENT' ? 'missing' : 'unreadable';
+  }
+  try {
+    const meta = JSON.parse(text) as Partial<PartMeta> | null;
+    const total = meta?.total;
+    if (typeof meta?.key !== 'string' || (total !== undefined && !Number.isSafeInteger(total))) return 'unreadable';
+    return meta as PartMeta;
   } catch {
-    return undefined;
+    return 'unreadable';
   }
 }
 

@@ -6,13 +6,16 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { http, HttpResponse, type RequestHandler } from 'msw';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createRunContext, downloadWith } from '../src/download.js';
 import { generatedImage } from '../src/fixture-server.js';
 import { resolveOptions, type Options } from '../src/options.js';
 import type { ItemResult } from '../src/record.js';
+import { partKey } from '../src/write.js';
 import { head, rawServer } from './faults.js';
 import { collect, listFiles, serve, tempDir } from './helpers.js';
 
@@ -514,8 +517,38 @@ describe('resume and reruns', () => {
     expect(again).toMatchObject({ status: 'ok', httpStatus: 200, bytes: jpeg.length });
     expect(await fs.readFile(path.join(out, 'small.jpg'))).toEqual(jpeg);
   });
+  it.each([
+    ['the part file is longer than the whole file', (key: string) => JSON.stringify({ key, etag: '"v1"', total: 100 }), 'it holds 5000 bytes of a 100-byte file'],
+    ['the record is for another URL', () => JSON.stringify({ key: partKey('http://elsewhere.example/big.jpg'), etag: '"v1"' }), 'its resume record is for another URL'],
+    ['the record is unreadable', () => '{"key": "trunc', 'its resume record is unreadable'],
+  ])('starts over without Range, and says why at -v, when %s', async (_label, record, reason) => {
+    const { server, use } = await swappable();
+    const { handler, ranges } = rangeHandler('"v1"');
+    use(handler);
+    const out = await tempDir();
+    const part = path.join(out, 'big.jpg.part');
+    await fs.writeFile(part, big.subarray(0, 5000));
+    await fs.writeFile(`${part}.json`, record(partKey(server.url('/big.jpg'))));
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _encoding, done) => done(void lines.push(chunk.toString())) }));
+    const [result] = await collect([server.url('/big.jpg')], { out, logger });
+    expect(ranges).toEqual([null]);
+    expect(result).toMatchObject({ status: 'ok', httpStatus: 200 });
+    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(big);
+    expect(await listFiles(out)).toEqual(['big.jpg']);
+    expect(lines.map((line) => (JSON.parse(line) as { msg: string }).msg)).toContain(`starting big.jpg.part over: ${reason}`);
+  });
 
-
+  it('removes a part file left beside a file that already exists, when the rerun skips it', async () => {
+    const server = await serve();
+    const out = await tempDir();
+    await fs.writeFile(path.join(out, 'a.jpg'), jpeg);
+    await fs.writeFile(path.join(out, 'a.jpg.part'), jpeg.subarray(0, 100));
+    const [result] = await collect([server.url('/gen/a.jpg')], { out });
+    expect(result).toMatchObject({ status: 'skipped', skipReason: 'exists' });
+    expect(server.stats.requests).toBe(0);
+    expect(await listFiles(out)).toEqual(['a.jpg']);
+  });
 
   it('skips items the manifest records as done, without a request, and retries the failed ones', async () => {
     let healthy = false;
