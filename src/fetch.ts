@@ -52,15 +52,30 @@ export interface ResponseBody {
   abort(): void;
 }
 
-// The dispatchers imgdl uses, loaded from their own modules rather than through undici's index, which
-// also loads fetch, WebSocket, EventSource, the cache and the mocks: ~110 ms of CPU at every start,
-// against ~35 ms for these. The paths are undici 7's lib/ layout; a move shows at once, since nothing
-// downloads without them.
 const load = createRequire(import.meta.url);
-const Agent = load('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
-const ProxyAgent = load('undici/lib/dispatcher/proxy-agent.js') as typeof Undici.ProxyAgent;
-const EnvHttpProxyAgent = load('undici/lib/dispatcher/env-http-proxy-agent.js') as typeof Undici.EnvHttpProxyAgent;
-const decompress = load('undici/lib/interceptor/decompress.js') as typeof Undici.interceptors.decompress;
+
+/**
+ * One of undici's own modules, by its path in undici 7's `lib/`, rather than
+ * through undici's index, which also loads fetch, WebSocket, EventSource, the
+ * cache and the mocks: ~110 ms of CPU at every start, against ~35 ms for the
+ * four imgdl uses. A later 7.x release (the range users install) may move a
+ * file: then the same export comes from the index, slower to load but never
+ * broken.
+ */
+export function fromUndici<T>(file: string, pick: (undici: typeof Undici) => T): T {
+  try {
+    const found = load(`undici/lib/${file}`) as unknown;
+    if (typeof found === 'function') return found as T;
+  } catch {
+    // Moved or renamed: fall through to the index.
+  }
+  return pick(load('undici') as typeof Undici);
+}
+
+const Agent = fromUndici('dispatcher/agent.js', (undici) => undici.Agent);
+const ProxyAgent = fromUndici('dispatcher/proxy-agent.js', (undici) => undici.ProxyAgent);
+const EnvHttpProxyAgent = fromUndici('dispatcher/env-http-proxy-agent.js', (undici) => undici.EnvHttpProxyAgent);
+const decompress = fromUndici('interceptor/decompress.js', (undici) => undici.interceptors.decompress);
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
