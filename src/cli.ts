@@ -14,8 +14,6 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import v8 from 'node:v8';
 import type { Logger } from 'pino';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { describeError } from './errors.js';
 import type { BatchedSource } from './download.js';
 import { itemsFromArgs, readListBatches, type ListItem } from './list.js';
@@ -64,7 +62,60 @@ interface Argv {
   color: boolean | undefined;
 }
 
-function parser(args: string[]) {
+/**
+ * Every option of a plain run, as yargs declares them. yargs builds --help,
+ * completion and its error messages from this table; {@link quickParse}
+ * parses a plain run with the same table, without loading yargs.
+ */
+const RUN_OPTIONS = {
+  input: { alias: 'i', type: 'string', array: true, defaultDescription: 'stdin, when no URL is given', describe: 'Read URLs from FILE, one per line ("-" is stdin); repeatable' },
+  out: { alias: 'o', type: 'string', default: '.', describe: 'Output folder (created if missing)' },
+  mode: { alias: 'm', type: 'string', choices: MODES as string[], default: 'concurrent', describe: 'How downloads are scheduled' },
+  concurrency: { alias: 'c', type: 'number', default: 16, describe: 'Downloads in flight at once' },
+  threads: { alias: 't', type: 'number', defaultDescription: 'one per CPU', describe: 'Worker threads in --mode workers' },
+  hash: { type: 'string', choices: HASHES as string[], defaultDescription: 'none', describe: 'Record a digest of each saved file, computed as it streams' },
+  dedupe: { type: 'boolean', default: false, describe: 'Do not save a file whose content was already saved this run (hashes with sha256 unless --hash)' },
+  'per-host': { type: 'number', defaultDescription: 'no cap beyond --concurrency', describe: 'Most connections to one host' },
+  'on-exists': { type: 'string', choices: ON_EXISTS as string[], default: 'skip', describe: 'When the file already exists' },
+  layout: { type: 'string', choices: LAYOUTS as string[], default: 'flat', describe: 'flat: named from the URL (or NAME); sharded: by list position, 00000/000000123.jpg, 10,000 a folder' },
+  shard: { type: 'string', requiresArg: true, defaultDescription: 'the whole list', describe: 'Take slice K of N (K from 0 to N-1) of the list, by URL hash, e.g. --shard $JOB_COMPLETION_INDEX/8' },
+  manifest: { type: 'string', defaultDescription: 'none', describe: 'Write one JSON line per item to FILE as items finish' },
+  timeout: { type: 'number', default: 30_000, describe: 'Connect, headers and body-idle timeout in ms (each)' },
+  retries: { type: 'number', default: 3, describe: 'Tries after the first for network errors, timeouts, truncated bodies, 408, 429, 5xx' },
+  'retry-delay': { type: 'number', default: 500, describe: 'Base backoff in ms (exponential, full jitter, at most 30 s)' },
+  'max-retry-after': { type: 'number', default: 60, describe: 'Longest Retry-After (429/503) obeyed, in seconds; longer fails the item' },
+  'max-size': { type: 'string', default: '1G', describe: 'Largest file saved: bytes or with k, M, G (0: no limit)' },
+  'any-type': { type: 'boolean', default: false, describe: 'Keep any body, not only images (no sniffing, no extension fix)' },
+  grace: { type: 'number', default: 5000, describe: 'On Ctrl-C/SIGTERM, ms downloads in flight get to finish before they are stopped' },
+  json: { type: 'boolean', default: false, describe: 'Print the run summary as JSON on stdout' },
+  quiet: { alias: 'q', type: 'boolean', default: false, describe: 'Only errors on stderr; no summary' },
+  verbose: { alias: 'v', type: 'count', defaultDescription: 'failures only', describe: 'More logs (-vv for debug)' },
+  'dry-run': { alias: 'n', type: 'boolean', default: false, describe: 'Print each URL and the file it would be saved as; request nothing' },
+  progress: { type: 'boolean', default: true, describe: 'Live progress line on stderr when it is a terminal (--no-progress: none)' },
+  color: { type: 'boolean', defaultDescription: 'on for a terminal, off when NO_COLOR is set', describe: 'Colour in logs, progress and summary' },
+  header: { alias: 'H', type: 'string', array: true, requiresArg: true, defaultDescription: 'none', describe: 'Extra request header "Name: value"; repeatable' },
+  'user-agent': { alias: 'A', type: 'string', requiresArg: true, defaultDescription: `imgdl/${VERSION}`, describe: 'User-Agent header' },
+  referer: { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Referer header sent with every request' },
+  cookie: { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Cookie header sent with every request ("a=b; c=d")' },
+  'location-trusted': { type: 'boolean', default: false, describe: 'Send Authorization, Cookie and URL credentials on redirects to OTHER hosts too (they can read them)' },
+  proxy: { type: 'string', defaultDescription: '$HTTPS_PROXY / $HTTP_PROXY, minus $NO_PROXY', describe: 'HTTP(S) proxy URL (--no-proxy: ignore the environment)' },
+  insecure: { alias: 'k', type: 'boolean', default: false, describe: 'Do NOT verify TLS certificates (a warning is logged)' },
+  cacert: { type: 'string', requiresArg: true, defaultDescription: "Node's bundled CAs", describe: 'PEM file of extra CA certificates to trust' },
+} as const satisfies Record<string, RunOption>;
+
+/** What {@link RUN_OPTIONS} says of one option: the part of yargs' option settings imgdl uses. */
+interface RunOption {
+  alias?: string;
+  type: 'string' | 'number' | 'boolean' | 'count';
+  array?: boolean;
+  default?: string | number | boolean;
+  choices?: string[];
+  requiresArg?: boolean;
+  defaultDescription?: string;
+  describe: string;
+}
+
+function parser(yargs: YargsModule['default'], args: string[]) {
   return yargs(args)
     .scriptName('imgdl')
     .usage('$0 [urls..] [options]\n\nDownload images from URLs given as arguments, in list files, or piped on stdin.')
@@ -72,39 +123,7 @@ function parser(args: string[]) {
     .command('bench', 'Time sequential, concurrent and workers modes on one list (imgdl bench --help)')
     .command('report', 'Merge manifests (shards, reruns) into one summary (imgdl report --help)')
     .positional('urls', { type: 'string', array: true, default: [], describe: 'URLs to download' })
-    .option('input', { alias: 'i', type: 'string', array: true, defaultDescription: 'stdin, when no URL is given', describe: 'Read URLs from FILE, one per line ("-" is stdin); repeatable' })
-    .option('out', { alias: 'o', type: 'string', default: '.', describe: 'Output folder (created if missing)' })
-    .option('mode', { alias: 'm', type: 'string', choices: MODES as string[], default: 'concurrent', describe: 'How downloads are scheduled' })
-    .option('concurrency', { alias: 'c', type: 'number', default: 16, describe: 'Downloads in flight at once' })
-    .option('threads', { alias: 't', type: 'number', defaultDescription: 'one per CPU', describe: 'Worker threads in --mode workers' })
-    .option('hash', { type: 'string', choices: HASHES as string[], defaultDescription: 'none', describe: 'Record a digest of each saved file, computed as it streams' })
-    .option('dedupe', { type: 'boolean', default: false, describe: 'Do not save a file whose content was already saved this run (hashes with sha256 unless --hash)' })
-    .option('per-host', { type: 'number', defaultDescription: 'no cap beyond --concurrency', describe: 'Most connections to one host' })
-    .option('on-exists', { type: 'string', choices: ON_EXISTS as string[], default: 'skip', describe: 'When the file already exists' })
-    .option('layout', { type: 'string', choices: LAYOUTS as string[], default: 'flat', describe: 'flat: named from the URL (or NAME); sharded: by list position, 00000/000000123.jpg, 10,000 a folder' })
-    .option('shard', { type: 'string', requiresArg: true, defaultDescription: 'the whole list', describe: 'Take slice K of N (K from 0 to N-1) of the list, by URL hash, e.g. --shard $JOB_COMPLETION_INDEX/8' })
-    .option('manifest', { type: 'string', defaultDescription: 'none', describe: 'Write one JSON line per item to FILE as items finish' })
-    .option('timeout', { type: 'number', default: 30_000, describe: 'Connect, headers and body-idle timeout in ms (each)' })
-    .option('retries', { type: 'number', default: 3, describe: 'Tries after the first for network errors, timeouts, truncated bodies, 408, 429, 5xx' })
-    .option('retry-delay', { type: 'number', default: 500, describe: 'Base backoff in ms (exponential, full jitter, at most 30 s)' })
-    .option('max-retry-after', { type: 'number', default: 60, describe: 'Longest Retry-After (429/503) obeyed, in seconds; longer fails the item' })
-    .option('max-size', { type: 'string', default: '1G', describe: 'Largest file saved: bytes or with k, M, G (0: no limit)' })
-    .option('any-type', { type: 'boolean', default: false, describe: 'Keep any body, not only images (no sniffing, no extension fix)' })
-    .option('grace', { type: 'number', default: 5000, describe: 'On Ctrl-C/SIGTERM, ms downloads in flight get to finish before they are stopped' })
-    .option('json', { type: 'boolean', default: false, describe: 'Print the run summary as JSON on stdout' })
-    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only errors on stderr; no summary' })
-    .option('verbose', { alias: 'v', type: 'count', defaultDescription: 'failures only', describe: 'More logs (-vv for debug)' })
-    .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'Print each URL and the file it would be saved as; request nothing' })
-    .option('progress', { type: 'boolean', default: true, describe: 'Live progress line on stderr when it is a terminal (--no-progress: none)' })
-    .option('color', { type: 'boolean', defaultDescription: 'on for a terminal, off when NO_COLOR is set', describe: 'Colour in logs, progress and summary' })
-    .option('header', { alias: 'H', type: 'string', array: true, requiresArg: true, defaultDescription: 'none', describe: 'Extra request header "Name: value"; repeatable' })
-    .option('user-agent', { alias: 'A', type: 'string', requiresArg: true, defaultDescription: `imgdl/${VERSION}`, describe: 'User-Agent header' })
-    .option('referer', { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Referer header sent with every request' })
-    .option('cookie', { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Cookie header sent with every request ("a=b; c=d")' })
-    .option('location-trusted', { type: 'boolean', default: false, describe: 'Send Authorization, Cookie and URL credentials on redirects to OTHER hosts too (they can read them)' })
-    .option('proxy', { type: 'string', defaultDescription: '$HTTPS_PROXY / $HTTP_PROXY, minus $NO_PROXY', describe: 'HTTP(S) proxy URL (--no-proxy: ignore the environment)' })
-    .option('insecure', { alias: 'k', type: 'boolean', default: false, describe: 'Do NOT verify TLS certificates (a warning is logged)' })
-    .option('cacert', { type: 'string', requiresArg: true, defaultDescription: "Node's bundled CAs", describe: 'PEM file of extra CA certificates to trust' })
+    .options(RUN_OPTIONS)
     .completion('completion', 'Print a shell completion script (bash/zsh): imgdl completion >> ~/.bashrc')
     .example('$0 https://example.com/a.jpg https://example.com/b.png -o photos', 'Two images into photos/')
     .example('$0 -i urls.txt -o photos -c 32', 'A list, 32 at a time')
@@ -175,19 +194,85 @@ function bindStdinDash(args: readonly string[]): string[] {
   return bound;
 }
 
+/** The V8 flags the CLI sets when it starts: undici's HTTP parser stays on V8's baseline WebAssembly compiler. */
+export const WASM_FLAGS: readonly string[] = ['--liftoff-only', '--no-wasm-tier-up', '--no-wasm-dynamic-tiering'];
+
+type YargsModule = typeof import('yargs');
+
+/** What yargs-parser, the parser yargs itself runs, returns. */
+type Parsed = Record<string, unknown> & { _: Array<string | number> };
+type ParseArgs = (args: string[], options: Record<string, unknown>) => Parsed;
+
+/** Arguments that only yargs answers (help, version, completion), or reads its own way (`--`). */
+const YARGS_ONLY = new Set(['--help', '-h', '--version', 'completion', '--get-yargs-completions', '--']);
+
+/**
+ * A plain run's arguments, parsed without yargs: by yargs-parser, the parser
+ * yargs itself runs, fed {@link RUN_OPTIONS} and yargs' own parser settings,
+ * then checked as yargs' strict mode checks them (unknown options, choices,
+ * options that need a value). Resolves to undefined whenever anything is off,
+ * or help, version, completion or `--` is given, so that yargs parses again and
+ * says what in its own words. yargs and its help machinery cost ~70–110 ms
+ * of CPU to import on this kind of machine; its parser alone ~8 ms.
+ */
+export async function quickParse(args: readonly string[]): Promise<Argv | undefined> {
+  if (args.some((arg) => YARGS_ONLY.has(arg))) return undefined;
+  const { default: parse } = (await import('yargs-parser')) as unknown as { default: ParseArgs };
+  const settings: Record<string, unknown> = { alias: {}, array: [], boolean: [], number: [], string: [], count: [], default: {} };
+  const lists = settings as Record<'array' | 'boolean' | 'number' | 'string' | 'count', string[]>;
+  const known = new Set(['_', '$0', 'urls']);
+  for (const [name, option] of Object.entries(RUN_OPTIONS) as Array<[string, RunOption]>) {
+    known.add(name).add(camel(name));
+    if (option.alias !== undefined) {
+      (settings.alias as Record<string, string[]>)[name] = [option.alias];
+      known.add(option.alias);
+    }
+    lists[option.type].push(name);
+    if (option.array) lists.array.push(name);
+    if (option.default !== undefined) (settings.default as Record<string, unknown>)[name] = option.default;
+  }
+  // As yargs configures its parser for a command with positional arguments.
+  settings.configuration = { 'parse-positional-numbers': false };
+  const parsed = parse([...args], settings);
+  for (const key of Object.keys(parsed)) if (!known.has(key)) return undefined;
+  for (const [name, option] of Object.entries(RUN_OPTIONS) as Array<[string, RunOption]>) {
+    const value = parsed[name];
+    if (option.choices !== undefined && value !== undefined && !option.choices.includes(value as string)) return undefined;
+    const values = [value].flat();
+    if (option.requiresArg && value !== undefined && (values.length === 0 || values.includes(''))) return undefined;
+  }
+  return { ...(parsed as unknown as Argv), urls: parsed._.map(String) };
+}
+
+/** `per-host` as yargs spells it on argv: `perHost`. */
+function camel(name: string): string {
+  return name.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
+}
+
+/** Parses `args` with yargs: --help, --version, completion, and every error message. */
+export async function fullParse(args: readonly string[]): Promise<Argv> {
+  const { default: yargs } = await import('yargs');
+  return (await parser(yargs, [...args]).parseAsync()) as unknown as Argv;
+}
+
 /** Runs the CLI with `args` (without node and script); resolves to the exit code. */
-export async function main(args: string[] = hideBin(process.argv)): Promise<number> {
+export async function main(args: string[] = process.argv.slice(2)): Promise<number> {
   // undici parses HTTP with a WebAssembly build of llhttp. V8's optimising tier
-  // recompiles it at start-up, which costs ~35 MB of peak RSS and no measurable
+  // recompiles it once it is hot, which costs ~35 MB of peak RSS and no measurable
   // speed (2000 × 20 kB at -c 32: same CPU time either way). The baseline
-  // compiler alone keeps a run near 65 MB. Process-wide, so set only by the CLI,
-  // never by the library, and before undici is first loaded.
-  v8.setFlagsFromString('--liftoff-only');
+  // compiler alone keeps a run near 60 MB. Process-wide, so set only by the CLI,
+  // never by the library, and before undici compiles its parser (at the first
+  // connection). All three flags, since a flag set at run time does not bring
+  // the ones it implies at start: on Node 24 --liftoff-only alone still tiers up.
+  // Flags for the JS heap's size (--max-semi-space-size) only work at start and
+  // were not worth a launcher: see the README's "Memory" section.
+  for (const flag of WASM_FLAGS) v8.setFlagsFromString(flag);
   if (args[0] === 'bench') return benchMain(args.slice(1));
   if (args[0] === 'report') return reportMain(args.slice(1));
   let argv: Argv;
   try {
-    argv = (await parser(bindStdinDash(args)).parseAsync()) as unknown as Argv;
+    const bound = bindStdinDash(args);
+    argv = (await quickParse(bound)) ?? (await fullParse(bound));
   } catch (error) {
     process.stderr.write(`imgdl: ${(error as Error).message}\nTry 'imgdl --help'.\n`);
     return 2;
@@ -372,7 +457,7 @@ interface ReportArgv {
   color: boolean | undefined;
 }
 
-function reportParser(args: string[]) {
+function reportParser(yargs: YargsModule['default'], args: string[]) {
   return yargs(args)
     .scriptName('imgdl report')
     .usage(
@@ -399,7 +484,8 @@ function reportParser(args: string[]) {
 async function reportMain(args: string[]): Promise<number> {
   let argv: ReportArgv;
   try {
-    argv = (await reportParser(args).parseAsync()) as unknown as ReportArgv;
+    const { default: yargs } = await import('yargs');
+    argv = (await reportParser(yargs, args).parseAsync()) as unknown as ReportArgv;
     if ((argv as { help?: boolean }).help) return 0;
   } catch (error) {
     process.stderr.write(`imgdl report: ${(error as Error).message}\nTry 'imgdl report --help'.\n`);
@@ -436,7 +522,7 @@ interface BenchArgv {
   latency: number;
 }
 
-function benchParser(args: string[]) {
+function benchParser(yargs: YargsModule['default'], args: string[]) {
   return yargs(args)
     .scriptName('imgdl bench')
     .usage('$0 [urls..] [options]\n\nDownload the same list once per mode per repeat, each run a fresh process into a fresh temp folder, and compare.')
@@ -478,7 +564,8 @@ async function benchMain(args: string[]): Promise<number> {
   let argv: BenchArgv;
   let modes: Mode[];
   try {
-    argv = (await benchParser(bindStdinDash(args)).parseAsync()) as unknown as BenchArgv;
+    const { default: yargs } = await import('yargs');
+    argv = (await benchParser(yargs, bindStdinDash(args)).parseAsync()) as unknown as BenchArgv;
     if ((argv as { help?: boolean }).help) return 0;
     modes = argv.modes.split(',').map((m) => m.trim()) as Mode[];
     for (const mode of modes) if (!MODES.includes(mode)) throw new UsageError(`--modes: unknown mode "${mode}" (expected ${MODES.join(', ')})`);

@@ -101,9 +101,16 @@ export class HttpStatusError extends ImgdlError {
   override name = 'HttpStatusError';
   /** The response's `Retry-After` header, where it sent one. */
   readonly retryAfter: string | undefined;
-  constructor(status: number, details: ErrorDetails & { retryAfter?: string | undefined } = {}) {
+  /**
+   * The wait `Retry-After` asks for, in ms from when the answer came (a date
+   * is turned into a wait then, not when a retry is planned); undefined when
+   * it sent none or an unreadable one.
+   */
+  readonly retryAfterMs: number | undefined;
+  constructor(status: number, details: ErrorDetails & { retryAfter?: string | undefined; retryAfterMs?: number | undefined } = {}) {
     super('HTTP_STATUS', `server answered HTTP ${status}`, { ...details, status });
     this.retryAfter = details.retryAfter;
+    this.retryAfterMs = details.retryAfterMs;
   }
 }
 

@@ -8,20 +8,74 @@
  * to the pool.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 import { rootCertificates } from 'node:tls';
-import { Agent, EnvHttpProxyAgent, ProxyAgent, interceptors, type Dispatcher } from 'undici';
+import type * as Undici from 'undici';
+import type { Dispatcher } from 'undici';
 import { HttpStatusError, ImgdlError, NetworkError, TimeoutError, ValidationError } from './errors.js';
 import { redactUrl } from './list.js';
 import type { ResolvedOptions } from './options.js';
+import { parseRetryAfter } from './retry.js';
 
-/** A 2xx response whose body the caller must consume or destroy. */
+/** A 2xx response; its body comes through {@link ResponseBody.pipe}, and must be piped or aborted. */
 export interface FetchedResponse {
   /** The URL that answered, after redirects. */
   url: URL;
   status: number;
   headers: IncomingHttpHeaders;
-  body: Dispatcher.ResponseData['body'];
+  body: ResponseBody;
 }
+
+/**
+ * Where a response body goes, a chunk at a time, as undici hands it over:
+ * synchronously, with no stream and no promise per chunk.
+ */
+export interface BodySink {
+  /** Takes the next chunk; returning false asks for no more until {@link ResponseBody.resume}. */
+  write(chunk: Buffer): boolean;
+  /** The body is complete. */
+  end(): void;
+  /** The body failed; the error is already classified (ETIMEDOUT, NETWORK, ABORTED, ...). */
+  fail(error: ImgdlError): void;
+}
+
+/** The body side of a response: where it goes, and a way to slow it down or stop it. */
+export interface ResponseBody {
+  /** Sends the body to `sink`, starting with what arrived before this call. Call once. */
+  pipe(sink: BodySink): void;
+  /** Lets a paused body flow again. */
+  resume(): void;
+  /**
+   * Stops the body unread, closing its connection; a sink already given
+   * gets no more calls. For bodies not worth reading (too large, not wanted).
+   */
+  abort(): void;
+}
+
+const load = createRequire(import.meta.url);
+
+/**
+ * One of undici's own modules, by its path in undici 7's `lib/`, rather than
+ * through undici's index, which also loads fetch, WebSocket, EventSource, the
+ * cache and the mocks: ~110 ms of CPU at every start, against ~35 ms for the
+ * four imgdl uses. A later 7.x release (the range users install) may move a
+ * file: then the same export comes from the index, slower to load but never
+ * broken.
+ */
+export function fromUndici<T>(file: string, pick: (undici: typeof Undici) => T): T {
+  try {
+    const found = load(`undici/lib/${file}`) as unknown;
+    if (typeof found === 'function') return found as T;
+  } catch {
+    // Moved or renamed: fall through to the index.
+  }
+  return pick(load('undici') as typeof Undici);
+}
+
+const Agent = fromUndici('dispatcher/agent.js', (undici) => undici.Agent);
+const ProxyAgent = fromUndici('dispatcher/proxy-agent.js', (undici) => undici.ProxyAgent);
+const EnvHttpProxyAgent = fromUndici('dispatcher/env-http-proxy-agent.js', (undici) => undici.EnvHttpProxyAgent);
+const decompress = fromUndici('interceptor/decompress.js', (undici) => undici.interceptors.decompress);
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
@@ -76,7 +130,7 @@ function decompressInterceptor(): Dispatcher.DispatcherComposeInterceptor {
     if (!String(warning).startsWith('DecompressInterceptor is experimental')) Reflect.apply(emitWarning, process, [warning, ...rest]);
   }) as typeof process.emitWarning;
   try {
-    return interceptors.decompress();
+    return decompress();
   } finally {
     process.emitWarning = emitWarning;
   }
@@ -111,15 +165,6 @@ class CountingHandler implements Dispatcher.DispatchHandler {
   onResponseError(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseError']>>): void {
     this.handler.onResponseError?.(...args);
   }
-}
-
-/**
- * Drops a response body unread. undici's body emits an AbortError when
- * destroyed before its end; with nobody listening that would crash the run.
- */
-export function discardBody(body: { on(event: 'error', listener: () => void): unknown; destroy(): unknown }): void {
-  body.on('error', () => undefined);
-  body.destroy();
 }
 
 /** First value of a header that may have been sent more than once. */
@@ -173,36 +218,31 @@ export async function fetchOne(
     visited.add(current.href);
     // The user's credentials go to the origin the user named; another origin gets them only when trusted.
     const trusted = options.locationTrusted || current.origin === url.origin;
-    let response: Dispatcher.ResponseData;
+    let response: FetchedResponse;
     try {
-      response = await agent.request({
-        origin: current.origin,
-        path: current.pathname + current.search,
-        method: 'GET',
-        headers: {
-          'user-agent': options.userAgent,
-          accept: 'image/*,*/*;q=0.8',
-          // The agent's decompress interceptor decodes these, so the saved file is the image itself. A Range
-          // counts bytes of the encoded body, which would not line up with the decoded part file: ask for identity.
-          'accept-encoding': extraHeaders?.range === undefined ? 'gzip, br' : 'identity',
-          ...(trusted ? options.headers : withoutCredentials(options.headers)),
-          ...extraHeaders,
-          ...authorization(hasUserinfo(current) ? current : trusted ? url : undefined),
-        },
-        signal: signal ?? null,
-      });
+      response = await requestOnce(agent, current, {
+        'user-agent': options.userAgent,
+        accept: 'image/*,*/*;q=0.8',
+        // The agent's decompress interceptor decodes these, so the saved file is the image itself. A Range
+        // counts bytes of the encoded body, which would not line up with the decoded part file: ask for identity.
+        'accept-encoding': extraHeaders?.range === undefined ? 'gzip, br' : 'identity',
+        ...(trusted ? options.headers : withoutCredentials(options.headers)),
+        ...extraHeaders,
+        ...authorization(hasUserinfo(current) ? current : trusted ? url : undefined),
+      }, shown, signal);
     } catch (error) {
       throw classifyNetworkError(error, shown, signal);
     }
-    const { statusCode: status, headers, body } = response;
-    if (status >= 200 && status < 300) return { url: current, status, headers, body };
+    const { status, headers, body } = response;
+    if (status >= 200 && status < 300) return response;
 
     // Anything else is not saved: drain the body (bounded by the agent's body timeout) so the socket is reused.
-    await body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+    await drain(body);
 
     const location = header(headers, 'location');
     if (!REDIRECT_STATUSES.has(status) || location === undefined) {
-      throw new HttpStatusError(status, { url: shown, retryAfter: header(headers, 'retry-after') });
+      const retryAfter = header(headers, 'retry-after');
+      throw new HttpStatusError(status, { url: shown, retryAfter, retryAfterMs: parseRetryAfter(retryAfter) });
     }
     let next: URL;
     try {
@@ -254,4 +294,189 @@ function authorization(url: URL | undefined): Record<string, string> {
   if (url === undefined || !hasUserinfo(url)) return {};
   const pair = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
   return { authorization: `Basic ${Buffer.from(pair).toString('base64')}` };
+}
+
+/** How much of a body that is not saved (an error page, a redirect) is read so that its connection can be reused. */
+const DRAIN_LIMIT = 64 * 1024;
+
+/** How much body may arrive before anyone takes it (between the headers and the pipe) before the connection is paused. */
+const QUEUE_LIMIT = 64 * 1024;
+
+/** Sends one GET through `agent`; resolves at the response's headers. */
+function requestOnce(agent: Dispatcher, url: URL, headers: Record<string, string>, shown: string, signal: AbortSignal | undefined): Promise<FetchedResponse> {
+  return new Promise((resolve, reject) => {
+    const handler = new ResponseHandler(url, shown, signal, resolve, reject);
+    try {
+      agent.dispatch({ origin: url.origin, path: url.pathname + url.search, method: 'GET', headers }, handler);
+    } catch (error) {
+      handler.onResponseError(undefined, error as Error);
+    }
+  });
+}
+
+/** Reads and drops up to {@link DRAIN_LIMIT} bytes of `body`, then stops it; never rejects. */
+function drain(body: ResponseBody): Promise<void> {
+  return new Promise((resolve) => {
+    let read = 0;
+    body.pipe({
+      write(chunk) {
+        read += chunk.length;
+        if (read > DRAIN_LIMIT) {
+          body.abort();
+          resolve();
+        }
+        return true;
+      },
+      end: resolve,
+      fail: () => resolve(),
+    });
+  });
+}
+
+/**
+ * The requests in flight under each signal. One listener per signal stops
+ * them all: a listener per request cost an addEventListener and a
+ * removeEventListener per file (flood profile: 1.4 % of the main thread).
+ */
+const inFlight = new WeakMap<AbortSignal, Set<ResponseHandler>>();
+
+function inFlightUnder(signal: AbortSignal): Set<ResponseHandler> {
+  let handlers = inFlight.get(signal);
+  if (handlers === undefined) {
+    const set = new Set<ResponseHandler>();
+    signal.addEventListener('abort', () => {
+      for (const handler of set) handler.stop();
+    }, { once: true });
+    inFlight.set(signal, set);
+    handlers = set;
+  }
+  return handlers;
+}
+
+/**
+ * One request's dispatch handler, and the body of its response. It resolves
+ * the head when the headers arrive, then hands each body chunk to the sink
+ * it is piped to; chunks that come before the pipe (they arrive with the
+ * headers) are queued, the connection paused past {@link QUEUE_LIMIT}.
+ * Failures reach the caller classified: through the head promise before the
+ * headers, through the sink after. State lives in fields, so nothing is
+ * allocated per chunk.
+ */
+class ResponseHandler implements Dispatcher.DispatchHandler, ResponseBody {
+  readonly #url: URL;
+  readonly #shown: string;
+  readonly #signal: AbortSignal | undefined;
+  /** The requests in flight under `#signal`, this one included until it finishes. */
+  readonly #siblings: Set<ResponseHandler> | undefined;
+  #resolve: ((response: FetchedResponse) => void) | undefined;
+  #reject: ((error: ImgdlError) => void) | undefined;
+  #controller: Dispatcher.DispatchController | undefined;
+  #sink: BodySink | undefined;
+  #queue: Buffer[] | undefined;
+  #queued = 0;
+  #ended = false;
+  #failure: ImgdlError | undefined;
+  /** Set once the body was stopped on purpose (or the request finished): no more calls reach the sink. */
+  #done = false;
+
+  constructor(
+    url: URL,
+    shown: string,
+    signal: AbortSignal | undefined,
+    resolve: (response: FetchedResponse) => void,
+    reject: (error: ImgdlError) => void,
+  ) {
+    this.#url = url;
+    this.#shown = shown;
+    this.#signal = signal;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#siblings = signal === undefined ? undefined : inFlightUnder(signal);
+    this.#siblings?.add(this);
+  }
+
+  /** The signal aborted: stop at once, whatever the request is doing (one not started yet stops when it starts). */
+  stop(): void {
+    this.#controller?.abort(this.#signal!.reason instanceof Error ? this.#signal!.reason : new Error('aborted'));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#signal?.aborted) this.stop();
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders): void {
+    // 1xx answers (100 Continue, 103 Early Hints) come before the real one.
+    if (status < 200) return;
+    const resolve = this.#resolve;
+    this.#resolve = this.#reject = undefined;
+    resolve?.({ url: this.#url, status, headers, body: this });
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#done) return;
+    if (this.#sink !== undefined) {
+      if (!this.#sink.write(chunk)) controller.pause();
+      return;
+    }
+    (this.#queue ??= []).push(chunk);
+    this.#queued += chunk.length;
+    if (this.#queued >= QUEUE_LIMIT) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.#unlisten();
+    this.#ended = true;
+    if (this.#done) return;
+    this.#done = this.#sink !== undefined;
+    this.#sink?.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, error: Error): void {
+    this.#unlisten();
+    const failure = classifyNetworkError(error, this.#shown, this.#signal);
+    const reject = this.#reject;
+    if (reject !== undefined) {
+      this.#resolve = this.#reject = undefined;
+      reject(failure);
+      return;
+    }
+    if (this.#done) return;
+    this.#failure = failure;
+    this.#done = this.#sink !== undefined;
+    this.#sink?.fail(failure);
+  }
+
+  pipe(sink: BodySink): void {
+    this.#sink = sink;
+    const queue = this.#queue;
+    this.#queue = undefined;
+    this.#queued = 0;
+    let wanting = true;
+    if (queue !== undefined) for (const chunk of queue) if (!this.#done) wanting = sink.write(chunk);
+    if (this.#done) return;
+    if (this.#failure !== undefined) {
+      this.#done = true;
+      sink.fail(this.#failure);
+    } else if (this.#ended) {
+      this.#done = true;
+      sink.end();
+    } else if (!wanting) this.#controller?.pause();
+    else this.#controller?.resume();
+  }
+
+  resume(): void {
+    if (!this.#done) this.#controller?.resume();
+  }
+
+  abort(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#unlisten();
+    this.#controller?.abort(new Error('body not wanted'));
+  }
+
+  #unlisten(): void {
+    this.#siblings?.delete(this);
+  }
 }

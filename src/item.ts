@@ -4,16 +4,19 @@
  * {@link planItem} runs in list order (naming is decided there, so that
  * collisions resolve the same way on every run); {@link runTask} runs in the
  * pool and never rejects: every failure becomes a `failed` record.
+ *
+ * The hot path is {@link attempt}, one try as four named steps: `request`
+ * (fetch.ts), `nameOffered`, `receive` (sniff.ts, inspect.ts and write.ts as
+ * the bytes pass) and `keep`. {@link runTask} is the retry loop around it.
  */
 import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { NameClaims } from './coordinate.js';
 import type { DigestClaims } from './dedupe.js';
 import { ImgdlError, ValidationError, toErrorRecord } from './errors.js';
-import { classifyNetworkError, discardBody, fetchOne, header, type FetchedResponse } from './fetch.js';
+import { fetchOne, header, type FetchedResponse } from './fetch.js';
 import { fingerprint, FingerprintSet, type Fingerprint } from './fingerprints.js';
 import { Inspector, type Inspection } from './inspect.js';
 import { parseItemUrl, redactUrl, type ListItem } from './list.js';
@@ -21,24 +24,26 @@ import { PartIndex } from './listing.js';
 import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, shardedPath, splitExt, type NameRegistry } from './naming.js';
 import type { ResolvedOptions, Shard } from './options.js';
 import type { ItemResult, SkipReason } from './record.js';
-import { isRetryable, retryDelayMs, waitBeforeRetry } from './retry.js';
+import { nextTryIn, waitBeforeRetry } from './retry.js';
 import { extensionFits, SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.js';
 import {
-  abandonPart,
   commitFile,
+  EarlyPart,
+  fileSystemError,
   partKey,
   partMetaPath,
   partPath,
   readPartMeta,
+  receiveBody,
   removePart,
   removeQuietly,
-  streamToFile,
   writePartMeta,
+  writeWhole,
   FolderMaker,
-  HOLD_BYTES,
   openPartFile,
   type OpenPart,
   type PartMeta,
+  type Received,
 } from './write.js';
 
 /** A listed item that passed validation and has a place to go. */
@@ -209,20 +214,33 @@ function isDone(shownUrl: string, ctx: RunContext): boolean {
   return ctx.done !== undefined && ctx.done.has(fingerprint(shownUrl, doneKey));
 }
 
-/** What one item's tries have learnt so far; the record is made from it. */
-interface Progress {
-  attempts: number;
+/**
+ * What an item's tries have learnt so far, kept from one try to the next;
+ * its record is made from it. Made by {@link startTries}.
+ */
+export interface Tries {
+  /** Requests made so far (a resume that has to start over makes two in one try). */
+  count: number;
   httpStatus: number | null;
   contentType: string | null;
+  /** When the item started, from `performance.now()`. */
+  started: number;
 }
 
-/** Downloads one task to its file, retrying what is worth retrying. Never rejects. */
+/** The state of an item before its first try. */
+export function startTries(): Tries {
+  return { count: 0, httpStatus: null, contentType: null, started: performance.now() };
+}
+
+/**
+ * Downloads one task to its file, retrying what is worth retrying (see
+ * retry.ts): the loop around {@link attempt}. Never rejects: every failure
+ * becomes a `failed` record.
+ */
 export async function runTask(task: Task, ctx: RunContext): Promise<ItemResult> {
-  const { options } = ctx;
-  const started = performance.now();
-  const progress: Progress = { attempts: 0, httpStatus: null, contentType: null };
+  const tries = startTries();
   try {
-    if (options.onExists === 'skip' && (await ctx.parts.exists(task.finalPath))) {
+    if (ctx.options.onExists === 'skip' && (await ctx.parts.exists(task.finalPath))) {
       // A part file beside a finished one is left from an older download: nothing will continue it.
       const part = partPath(task.finalPath);
       if (await ctx.parts.take(part)) await removePart(part);
@@ -230,211 +248,66 @@ export async function runTask(task: Task, ctx: RunContext): Promise<ItemResult> 
     }
     for (;;) {
       try {
-        return await attempt(task, ctx, progress, started);
+        return await attempt(task, ctx, tries);
       } catch (error) {
-        if (!isRetryable(error) || progress.attempts > options.retries || ctx.signal.aborted) throw error;
-        const wait = retryDelayMs(error as ImgdlError, progress.attempts, options);
-        options.logger?.debug({ url: task.shownUrl, attempt: progress.attempts, waitMs: wait, error: toErrorRecord(error) }, `retrying ${task.shownUrl} in ${wait} ms`);
+        const wait = ctx.signal.aborted ? undefined : nextTryIn(error, tries.count, ctx.options);
+        if (wait === undefined) throw error;
+        ctx.options.logger?.debug({ url: task.shownUrl, attempt: tries.count, waitMs: wait, error: toErrorRecord(error) }, `retrying ${task.shownUrl} in ${wait} ms`);
         await waitBeforeRetry(wait, ctx.signal, task.shownUrl);
       }
     }
   } catch (error) {
-    const status = error instanceof ImgdlError && error.status !== undefined ? error.status : progress.httpStatus;
-    return { ...failed(task.item, task.shownUrl, error, elapsed(started), status, progress.attempts), contentType: progress.contentType };
+    return failedTry(task, tries, error);
+  }
+}
+
+/** The failed record of a task whose tries ended with `error`. */
+export function failedTry(task: Task, tries: Tries, error: unknown): ItemResult {
+  const status = error instanceof ImgdlError && error.status !== undefined ? error.status : tries.httpStatus;
+  return { ...failed(task.item, task.shownUrl, error, elapsed(tries.started), status, tries.count), contentType: tries.contentType };
+}
+
+/**
+ * One try, from request to record: request the file (resuming a part file
+ * from an earlier run on the first try), take a name the response may
+ * offer, receive and judge the body, then keep it under its final name.
+ * Resolves with the item's record (ok, or skipped); rejects with a
+ * classified ImgdlError, which says whether another try may help
+ * (`isRetryable`) and, for 429/503, the wait the server asked for. Retries
+ * start clean: only the first try resumes.
+ */
+export async function attempt(task: Task, ctx: RunContext, tries: Tries): Promise<ItemResult> {
+  const resume = tries.count === 0 ? await findResumable(task, ctx) : undefined;
+  // Creating the part file is the slowest file call; made while the request is in flight, it costs the item no
+  // time. Only for a fresh start in a folder already made, so that a failure leaves no folder behind.
+  const early = resume === undefined && ctx.folders.has(task.finalPath) ? new EarlyPart(partPath(task.finalPath), ctx.openPart) : undefined;
+  try {
+    const answer = await request(task, ctx, tries, resume);
+    const named = await nameOffered(task, ctx, tries, answer.response);
+    if (typeof named !== 'string') return named;
+    const body = await receive(task, ctx, tries, answer, named, early);
+    if ('status' in body) return body;
+    return await keep(task, ctx, tries, body, early);
+  } finally {
+    // Closed and removed unless the write path took it.
+    await early?.abandon();
   }
 }
 
 /** A part file from an earlier run that may be continued. */
 interface Resumable {
+  part: string;
   size: number;
   head: Buffer;
   meta: PartMeta;
   validator: string;
 }
 
-/**
- * One try: request (with Range when a part file from an earlier run can be
- * resumed), check the answer, stream it into the part file, and rename it
- * to its final name. Retries start clean: only the first try resumes.
- */
-async function attempt(task: Task, ctx: RunContext, progress: Progress, started: number): Promise<ItemResult> {
+/** The part file an earlier run left for this task, when it can be continued (see {@link resumable}). */
+async function findResumable(task: Task, ctx: RunContext): Promise<Resumable | undefined> {
   const part = partPath(task.finalPath);
-  const resume = progress.attempts === 0 && (await ctx.parts.take(part)) ? await resumable(part, partKey(task.url.href), ctx) : undefined;
-  // Opening the part file while the request is in flight takes a thread-pool round trip off the path after the
-  // response. Only for a fresh start (no earlier part to keep) in a folder already made, so a failure leaves no
-  // folder behind; a file not handed to the write path is closed and removed.
-  const early: { file: Writable | undefined } = { file: resume === undefined && ctx.folders.has(part) ? ctx.openPart(part, 'w') : undefined };
-  // A failed open must not go unheard while the request is in flight; the write path reads it from `errored`.
-  early.file?.on('error', () => undefined);
-  try {
-    return await attemptFrom(task, ctx, progress, started, part, resume, early);
-  } finally {
-    if (early.file) await abandonPart(early.file, part);
-  }
-}
-
-/** {@link attempt} once its part file is known (and maybe opened early). */
-async function attemptFrom(
-  task: Task,
-  ctx: RunContext,
-  progress: Progress,
-  started: number,
-  part: string,
-  resumeFrom: Resumable | undefined,
-  early: { file: Writable | undefined },
-): Promise<ItemResult> {
-  const { options } = ctx;
-  let resume = resumeFrom;
-
-  progress.attempts++;
-  let response = await fetchOne(
-    task.url,
-    ctx.agent,
-    options,
-    ctx.signal,
-    resume ? { range: `bytes=${resume.size}-`, 'if-range': resume.validator } : undefined,
-  );
-  if (resume && !(response.status === 206 && rangeContinues(response, resume))) {
-    // A 200 is the whole file (the validator changed, or ranges are not served): write it from the start.
-    resume = undefined;
-    await removePart(part);
-    if (response.status === 206) {
-      discardBody(response.body);
-      progress.attempts++;
-      response = await fetchOne(task.url, ctx.agent, options, ctx.signal);
-    }
-  }
-  progress.httpStatus = response.status;
-  progress.contentType = header(response.headers, 'content-type') ?? null;
-  const start = resume?.size ?? 0;
-  const length = contentLength(response);
-  const expectedTotal = length === undefined ? undefined : start + length;
-  if (options.maxSize !== undefined && expectedTotal !== undefined && expectedTotal > options.maxSize) {
-    discardBody(response.body);
-    throw new ImgdlError('TOO_LARGE', `Content-Length ${expectedTotal} is over the ${options.maxSize} bytes allowed (--max-size)`, {
-      url: task.shownUrl,
-      status: response.status,
-    });
-  }
-
-  let relPath = task.relPath;
-  if (!task.named) {
-    const offered = filenameFromContentDisposition(header(response.headers, 'content-disposition'));
-    if (offered !== undefined && offered !== relPath) {
-      relPath = ctx.names.claim(offered, task.url.href);
-      if (options.onExists === 'skip' && (await ctx.parts.exists(resolveInside(options.out, relPath)))) {
-        discardBody(response.body);
-        return skipped(task.item, task.shownUrl, 'exists', relPath, progress.attempts, progress.httpStatus);
-      }
-    }
-  }
-
-  let sniffed: Sniffed | undefined;
-  /** Set when the name the bytes call for already holds a file that `skip` keeps. */
-  let existing = false;
-  const validator = strongValidator(response);
-  /** Set once the resume record is on disk beside the part file (a resumed part has one already). */
-  let recorded = resume !== undefined;
-  await ctx.folders.ensureFor(part);
-  // Hashing and probing happen as the bytes pass, so the file is never read back; a resumed
-  // part file's earlier bytes are read once first, since the digest covers the whole file.
-  const inspector = new Inspector(options.hash);
-  if (resume) await inspector.absorbFile(part, resume.size);
-  let bytes: number;
-  const opened = early.file;
-  // From here the write path owns the file, and removes it on failure.
-  early.file = undefined;
-  try {
-    bytes = await streamToFile(response.body, part, (error) => classifyNetworkError(error, task.shownUrl, ctx.signal), {
-      start,
-      existingHead: resume?.head,
-      expectedTotal,
-      maxSize: options.maxSize,
-      headBytes: SNIFF_BYTES,
-      inspectHead: options.anyType
-        ? undefined
-        : async (head) => {
-            sniffed = await sniffImage(head);
-            if (!sniffed) throw notAnImage(head, progress.contentType, task.shownUrl);
-            // The bytes decide the extension, unless the list named the file.
-            if (task.keepExtension) return;
-            const { stem, ext } = splitExt(relPath);
-            if (extensionFits(ext, sniffed)) return;
-            relPath = ctx.names.claim(stem + sniffed.ext, task.url.href);
-            // Known now, before the rest of the body: a rerun reads no more than the head.
-            if (options.onExists === 'skip' && (await ctx.parts.exists(resolveInside(options.out, relPath)))) {
-              existing = true;
-              throw new ImgdlError('ABORTED', 'file exists', { url: task.shownUrl });
-            }
-          },
-      holdBytes: HOLD_BYTES,
-      // Recorded before the first byte reaches the part file, so a crash leaves a part file a rerun can continue.
-      beforeFirstWrite:
-        validator === undefined || recorded
-          ? undefined
-          : async () => {
-              await writePartMeta(part, { key: partKey(task.url.href), ...validator.meta, total: expectedTotal });
-              recorded = true;
-            },
-      keepOnAbort: recorded || validator !== undefined,
-      url: task.shownUrl,
-      openPart: ctx.openPart,
-      opened,
-      through: inspector,
-    });
-  } catch (error) {
-    if (existing) {
-      await removePart(part);
-      return skipped(task.item, task.shownUrl, 'exists', relPath, progress.attempts, progress.httpStatus);
-    }
-    // The write path kept the part file (and its record) only for an abort with bytes worth continuing.
-    throw error;
-  }
-  // Gone before the rename: a record with no part file beside it would never be cleaned up.
-  if (recorded) await fs.rm(partMetaPath(part), { force: true }).catch(() => undefined);
-
-  const facts = inspector.result();
-  const finalPath = resolveInside(options.out, relPath);
-  let written: string;
-  if (options.dedupe && facts.digest !== undefined && ctx.digests !== undefined) {
-    const owner = await ctx.digests.claim(facts.digest, relPath);
-    if (owner !== undefined) {
-      await removeQuietly(part);
-      return {
-        ...skipped(task.item, task.shownUrl, 'same-content', null, progress.attempts, progress.httpStatus),
-        contentType: progress.contentType,
-        sniffedType: sniffed?.mime ?? null,
-        ...factFields(facts),
-        duplicateOf: owner,
-      };
-    }
-    try {
-      written = await commitFile(part, finalPath, options.onExists);
-    } catch (error) {
-      ctx.digests.settle(facts.digest, null);
-      throw error;
-    }
-    // With --on-exists rename the file may have landed under another name than the one claimed.
-    if (written !== finalPath) ctx.digests.settle(facts.digest, toManifestPath(written, options.out));
-  } else {
-    written = await commitFile(part, finalPath, options.onExists);
-  }
-  return {
-    url: task.shownUrl,
-    source: task.item.source,
-    line: task.item.line,
-    status: 'ok',
-    path: toManifestPath(written, options.out),
-    bytes,
-    ms: elapsed(started),
-    httpStatus: progress.httpStatus,
-    attempts: progress.attempts,
-    contentType: progress.contentType,
-    sniffedType: sniffed?.mime ?? null,
-    skipReason: null,
-    error: null,
-    ...factFields(facts),
-  };
+  if (!(await ctx.parts.take(part))) return undefined;
+  return resumable(part, partKey(task.url.href), ctx);
 }
 
 /**
@@ -451,11 +324,11 @@ async function resumable(part: string, key: string, ctx: RunContext): Promise<Re
     return undefined;
   }
   ctx.options.logger?.info({ part, from: found.size }, `resuming ${name} from byte ${found.size}`);
-  return found;
+  return { ...found, part };
 }
 
 /** The part file's state when it can be continued, else why not. */
-async function resumeState(part: string, key: string): Promise<Resumable | string> {
+async function resumeState(part: string, key: string): Promise<Omit<Resumable, 'part'> | string> {
   const meta = await readPartMeta(part);
   if (meta === 'missing') return 'there is no resume record beside it (the server gave no ETag or Last-Modified)';
   if (meta === 'unreadable') return 'its resume record is unreadable';
@@ -477,6 +350,213 @@ async function resumeState(part: string, key: string): Promise<Resumable | strin
   } catch (error) {
     return `it cannot be read (${(error as { code?: string }).code ?? String(error)})`;
   }
+}
+
+/** A 2xx response, and the part file it continues when it is a 206 that continues one. */
+interface Answer {
+  response: FetchedResponse;
+  resume: Resumable | undefined;
+}
+
+/**
+ * Requests the task's URL: with Range and If-Range when resuming, and again
+ * without them when the answer does not continue the part file (which is
+ * then removed). Counts the requests, and notes the status and type.
+ */
+async function request(task: Task, ctx: RunContext, tries: Tries, resume: Resumable | undefined): Promise<Answer> {
+  const { options } = ctx;
+  tries.count++;
+  const ranged = resume ? { range: `bytes=${resume.size}-`, 'if-range': resume.validator } : undefined;
+  let response = await fetchOne(task.url, ctx.agent, options, ctx.signal, ranged);
+  let continued = resume;
+  if (resume && !(response.status === 206 && rangeContinues(response, resume))) {
+    // A 200 is the whole file (the validator changed, or ranges are not served): write it from the start.
+    continued = undefined;
+    await removePart(resume.part);
+    if (response.status === 206) {
+      response.body.abort();
+      tries.count++;
+      response = await fetchOne(task.url, ctx.agent, options, ctx.signal);
+    }
+  }
+  tries.httpStatus = response.status;
+  tries.contentType = header(response.headers, 'content-type') ?? null;
+  const length = contentLength(response);
+  const expected = length === undefined ? undefined : (continued?.size ?? 0) + length;
+  if (options.maxSize !== undefined && expected !== undefined && expected > options.maxSize) {
+    response.body.abort();
+    throw new ImgdlError('TOO_LARGE', `Content-Length ${expected} is over the ${options.maxSize} bytes allowed (--max-size)`, {
+      url: task.shownUrl,
+      status: response.status,
+    });
+  }
+  return { response, resume: continued };
+}
+
+/**
+ * The file's name once the response is known: the server's Content-Disposition
+ * name unless the list named the file. Returns a skipped record instead when
+ * that name already holds a file that `--on-exists skip` keeps.
+ */
+async function nameOffered(task: Task, ctx: RunContext, tries: Tries, response: FetchedResponse): Promise<string | ItemResult> {
+  if (task.named) return task.relPath;
+  const offered = filenameFromContentDisposition(header(response.headers, 'content-disposition'));
+  if (offered === undefined || offered === task.relPath) return task.relPath;
+  const relPath = ctx.names.claim(offered, task.url.href);
+  if (ctx.options.onExists === 'skip' && (await ctx.parts.exists(resolveInside(ctx.options.out, relPath)))) {
+    response.body.abort();
+    return skipped(task.item, task.shownUrl, 'exists', relPath, tries.count, tries.httpStatus);
+  }
+  return relPath;
+}
+
+/** A body received whole and judged: what {@link keep} needs to give it its final name. */
+interface Body {
+  /** The file's name in the output folder: the bytes may have changed its extension. */
+  relPath: string;
+  part: string;
+  received: Received;
+  sniffed: Sniffed | undefined;
+  facts: Inspection;
+}
+
+/**
+ * Receives the body into memory or the part file, judging its first bytes
+ * before anything is kept (the sniffed type may change the name's
+ * extension), and hashing and probing the bytes as they pass. Returns a
+ * skipped record instead when the sniffed name holds a file that
+ * `--on-exists skip` keeps.
+ */
+async function receive(task: Task, ctx: RunContext, tries: Tries, answer: Answer, named: string, early: EarlyPart | undefined): Promise<Body | ItemResult> {
+  const { options } = ctx;
+  const { response, resume } = answer;
+  const part = partPath(task.finalPath);
+  let relPath = named;
+  let sniffed: Sniffed | undefined;
+  /** Set when the name the bytes call for already holds a file that `skip` keeps. */
+  let existing = false;
+  const validator = strongValidator(response);
+  await ctx.folders.ensureFor(part);
+  // Hashing and probing happen as the bytes pass, so the file is never read back; a resumed
+  // part file's earlier bytes are read once first, since the digest covers the whole file.
+  const inspector = new Inspector(options.hash);
+  if (resume) await inspector.absorbFile(part, resume.size);
+  /** The bytes decide the extension, unless the list named the file; the new name is claimed before the rest of the body. */
+  const rename = (found: Sniffed): void | Promise<void> => {
+    sniffed = found;
+    if (task.keepExtension) return;
+    const { stem, ext } = splitExt(relPath);
+    if (extensionFits(ext, found)) return;
+    relPath = ctx.names.claim(stem + found.ext, task.url.href);
+    if (options.onExists !== 'skip') return;
+    // Known now, before the rest of the body: a rerun reads no more than the head.
+    return ctx.parts.exists(resolveInside(options.out, relPath)).then((there) => {
+      if (!there) return;
+      existing = true;
+      throw new ImgdlError('ABORTED', 'file exists', { url: task.shownUrl });
+    });
+  };
+  const length = contentLength(response);
+  const expectedTotal = length === undefined ? undefined : (resume?.size ?? 0) + length;
+  /** Set once the resume record is on disk beside the part file (a resumed part has one already). */
+  let recorded = resume !== undefined;
+  let received: Received;
+  try {
+    received = await receiveBody(response.body, part, {
+      start: resume?.size ?? 0,
+      existingHead: resume?.head,
+      expectedTotal,
+      maxSize: options.maxSize,
+      headBytes: SNIFF_BYTES,
+      inspectHead: options.anyType
+        ? undefined
+        : (head: Buffer) => {
+            const judged = (found: Sniffed | undefined): void | Promise<void> => {
+              if (found === undefined) throw notAnImage(head, tries.contentType, task.shownUrl);
+              return rename(found);
+            };
+            const found = sniffImage(head);
+            return found instanceof Promise ? found.then(judged) : judged(found);
+          },
+      // Recorded before the first byte reaches the part file, so a crash leaves a part file a rerun can continue.
+      beforeFirstWrite:
+        validator === undefined || recorded
+          ? undefined
+          : async () => {
+              await writePartMeta(part, { key: partKey(task.url.href), ...validator.meta, total: expectedTotal });
+              recorded = true;
+            },
+      keepOnAbort: recorded || validator !== undefined,
+      url: task.shownUrl,
+      openPart: ctx.openPart,
+      early,
+      through: inspector,
+    });
+  } catch (error) {
+    if (existing) return skipped(task.item, task.shownUrl, 'exists', relPath, tries.count, tries.httpStatus);
+    // The write path kept the part file (and its record) only for an abort with bytes worth continuing.
+    throw error;
+  }
+  // Gone before the rename: a record with no part file beside it would never be cleaned up.
+  if (recorded) await removeQuietly(partMetaPath(part));
+  return { relPath, part, received, sniffed, facts: inspector.result() };
+}
+
+/**
+ * Gives a received body its final name: written to the part file first
+ * when it was held in memory (the file opened early when it could be), then
+ * renamed. With `dedupe`, content already
+ * saved this run is not saved again.
+ */
+async function keep(task: Task, ctx: RunContext, tries: Tries, body: Body, early: EarlyPart | undefined): Promise<ItemResult> {
+  const { options } = ctx;
+  const { part, received, facts } = body;
+  const finalPath = body.relPath === task.relPath ? task.finalPath : resolveInside(options.out, body.relPath);
+  const digests = options.dedupe && facts.digest !== undefined ? ctx.digests : undefined;
+  if (digests !== undefined) {
+    const owner = await digests.claim(facts.digest!, body.relPath);
+    if (owner !== undefined) {
+      if (received.held === undefined) await removeQuietly(part);
+      return {
+        ...skipped(task.item, task.shownUrl, 'same-content', null, tries.count, tries.httpStatus),
+        contentType: tries.contentType,
+        sniffedType: body.sniffed?.mime ?? null,
+        ...factFields(facts),
+        duplicateOf: owner,
+      };
+    }
+  }
+  let written: string;
+  try {
+    if (received.held !== undefined) {
+      const fd = await (early?.take() ?? ctx.openPart(part, 'w')).catch((error: unknown) => {
+        throw fileSystemError(error, 'writing', part, task.shownUrl);
+      });
+      writeWhole(fd, part, received.held, task.shownUrl);
+    }
+    written = await commitFile(part, finalPath, options.onExists);
+  } catch (error) {
+    digests?.settle(facts.digest!, null);
+    throw error;
+  }
+  // With --on-exists rename the file may have landed under another name than the one claimed.
+  if (digests !== undefined && written !== finalPath) digests.settle(facts.digest!, toManifestPath(written, options.out));
+  return {
+    url: task.shownUrl,
+    source: task.item.source,
+    line: task.item.line,
+    status: 'ok',
+    path: toManifestPath(written, options.out),
+    bytes: received.bytes,
+    ms: elapsed(tries.started),
+    httpStatus: tries.httpStatus,
+    attempts: tries.count,
+    contentType: tries.contentType,
+    sniffedType: body.sniffed?.mime ?? null,
+    skipReason: null,
+    error: null,
+    ...factFields(facts),
+  };
 }
 
 /** True when a 206 continues exactly where the part file ends, for the same file. */

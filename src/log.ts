@@ -3,9 +3,13 @@
  * JSON lines when stderr is not a terminal (for machines), short readable
  * lines when it is (for people). The readable form is a small formatter on a
  * pino destination rather than a transport, so no worker thread starts.
+ *
+ * pino itself is loaded on the first line actually logged: a run with
+ * nothing to say (every item ok, at the default level) never pays its ~20 ms.
  */
+import { createRequire } from 'node:module';
 import { Writable } from 'node:stream';
-import pino, { type DestinationStream, type Level, type Logger } from 'pino';
+import type { DestinationStream, Level, Logger } from 'pino';
 
 /** Logger settings the CLI derives from its flags. */
 export interface LogSettings {
@@ -54,8 +58,41 @@ export function readableLines(out: NodeJS.WritableStream, color: boolean): Writa
   });
 }
 
-/** A pino logger for the CLI, writing to stderr. */
+/** Numeric value of each level, as pino orders them. */
+const LEVEL_VALUES: Readonly<Record<Level, number>> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
+
+/**
+ * A pino logger for the CLI, writing to stderr. What it returns stands in
+ * for the logger until a line at or above `settings.level` is logged; only
+ * then is pino loaded and made. Calls below the level cost a comparison.
+ */
 export function createLogger(settings: LogSettings): Logger {
+  let logger: Logger | undefined;
+  const real = (): Logger => (logger ??= makeLogger(settings));
+  const threshold = LEVEL_VALUES[settings.level];
+  const method = (level: Level) =>
+    LEVEL_VALUES[level] < threshold
+      ? () => undefined
+      : (...args: unknown[]): void => Reflect.apply(real()[level], real(), args);
+  const standIn = {
+    level: settings.level,
+    isLevelEnabled: (level: string) => (LEVEL_VALUES[level as Level] ?? Number.POSITIVE_INFINITY) >= threshold,
+    child: (bindings: Record<string, unknown>) => real().child(bindings),
+    fatal: method('fatal'),
+    error: method('error'),
+    warn: method('warn'),
+    info: method('info'),
+    debug: method('debug'),
+    trace: method('trace'),
+    silent: () => undefined,
+  };
+  // The stand-in has every method imgdl calls, not all of pino's: a caller needing more can pass a pino logger.
+  return standIn as unknown as Logger;
+}
+
+function makeLogger(settings: LogSettings): Logger {
+  // pino is CommonJS, so it can be loaded synchronously, from inside the first log call.
+  const pino = createRequire(import.meta.url)('pino') as typeof import('pino').default;
   const stderr = settings.destination ?? process.stderr;
   const pretty = settings.pretty ?? process.stderr.isTTY === true;
   const color = settings.color ?? (pretty && !('NO_COLOR' in process.env));

@@ -60,9 +60,13 @@ export function parseRetryAfter(value: string | undefined, now: number = Date.no
  * throws when the server asks for longer than `maxRetryAfterMs`: waiting an
  * hour in silence is worse than failing the item with a reason.
  */
-export function retryDelayMs(error: ImgdlError & { retryAfter?: string | undefined }, attempt: number, policy: RetryPolicy): number {
+export function retryDelayMs(
+  error: ImgdlError & { retryAfter?: string | undefined; retryAfterMs?: number | undefined },
+  attempt: number,
+  policy: RetryPolicy,
+): number {
   if (error.status !== undefined && RETRY_AFTER_STATUSES.has(error.status)) {
-    const asked = parseRetryAfter(error.retryAfter);
+    const asked = error.retryAfterMs ?? parseRetryAfter(error.retryAfter);
     if (asked !== undefined) {
       if (asked > policy.maxRetryAfterMs) {
         throw new ImgdlError(
@@ -76,6 +80,16 @@ export function retryDelayMs(error: ImgdlError & { retryAfter?: string | undefin
     }
   }
   return backoffMs(attempt, policy.retryDelayMs);
+}
+
+/**
+ * Whether to try again after `error` ended try number `tries`, and when:
+ * the wait in ms, or undefined to give up (not retryable, or no tries
+ * left). Throws when the server asks for a longer wait than allowed.
+ */
+export function nextTryIn(error: unknown, tries: number, policy: RetryPolicy): number | undefined {
+  if (!isRetryable(error) || tries > policy.retries) return undefined;
+  return retryDelayMs(error as ImgdlError, tries, policy);
 }
 
 /** Waits `ms`, or rejects with ABORTED as soon as `signal` aborts. */

@@ -1,10 +1,23 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
+import { fullParse, quickParse } from '../src/cli.js';
 import { formatSummary, type RunSummary } from '../src/report.js';
 import { listFiles, ROOT, runCli, serve, tempDir } from './helpers.js';
+
+/** Runs `node ARGS` without blocking this process's event loop (the fixture server lives in it). */
+function runNode(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 describe('--dry-run', () => {
   it('prints each URL with the file a real run then writes, and requests nothing', async () => {
@@ -72,6 +85,85 @@ describe('help, completion and version', () => {
     // The probe sees such modules when they are loaded.
     const control = spawnSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(path.join(ROOT, 'dist/download.js'))}); process.stderr.write(Object.keys((await import('node:module')).createRequire(import.meta.url).cache).join('\\n'))`], { encoding: 'utf8' });
     expect(control.stderr).toMatch(heavy);
+  });
+});
+
+describe('parsing a plain run without yargs', () => {
+  /** The fields a run reads from argv (yargs adds aliases and `$0`, which nothing reads). */
+  const fields = (argv: object) =>
+    Object.fromEntries(Object.entries(argv).filter(([key]) => /^[a-z]+([A-Z][a-z]+)*$/.test(key) && key.length > 1));
+
+  it.each([
+    [[]],
+    [['https://a.example/x.jpg']],
+    [['https://a.example/x.jpg', 'https://b.example/y.png', '-o', 'out', '-c', '32']],
+    [['-i', 'list.txt', '-i', 'more.txt', '--out=photos', '-c8', '-q']],
+    [['--input=-', '-m', 'sequential', '--hash', 'sha256', '--dedupe', '--per-host', '4']],
+    [['-vv', '--on-exists', 'rename', '--manifest', 'run.jsonl', '--json', '--timeout', '5000']],
+    [['--retries', '0', '--retry-delay', '1', '--max-retry-after', '2.5', '--max-size', '10M', '--any-type']],
+    [['--grace', '0', '-H', 'Authorization: Bearer x', '-H', 'X-A: 1', '-A', 'ua/1', '--referer', 'https://r.example/']],
+    [['--cookie', 'a=b', '--proxy', 'http://p.example:3128', '-k', '--cacert', 'ca.pem', '-n', '--location-trusted']],
+    [['--no-progress', '--no-color', '--no-proxy', '--color']],
+    [['-t', '3', '--mode=workers']],
+    [['--concurrency', 'abc', '12345']],
+  ])('reads %j as yargs does', async (args) => {
+    const quick = await quickParse(args);
+    expect(quick).toBeDefined();
+    expect(fields(quick!)).toEqual(fields(await fullParse(args)));
+  });
+
+  it.each([
+    [['--help']],
+    [['-qh']],
+    [['--version']],
+    [['completion']],
+    [['--unknown-flag']],
+    [['--mode', 'fast']],
+    [['--hash', 'crc32']],
+    [['-H']],
+    [['--cookie', '']],
+    [['--', '-not-a-flag']],
+  ])('leaves %j to yargs', async (args) => {
+    expect(await quickParse(args)).toBeUndefined();
+  });
+
+  it('reads no more code than the run needs: no yargs, pino, file-type or undici fetch for a one-file download', async () => {
+    const server = await serve();
+    const out = await tempDir();
+    // Node's own debug trace names every module it loads, ES (esm) and CommonJS (module).
+    const loaded = async (args: string[]) => (await runCli(args, { env: { NODE_DEBUG: 'esm,module' } })).stderr;
+    const run = await loaded([server.url('/gen/a.jpg'), '-o', out]);
+    expect(await listFiles(out)).toEqual(['a.jpg']);
+    expect(run).toMatch(/node_modules\/undici\/lib\/dispatcher\/agent/);
+    expect(run).not.toMatch(/node_modules\/(yargs|pino|file-type|undici\/lib\/web)\//);
+    // The trace does show them when they are used: yargs for --help, pino once something is logged.
+    expect(await loaded(['--help'])).toMatch(/node_modules\/yargs\//);
+    expect(await loaded([server.url('/missing.jpg'), '-o', out])).toMatch(/node_modules\/pino\//);
+  });
+});
+
+describe('how the CLI starts', () => {
+  it("keeps undici's WebAssembly HTTP parser on V8's baseline compiler, unlike a plain process", async () => {
+    const server = await serve();
+    const dir = await tempDir();
+    const urls = Array.from({ length: 1500 }, (_, i) => server.url(`/gen/${i}.jpg?bytes=2000`));
+    const list = path.join(dir, 'urls.txt');
+    await fs.writeFile(list, urls.join('\n'));
+    // V8 prints a line per WebAssembly function compiled, naming the compiler.
+    const trace = ['--trace-wasm-compilation-times'];
+    const cli = await runNode([...trace, path.join(ROOT, 'bin/imgdl.js'), '-i', list, '-o', path.join(dir, 'cli'), '-q']);
+    expect(cli.code).toBe(0);
+    expect(cli.stdout).toMatch(/Liftoff/);
+    expect(cli.stdout).not.toMatch(/TurboFan/i);
+    // The same downloads through the library, without the CLI's flags: the parser gets hot enough to tier up.
+    const library = `
+      import { download } from ${JSON.stringify(path.join(ROOT, 'dist/index.js'))};
+      const urls = (await import('node:fs')).readFileSync(${JSON.stringify(list)}, 'utf8').split('\\n');
+      for await (const r of download(urls, { out: ${JSON.stringify(path.join(dir, 'lib'))} })) if (r.status !== 'ok') process.exit(1);
+    `;
+    const plain = await runNode([...trace, '--input-type=module', '-e', library]);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toMatch(/TurboFan/i);
   });
 });
 

@@ -6,7 +6,8 @@ import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { http, HttpResponse } from 'msw';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createAgent, fetchOne } from '../src/fetch.js';
+import { Agent as IndexAgent } from 'undici';
+import { createAgent, fetchOne, fromUndici } from '../src/fetch.js';
 import { resolveOptions, VERSION } from '../src/options.js';
 import { collect, listFiles, ROOT, runCli, serve, tempDir } from './helpers.js';
 import { startProxy } from './proxy.js';
@@ -93,12 +94,19 @@ describe('encoded responses and resuming', () => {
     try {
       for (const extra of [undefined, { range: 'bytes=100-' }]) {
         const response = await fetchOne(new URL(server.url('/h/r.jpg')), agent, options, undefined, extra);
-        await response.body.dump();
+        response.body.abort();
       }
     } finally {
       await agent.destroy();
     }
     expect(seen.map((h) => h['accept-encoding'])).toEqual(['gzip, br', 'identity']);
+  });
+});
+
+describe("undici's modules", () => {
+  it('come from their own files, and from the index when a release has moved them', () => {
+    expect(fromUndici('dispatcher/agent.js', () => undefined)).toBe(IndexAgent);
+    expect(fromUndici('dispatcher/moved-elsewhere.js', (undici) => undici.Agent)).toBe(IndexAgent);
   });
 });
 

@@ -15,13 +15,14 @@ import { createRunContext, downloadWith } from '../src/download.js';
 import { generatedImage } from '../src/fixture-server.js';
 import { resolveOptions, type Options } from '../src/options.js';
 import type { ItemResult } from '../src/record.js';
-import { HOLD_BYTES, partKey } from '../src/write.js';
+import { partKey } from '../src/write.js';
 import { head, rawServer } from './faults.js';
 import { collect, listFiles, serve, tempDir } from './helpers.js';
 
 const jpeg = generatedImage('jpg', 20_000);
 const png = generatedImage('png', 3_000);
 const fast: Options = { retryDelayMs: 1 };
+const MIB = 1024 * 1024;
 
 /** An msw handler answering the i-th request (0-based) with `answers[i]`, and the last answer after that. */
 function sequence(answers: Array<() => Response>): () => Response {
@@ -32,14 +33,14 @@ const status = (code: number, headers: Record<string, string> = {}) => () => new
 const image = (body: Buffer = jpeg, headers: Record<string, string> = {}) => () =>
   new HttpResponse(body, { headers: { 'content-type': 'image/jpeg', ...headers } });
 
-/** A body that sends `first` and then nothing, until the client goes away. */
-function stalling(first: Buffer, headers: Record<string, string> = {}): Response {
+/** A body of `total` bytes that sends `first` and then nothing, until the client goes away. */
+function stalling(first: Buffer, headers: Record<string, string> = {}, total = jpeg.length): Response {
   const stream = new ReadableStream({
     start(controller) {
       controller.enqueue(first);
     },
   });
-  return new HttpResponse(stream, { headers: { 'content-type': 'image/jpeg', 'content-length': String(jpeg.length), ...headers } });
+  return new HttpResponse(stream, { headers: { 'content-type': 'image/jpeg', 'content-length': String(total), ...headers } });
 }
 
 async function until(check: () => Promise<boolean> | boolean): Promise<void> {
@@ -223,6 +224,54 @@ describe('timeouts and limits', () => {
     expect(await listFiles(out)).toEqual([]);
   });
 
+  it('fails a large body (written through its part file) shorter than its Content-Length as TRUNCATED, and removes the part file', async () => {
+    const big = generatedImage('jpg', 3 * MIB);
+    const server = await rawServer((socket) => {
+      socket.end(Buffer.concat([Buffer.from(head(200, { 'content-length': big.length })), big.subarray(0, 2 * MIB + 5)]));
+    });
+    const out = await tempDir();
+    const [result] = await collect([server.url('/short.jpg')], { ...fast, retries: 0, out });
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'TRUNCATED' } });
+    expect(result?.error?.message).toContain(`${2 * MIB + 5} of ${big.length}`);
+    expect(await listFiles(out)).toEqual([]);
+  });
+
+  it('cuts off a body that grows past --max-size after it started going to its part file, and removes the part file', async () => {
+    const server = await serve({
+      handlers: [
+        http.get('*/grow.jpg', () => {
+          let sent = 0;
+          const stream = new ReadableStream({
+            pull(controller) {
+              controller.enqueue(sent++ === 0 ? jpeg : Buffer.alloc(256 * 1024, 0x20));
+            },
+          });
+          return new HttpResponse(stream, { headers: { 'content-type': 'image/jpeg' } });
+        }),
+      ],
+    });
+    const out = await tempDir();
+    const [result] = await collect([server.url('/grow.jpg')], { ...fast, out, maxSize: '3M' });
+    expect(result).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'TOO_LARGE' } });
+    expect(await listFiles(out)).toEqual([]);
+  });
+
+  it.each([
+    ['held in memory', 200_000],
+    ['at the memory limit', 256 * 1024],
+    ['just past it', 256 * 1024 + 1],
+    ['written in several batches', 5 * MIB + 3],
+  ])('saves a body %s byte for byte, with its digest', async (_label, size) => {
+    const server = await serve();
+    const out = await tempDir();
+    const [result] = await collect([server.url(`/gen/a.jpg?bytes=${size}`)], { out, hash: 'sha256' });
+    const saved = await fs.readFile(path.join(out, 'a.jpg'));
+    const expected = generatedImage('jpg', size);
+    expect(saved.equals(expected)).toBe(true);
+    expect(result).toMatchObject({ status: 'ok', bytes: size, digest: `sha256:${createHash('sha256').update(expected).digest('hex')}` });
+    expect(await listFiles(out)).toEqual(['a.jpg']);
+  });
+
   it('keeps the Content-Length bytes of a body longer than announced, and does not reuse the connection', async () => {
     const server = await rawServer((socket, request) => {
       const body = request.path === '/next.png' ? png : jpeg;
@@ -315,8 +364,8 @@ describe('it must be an image', () => {
 });
 
 describe('resume and reruns', () => {
-  /** Larger than what the write path holds in memory, so a stopped download has bytes on disk to continue. */
-  const large = generatedImage('jpg', 200_000);
+  // A body this small is held in memory until complete: only a larger one has a part file to resume.
+  const big = generatedImage('jpg', 3 * MIB);
   /**
    * A server whose handlers a test swaps between runs, so that the second run
    * asks the same URL (a part file belongs to its URL).
@@ -327,26 +376,30 @@ describe('resume and reruns', () => {
     return { server, use: (handler: RequestHandler) => handlers.splice(0, handlers.length, handler) };
   }
 
-  /** Downloads /big.jpg until it stalls past what is held in memory, then stops the run once those bytes are on disk. */
+  /**
+   * Downloads /big.jpg until it stalls halfway, then stops the run once part of it is on disk;
+   * `first` is how much the part file holds (what had been written when the run stopped).
+   */
   async function interrupted(validator: Record<string, string>) {
-    const first = HOLD_BYTES + 12_000;
     const { server, use } = await swappable();
-    use(http.get('*/big.jpg', () => stalling(large.subarray(0, first), { 'content-length': String(large.length), ...validator })));
+    use(http.get('*/big.jpg', () => stalling(big.subarray(0, big.length / 2), validator, big.length)));
     const out = await tempDir();
     const part = path.join(out, 'big.jpg.part');
     const stop = new AbortController();
     const running = collect([server.url('/big.jpg')], { out, stopSignal: stop.signal, graceMs: 0 });
-    await until(async () => (await fs.stat(part).catch(() => undefined))?.size === first);
+    await until(async () => ((await fs.stat(part).catch(() => undefined))?.size ?? 0) > 0);
     stop.abort();
     const [result] = await running;
     expect(result).toMatchObject({ status: 'failed', error: { code: 'ABORTED' } });
+    const first = (await fs.stat(part)).size;
+    expect(first).toBeGreaterThan(0);
     return { server, use, out, part, first };
   }
 
-  /** A /big.jpg handler that honours Range (and If-Range against `etag`), recording the Range headers it saw. */
-  function rangeHandler(etag: string, body: Buffer = large) {
+  /** A handler (of /big.jpg unless `route` says) that honours Range (and If-Range against `etag`), recording the Range headers it saw. */
+  function rangeHandler(etag: string, body: Buffer = big, route = '*/big.jpg') {
     const ranges: Array<string | null> = [];
-    const handler = http.get('*/big.jpg', ({ request }) => {
+    const handler = http.get(route, ({ request }) => {
       const range = request.headers.get('range');
       ranges.push(range);
       const from = /^bytes=(\d+)-$/.exec(range ?? '');
@@ -368,8 +421,8 @@ describe('resume and reruns', () => {
     use(handler);
     const [result] = await collect([server.url('/big.jpg')], { out });
     expect(ranges).toEqual([`bytes=${first}-`]);
-    expect(result).toMatchObject({ status: 'ok', httpStatus: 206, bytes: large.length, attempts: 1 });
-    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(large);
+    expect(result).toMatchObject({ status: 'ok', httpStatus: 206, bytes: big.length, attempts: 1 });
+    expect((await fs.readFile(path.join(out, 'big.jpg'))).equals(big)).toBe(true);
     expect(await listFiles(out)).toEqual(['big.jpg']);
   });
 
@@ -380,7 +433,7 @@ describe('resume and reruns', () => {
     expect(result).toMatchObject({
       status: 'ok',
       httpStatus: 206,
-      digest: `sha256:${createHash('sha256').update(large).digest('hex')}`,
+      digest: `sha256:${createHash('sha256').update(big).digest('hex')}`,
       imageType: 'jpeg',
       width: 8,
       height: 8,
@@ -400,19 +453,21 @@ describe('resume and reruns', () => {
   });
 
   it('starts over when a 206 does not continue where the part file ends', async () => {
-    const { server, use, out, first } = await interrupted({ 'last-modified': 'Wed, 21 Oct 2015 07:28:00 GMT' });
+    const interruption = await interrupted({ 'last-modified': 'Wed, 21 Oct 2015 07:28:00 GMT' });
+    const { server, use, out } = interruption;
     const ranges: Array<string | null> = [];
     use(
       http.get('*/big.jpg', ({ request }) => {
         ranges.push(request.headers.get('range'));
-        if (request.headers.get('range') === null) return image(large)();
-        return new HttpResponse(large.subarray(0, 100), { status: 206, headers: { 'content-range': `bytes 0-99/${large.length}` } });
+        if (request.headers.get('range') === null) return image()();
+        return new HttpResponse(big.subarray(0, 100), { status: 206, headers: { 'content-range': `bytes 0-99/${big.length}` } });
       }),
     );
+    const { first } = interruption;
     const [result] = await collect([server.url('/big.jpg')], { out });
     expect(ranges).toEqual([`bytes=${first}-`, null]);
     expect(result).toMatchObject({ status: 'ok', attempts: 2 });
-    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(large);
+    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(jpeg);
   });
 
   it('starts over without Range when a part file has no validator beside it', async () => {
@@ -423,21 +478,45 @@ describe('resume and reruns', () => {
     const [result] = await collect([server.url('/big.jpg')], { out });
     expect(ranges).toEqual([null]);
     expect(result).toMatchObject({ status: 'ok', httpStatus: 200 });
-    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(large);
+    expect((await fs.readFile(path.join(out, 'big.jpg'))).equals(big)).toBe(true);
   });
 
   it('removes the part file of a stopped download the server gave no validator for', async () => {
-    const first = HOLD_BYTES + 12_000;
-    const server = await serve({ handlers: [http.get('*/big.jpg', () => stalling(large.subarray(0, first), { 'content-length': String(large.length) }))] });
+    const server = await serve({ handlers: [http.get('*/big.jpg', () => stalling(big.subarray(0, big.length / 2), {}, big.length))] });
     const out = await tempDir();
     const stop = new AbortController();
     const running = collect([server.url('/big.jpg')], { out, stopSignal: stop.signal, graceMs: 0 });
-    await until(async () => (await fs.stat(path.join(out, 'big.jpg.part')).catch(() => undefined))?.size === first);
+    await until(async () => ((await fs.stat(path.join(out, 'big.jpg.part')).catch(() => undefined))?.size ?? 0) > 0);
     stop.abort();
     await running;
     expect(await listFiles(out)).toEqual([]);
   });
 
+  it('leaves nothing behind when a small body held in memory is stopped, so the next run fetches it whole', async () => {
+    const { server, use } = await swappable();
+    let sent!: () => void;
+    const stalled = new Promise<void>((resolve) => (sent = resolve));
+    use(
+      http.get('*/small.jpg', () => {
+        sent();
+        return stalling(jpeg.subarray(0, 12_000), { etag: '"v1"' });
+      }),
+    );
+    const out = await tempDir();
+    const stop = new AbortController();
+    const running = collect([server.url('/small.jpg')], { out, stopSignal: stop.signal, graceMs: 0 });
+    await stalled;
+    stop.abort();
+    const [result] = await running;
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'ABORTED' } });
+    expect(await listFiles(out)).toEqual([]);
+    const { handler, ranges } = rangeHandler('"v1"', jpeg, '*/small.jpg');
+    use(handler);
+    const [again] = await collect([server.url('/small.jpg')], { out });
+    expect(ranges).toEqual([null]);
+    expect(again).toMatchObject({ status: 'ok', httpStatus: 200, bytes: jpeg.length });
+    expect(await fs.readFile(path.join(out, 'small.jpg'))).toEqual(jpeg);
+  });
   it.each([
     ['the part file is longer than the whole file', (key: string) => JSON.stringify({ key, etag: '"v1"', total: 100 }), 'it holds 5000 bytes of a 100-byte file'],
     ['the record is for another URL', () => JSON.stringify({ key: partKey('http://elsewhere.example/big.jpg'), etag: '"v1"' }), 'its resume record is for another URL'],
@@ -448,14 +527,14 @@ describe('resume and reruns', () => {
     use(handler);
     const out = await tempDir();
     const part = path.join(out, 'big.jpg.part');
-    await fs.writeFile(part, large.subarray(0, 5000));
+    await fs.writeFile(part, big.subarray(0, 5000));
     await fs.writeFile(`${part}.json`, record(partKey(server.url('/big.jpg'))));
     const lines: string[] = [];
     const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _encoding, done) => done(void lines.push(chunk.toString())) }));
     const [result] = await collect([server.url('/big.jpg')], { out, logger });
     expect(ranges).toEqual([null]);
     expect(result).toMatchObject({ status: 'ok', httpStatus: 200 });
-    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(large);
+    expect((await fs.readFile(path.join(out, 'big.jpg'))).equals(big)).toBe(true);
     expect(await listFiles(out)).toEqual(['big.jpg']);
     expect(lines.map((line) => (JSON.parse(line) as { msg: string }).msg)).toContain(`starting big.jpg.part over: ${reason}`);
   });
@@ -504,8 +583,8 @@ describe('a part file that cannot be opened', () => {
     const server = await serve({ latencyMs: 30 });
     const out = await tempDir();
     const ctx = await createRunContext(resolveOptions({ out, concurrency: 1, retries: 0 }));
-    const { createWriteStream } = await import('node:fs');
-    ctx.openPart = () => createWriteStream(path.join(out, 'no-such-folder', 'x.part'));
+    const { openSync } = await import('node:fs');
+    ctx.openPart = async () => openSync(path.join(out, 'no-such-folder', 'x.part'), 'w');
     const results: ItemResult[] = [];
     for await (const result of downloadWith([server.url('/gen/a.jpg'), server.url('/gen/b.jpg')], ctx)) results.push(result);
     expect(results.map((r) => [r.status, r.error?.code])).toEqual([
@@ -523,8 +602,8 @@ describe('a full disk', () => {
     const out = await tempDir();
     const ctx = await createRunContext(resolveOptions({ out, concurrency: 1 }));
     // /dev/full accepts the open and fails every write with a real ENOSPC from the kernel.
-    const { createWriteStream } = await import('node:fs');
-    ctx.openPart = () => createWriteStream('/dev/full');
+    const { openSync } = await import('node:fs');
+    ctx.openPart = async () => openSync('/dev/full', 'w');
     const results: ItemResult[] = [];
     const urls = Array.from({ length: 5 }, (_, i) => server.url(`/gen/${i}.jpg`));
     for await (const result of downloadWith(urls, ctx)) results.push(result);

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generatedImage } from '../src/fixture-server.js';
 import { OptionError, parseSize, resolveOptions } from '../src/options.js';
-import { extensionFits, looksLikeSvg, sniffImage } from '../src/sniff.js';
+import { fileTypeFromBuffer } from 'file-type';
+import { extensionFits, looksLikeSvg, magicImage, sniffImage } from '../src/sniff.js';
 import { ROOT } from './helpers.js';
 
 const fixture = (name: string) => fs.readFile(path.join(ROOT, 'fixtures/images', name));
@@ -36,6 +37,48 @@ describe('sniffing', () => {
     ['a zip', 'PK\x03\x04\x14\x00\x00\x00'],
   ])('refuses %s', async (_name, text) => {
     expect(await sniffImage(Buffer.from(text, 'latin1'))).toBeUndefined();
+  });
+
+  /** What file-type itself says of a head, as sniffing reports it (an APNG is saved as a PNG). */
+  async function fileTypeSays(head: Buffer): Promise<{ mime: string; ext: string } | undefined> {
+    const found = await fileTypeFromBuffer(head);
+    if (!found || !found.mime.startsWith('image/')) return undefined;
+    return found.ext === 'apng' ? { mime: 'image/png', ext: '.png' } : { mime: found.mime, ext: `.${found.ext}` };
+  }
+
+  const png = generatedImage('png', 500);
+  it.each<[string, () => Promise<Buffer> | Buffer]>([
+    ['a JPEG', () => generatedImage('jpg', 500)],
+    ['a large JPEG head', () => generatedImage('jpg', 20_000).subarray(0, 4100)],
+    ['FF D8 FF alone', () => hex('ffd8ff')],
+    ['JPEG-LS (FF D8 FF F7)', () => hex('ffd8fff7 00000000 00000000')],
+    ['FF D8 FE', () => hex('ffd8fe00 00000000 00000000')],
+    ['a PNG', () => png],
+    ['a PNG signature with no IHDR', () => Buffer.concat([png.subarray(0, 8), Buffer.from('not a chunk at all')])],
+    ['a GIF', () => fixture('tiny.gif')],
+    ['GIF and garbage', () => Buffer.from('GIFxxxxxxxxxxxxxxxxxxx')],
+    ['a WebP', () => fixture('tiny.webp')],
+    ['RIFF that is not WebP', () => Buffer.from('RIFF\0\0\0\0WAVEfmt xxxxxxxx')],
+    ['BM and garbage', () => Buffer.from('BMxxxxxxxxxxxxxxxxxxxxxxxx')],
+    ['B alone', () => Buffer.from('Bxxxxxxxxxxxxxxxxxxxxxxx')],
+    ['HTML', () => Buffer.from('<!doctype html><p>no')],
+  ])('decides %s by magic bytes only as file-type would', async (_name, bytes) => {
+    const head = await bytes();
+    const magic = magicImage(head);
+    // Undecided is always allowed (file-type then decides); a decision must be file-type's own.
+    if (magic !== undefined) expect(magic).toEqual(await fileTypeSays(head));
+    expect(await sniffImage(head)).toEqual(await fileTypeSays(head));
+  });
+
+  it.each([
+    ['JPEG', () => generatedImage('jpg', 500)],
+    ['PNG', () => generatedImage('png', 500)],
+    ['GIF', () => fixture('tiny.gif')],
+    ['WebP', () => fixture('tiny.webp')],
+  ])('decides %s without file-type, synchronously', async (_name, bytes) => {
+    const verdict = sniffImage(await bytes());
+    expect(verdict).not.toBeInstanceOf(Promise);
+    expect(verdict).toBeDefined();
   });
 
   it.each([

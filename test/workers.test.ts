@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { setTimeout } from 'node:timers/promises';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
@@ -9,7 +8,6 @@ import { generatedImage } from '../src/fixture-server.js';
 import { HeaderProbe } from '../src/inspect.js';
 import { OptionError, resolveOptions, type Mode } from '../src/options.js';
 import type { ItemResult } from '../src/record.js';
-import { chunksOf } from '../src/write.js';
 import { ROOT, collect, listFiles, runCli, serve, tempDir } from './helpers.js';
 
 const byLine = (results: ItemResult[]): ItemResult[] => [...results].sort((a, b) => a.line - b.line);
@@ -214,39 +212,5 @@ describe('imgdl bench', () => {
     const run = await runCli(args, { cwd: ROOT });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(named);
-  });
-});
-
-describe('chunksOf', () => {
-  it('hands over every chunk as it was pushed, even when several were buffered', async () => {
-    const parts = [Buffer.from('aa'), Buffer.from('bbb'), Buffer.from('c')];
-    const stream = new Readable({ read() {} });
-    for (const part of parts) stream.push(part);
-    stream.push(null);
-    const seen: Buffer[] = [];
-    for await (const chunk of chunksOf(stream)) seen.push(chunk);
-    // The same Buffers: nothing was joined or copied.
-    expect(seen).toHaveLength(3);
-    seen.forEach((chunk, i) => expect(chunk).toBe(parts[i]));
-  });
-
-  it('rejects with the error of a stream that failed before it was read', async () => {
-    const stream = new Readable({ read() {} });
-    stream.on('error', () => undefined);
-    stream.destroy(Object.assign(new Error('socket hang up'), { code: 'UND_ERR_SOCKET' }));
-    await new Promise((resolve) => stream.once('close', resolve));
-    const reading = (async () => {
-      for await (const _chunk of chunksOf(stream));
-    })();
-    await expect(reading).rejects.toMatchObject({ code: 'UND_ERR_SOCKET' });
-  });
-
-  it('rejects when the stream closes before its end', async () => {
-    const stream = new Readable({ read() {} });
-    stream.push(Buffer.from('partial'));
-    const reading = (async () => {
-      for await (const _chunk of chunksOf(stream)) stream.destroy();
-    })();
-    await expect(reading).rejects.toMatchObject({ code: 'ERR_STREAM_PREMATURE_CLOSE' });
   });
 });

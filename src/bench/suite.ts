@@ -6,14 +6,22 @@
  * a busy machine slows both sides of each ratio).
  *
  *   node dist/bench/suite.js [--only latency,sequential,flood,bulk,startup,million] [--runs 5]
- *                            [--bulk-files 16] [--bulk-size 64MiB] [--million-runs 3]
- *                            [--million-items 1000000] [--json]
+ *                            [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI]
+ *                            [--million-runs 3] [--million-items 1000000] [--json]
  *
  * `million` (a million-item list: src/bench/million.ts) takes about half an
  * hour, so it runs only when named in --only.
  *
- * Every command runs as its own process under /usr/bin/time (for peak RSS)
- * into a fresh folder, which is checked (file count and bytes) and removed.
+ * Every scenario also runs the bare-undici reference (reference.ts): the
+ * smallest loop that downloads the same list with undici and writes the same
+ * files, the practical limit for Node on the machine. Each imgdl command is
+ * given as a ratio to it and to every peer. `--compare` adds another build's
+ * CLI (say, main's `bin/imgdl.js`) to every scenario, for before/after
+ * figures taken in the same run.
+ *
+ * Every command runs as its own process under /usr/bin/time (for peak RSS,
+ * user and system CPU) into a fresh folder, which is checked (file count and
+ * bytes) and removed.
  * Runs are interleaved (run 1 of every command, then run 2, ...) so that
  * a burst of load from elsewhere does not land on one command only. A peer
  * tool that takes over 3× the fastest command's first run is run once only,
@@ -32,6 +40,8 @@ import { formatMillion, millionTargets, runMillion, type MillionResult } from '.
 import { formatBytes, formatDuration } from '../report.js';
 
 const SERVER_PATH = fileURLToPath(new URL('./server.js', import.meta.url));
+const REFERENCE_PATH = fileURLToPath(new URL('./reference.js', import.meta.url));
+const REFERENCE = 'bare undici (reference)';
 const TIME = '/usr/bin/time';
 const SCENARIOS = ['latency', 'sequential', 'flood', 'bulk', 'startup', 'million'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
@@ -46,6 +56,8 @@ interface Settings {
   millionItems: number;
   bulkFiles: number;
   bulkSize: number;
+  /** Another build's CLI, run as an extra imgdl command in every scenario. */
+  compare: string | undefined;
   json: boolean;
 }
 
@@ -55,12 +67,17 @@ interface Contender {
   argv: (out: string) => string[];
   /** False for commands that save nothing (start-up). */
   saves: boolean;
+  /** True for the other tools (curl, wget2, aria2c): run once only when far off the pace. */
+  peer?: boolean;
 }
 
 interface Measured {
   name: string;
   walls: number[];
   rss: number[];
+  /** User and system CPU seconds of each run. */
+  user: number[];
+  sys: number[];
   /** Runs whose folder did not hold every file with every byte. */
   incomplete: number;
 }
@@ -68,6 +85,8 @@ interface Measured {
 interface ScenarioResult {
   scenario: ScenarioName;
   description: string;
+  /** Files each run saves (per-file CPU is divided by it). */
+  files: number;
   floorMs: number | undefined;
   baseline: string | undefined;
   rows: Measured[];
@@ -81,7 +100,7 @@ interface Target {
   met: boolean | undefined;
 }
 
-const USAGE = `usage: npm run bench -- [--only ${SCENARIOS.join(',')}] [--runs 5] [--bulk-files 16] [--bulk-size 64MiB] [--million-runs 3] [--million-items 1000000] [--json]\n`;
+const USAGE = `usage: npm run bench -- [--only ${SCENARIOS.join(',')}] [--runs 5] [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI] [--million-runs 3] [--million-items 1000000] [--json]\n`;
 
 function settings(): Settings {
   let parsed;
@@ -92,6 +111,7 @@ function settings(): Settings {
         runs: { type: 'string', default: '5' },
         'bulk-files': { type: 'string', default: '16' },
         'bulk-size': { type: 'string', default: '64MiB' },
+        compare: { type: 'string' },
         'million-runs': { type: 'string', default: '3' },
         'million-items': { type: 'string', default: '1000000' },
         json: { type: 'boolean', default: false },
@@ -123,7 +143,9 @@ function settings(): Settings {
   if (!Number.isInteger(runs) || runs < 1) fail(`--runs must be a positive integer, got ${values.runs}`);
   if (!Number.isInteger(bulkFiles) || bulkFiles < 1) fail(`--bulk-files must be a positive integer, got ${values['bulk-files']}`);
   if (bulkSize === undefined || bulkSize < 200 || bulkSize > 64 * 1024 * 1024) fail(`--bulk-size must be from 200 bytes to 64MiB`);
-  return { only, runs, millionRuns, millionItems, bulkFiles, bulkSize: bulkSize!, json: values.json };
+  const compare = values.compare === undefined ? undefined : path.resolve(values.compare);
+  if (compare !== undefined && !existsSync(compare)) fail(`--compare: no such file ${compare}`);
+  return { only, runs, millionRuns, millionItems, bulkFiles, bulkSize: bulkSize!, compare, json: values.json };
 }
 
 function fail(message: string): never {
@@ -184,23 +206,24 @@ async function startServer(latencyMs: number): Promise<ServerProcess> {
   };
 }
 
-/** Runs `argv` under /usr/bin/time; resolves with whole-process wall ms and peak RSS bytes. */
-async function timed(argv: string[], dir: string): Promise<{ wallMs: number; rss: number; code: number | null }> {
+/** Runs `argv` under /usr/bin/time; resolves with whole-process wall ms, peak RSS bytes and CPU seconds. */
+async function timed(argv: string[], dir: string): Promise<{ wallMs: number; rss: number; user: number; sys: number; code: number | null }> {
   const timeFile = path.join(dir, 'time.txt');
-  const withTime = existsSync(TIME) ? [TIME, '-f', '%M', '-o', timeFile, ...argv] : argv;
+  const withTime = existsSync(TIME) ? [TIME, '-f', '%M %U %S', '-o', timeFile, ...argv] : argv;
   const started = performance.now();
   const child = spawn(withTime[0]!, withTime.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   const wallMs = performance.now() - started;
-  let rss = Number.NaN;
+  let [rss, user, sys] = [Number.NaN, Number.NaN, Number.NaN];
   if (withTime !== argv) {
     const text = await fs.readFile(timeFile, 'utf8').catch(() => '');
-    rss = Number(text.trim().split('\n').pop()) * 1024;
+    const fields = (text.trim().split('\n').pop() ?? '').split(' ').map(Number);
+    [rss, user, sys] = [fields[0]! * 1024, fields[1]!, fields[2]!];
   }
   if (code !== 0) process.stderr.write(`\n${argv.join(' ').slice(0, 200)} exited with ${code}: ${stderr.trim().slice(-500)}\n`);
-  return { wallMs, rss, code };
+  return { wallMs, rss, user, sys, code };
 }
 
 /** Files and bytes below `dir`. */
@@ -222,26 +245,28 @@ async function measure(
   runs: number,
   expected: { files: number; bytes: number },
 ): Promise<Measured[]> {
-  const results: Measured[] = contenders.map((c) => ({ name: c.name, walls: [], rss: [], incomplete: 0 }));
+  const results: Measured[] = contenders.map((c) => ({ name: c.name, walls: [], rss: [], user: [], sys: [], incomplete: 0 }));
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'imgdl-suite-'));
   try {
     const dropped = new Set<number>();
     for (let run = 1; run <= runs; run++) {
       if (run === 2) {
         // Bounded time: a peer over 3× the fastest after one run is far off the pace; one run says so.
-        // imgdl's own commands always get every run: they are what the suite measures.
+        // imgdl's own commands and the reference always get every run: they are what the suite measures.
         const fastest = Math.min(...results.map((r) => r.walls[0] ?? Number.POSITIVE_INFINITY));
-        results.forEach((r, i) => !contenders[i]!.name.startsWith('imgdl') && (r.walls[0] ?? 0) > 3 * fastest && dropped.add(i));
+        results.forEach((r, i) => contenders[i]!.peer && (r.walls[0] ?? 0) > 3 * fastest && dropped.add(i));
       }
       for (const [i, contender] of contenders.entries()) {
         if (dropped.has(i)) continue;
         if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${label}: ${contender.name} run ${run}/${runs}`);
         const out = path.join(work, `out-${run}-${i}`);
         await fs.mkdir(out);
-        const { wallMs, rss, code } = await timed(contender.argv(out), work);
+        const { wallMs, rss, user, sys, code } = await timed(contender.argv(out), work);
         const result = results[i]!;
         result.walls.push(wallMs);
         result.rss.push(rss);
+        result.user.push(user);
+        result.sys.push(sys);
         if (contender.saves) {
           const got = await tally(out);
           if (code !== 0 || got.files !== expected.files || got.bytes !== expected.bytes) result.incomplete++;
@@ -281,6 +306,7 @@ function peers(lists: { plain: string; curl: string; aria2: string }, c: number)
       name: c === 1 ? 'curl (sequential)' : `curl -Z --parallel-max ${c}`,
       argv: (out) => ['curl', '-s', '--no-progress-meter', ...(c === 1 ? [] : ['-Z', '--parallel-max', String(c)]), '--output-dir', out, '-K', lists.curl],
       saves: true,
+      peer: true,
     });
   }
   if (installed('wget2')) {
@@ -288,6 +314,7 @@ function peers(lists: { plain: string; curl: string; aria2: string }, c: number)
       name: `wget2 --max-threads=${c}`,
       argv: (out) => ['wget2', '-q', '--no-config', `--max-threads=${c}`, '-P', out, '-i', lists.plain],
       saves: true,
+      peer: true,
     });
   }
   if (installed('aria2c')) {
@@ -299,13 +326,18 @@ function peers(lists: { plain: string; curl: string; aria2: string }, c: number)
         '--file-allocation=none', '--max-connection-per-server=16', '--auto-file-renaming=false', '--summary-interval=0',
       ],
       saves: true,
+      peer: true,
     });
   }
   return found;
 }
 
-function imgdl(name: string, list: string, args: string[]): Contender {
-  return { name, argv: (out) => [node, CLI_PATH, '-i', list, '-o', out, '-q', ...args], saves: true };
+function imgdl(name: string, list: string, args: string[], cli: string = CLI_PATH): Contender {
+  return { name, argv: (out) => [node, cli, '-i', list, '-o', out, '-q', ...args], saves: true };
+}
+
+function reference(list: string, c: number): Contender {
+  return { name: REFERENCE, argv: (out) => [node, REFERENCE_PATH, list, out, String(c)], saves: true };
 }
 
 async function scenario(
@@ -316,13 +348,17 @@ async function scenario(
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), `imgdl-suite-${name}-`));
   try {
     if (name === 'startup') {
+      // One real download (the smallest image, no latency) as well as --version: what a run loads, not only the shell.
+      const one = `${servers.fast}/gen/1.jpg?bytes=200`;
       const contenders: Contender[] = [
         { name: 'node -e 0', argv: () => [node, '-e', '0'], saves: false },
         { name: 'imgdl --version', argv: () => [node, CLI_PATH, '--version'], saves: false },
+        { name: 'imgdl URL (one file)', argv: (out) => [node, CLI_PATH, one, '-o', out, '-q'], saves: true },
       ];
+      if (s.compare !== undefined) contenders.push({ name: `imgdl URL (one file) @compare`, argv: (out) => [node, s.compare!, one, '-o', out, '-q'], saves: true });
       // Start-up runs are short; more of them steady the median at little cost.
-      const rows = await measure(name, contenders, Math.max(s.runs, 10), { files: 0, bytes: 0 });
-      return { scenario: name, description: 'imgdl --version against node -e 0', floorMs: undefined, baseline: 'node -e 0', rows };
+      const rows = await measure(name, contenders, Math.max(s.runs, 10), { files: 1, bytes: 200 });
+      return { scenario: name, description: 'imgdl --version and a one-file download, against node -e 0', files: 1, floorMs: undefined, baseline: 'node -e 0', rows };
     }
     const spec = {
       latency: { files: 2000, size: 20_000, origin: servers.slow, c: 32, floor: Math.ceil(2000 / 32) * 50 },
@@ -339,6 +375,11 @@ async function scenario(
       contenders.push(imgdl(`imgdl -c ${c}`, lists.plain, ['-c', c]));
       contenders.push(imgdl(`imgdl workers -c ${c}`, lists.plain, ['-m', 'workers', '-c', c]));
     }
+    if (s.compare !== undefined) {
+      const args = name === 'sequential' ? ['-m', 'sequential'] : ['-c', c];
+      contenders.push(imgdl(`imgdl ${name === 'sequential' ? 'sequential' : `-c ${c}`} @compare`, lists.plain, args, s.compare));
+    }
+    contenders.push(reference(lists.plain, spec.c));
     if (name === 'bulk') {
       contenders.push(imgdl(`imgdl -c ${c} --hash sha256`, lists.plain, ['-c', c, '--hash', 'sha256']));
       contenders.push(imgdl(`imgdl workers -c ${c} --hash sha256`, lists.plain, ['-m', 'workers', '-c', c, '--hash', 'sha256']));
@@ -347,7 +388,7 @@ async function scenario(
     const rows = await measure(name, contenders, s.runs, { files: spec.files, bytes: spec.files * spec.size });
     const description = `${spec.files} × ${formatBytes(spec.size)}, ${spec.origin === servers.slow ? '50 ms' : 'no'} latency, concurrency ${c}`;
     const baseline = rows.find((r) => r.name.startsWith('curl'))?.name;
-    return { scenario: name, description, floorMs: spec.floor, baseline, rows };
+    return { scenario: name, description, files: spec.files, floorMs: spec.floor, baseline, rows };
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
@@ -361,6 +402,11 @@ function ratio(a: number | undefined, b: number | undefined): number | undefined
   return a === undefined || b === undefined ? undefined : Math.round((a / b) * 1000) / 1000;
 }
 
+/** Median user + system CPU of a row's runs, in seconds. */
+function cpu(row: Measured): number {
+  return median(row.user.map((u, i) => u + row.sys[i]!));
+}
+
 function targets(results: readonly ScenarioResult[]): Target[] {
   const get = (scenario: ScenarioName, name: string): Measured | undefined =>
     results.find((r) => r.scenario === scenario)?.rows.find((row) => row.name.startsWith(name));
@@ -370,37 +416,34 @@ function targets(results: readonly ScenarioResult[]): Target[] {
   };
   const lat = results.find((r) => r.scenario === 'latency');
   if (lat) {
-    within('latency: imgdl -c 32 / floor 3.15 s', ratio(med(get('latency', 'imgdl -c')), lat.floorMs), 1.05);
-    within('latency: imgdl -c 32 / wget2', ratio(med(get('latency', 'imgdl -c')), med(get('latency', 'wget2'))), 1);
-    within('latency: imgdl -c 32 / curl -Z', ratio(med(get('latency', 'imgdl -c')), med(get('latency', 'curl'))), 1);
+    within('latency: imgdl -c 32 / floor 3.15 s', ratio(med(get('latency', 'imgdl -c 32')), lat.floorMs), 1.15);
+    within('latency: imgdl -c 32 / bare undici', ratio(med(get('latency', 'imgdl -c 32')), med(get('latency', REFERENCE))), 1.3);
   }
   const seq = results.find((r) => r.scenario === 'sequential');
-  if (seq) within('sequential: imgdl / floor 5 s', ratio(med(get('sequential', 'imgdl')), seq.floorMs), 1.05);
+  if (seq) within('sequential: imgdl / floor 5 s', ratio(med(get('sequential', 'imgdl sequential')), seq.floorMs), 1.08);
   if (results.some((r) => r.scenario === 'flood')) {
-    within('flood: imgdl -c 32 / curl -Z', ratio(med(get('flood', 'imgdl -c')), med(get('flood', 'curl'))), 1);
+    within('flood: imgdl -c 32 / curl -Z', ratio(med(get('flood', 'imgdl -c 32')), med(get('flood', 'curl'))), 1.5);
+    within('flood: imgdl -c 32 / bare undici', ratio(med(get('flood', 'imgdl -c 32')), med(get('flood', REFERENCE))), 1.3);
   }
   if (results.some((r) => r.scenario === 'bulk')) {
-    within('bulk: imgdl -c 8 / curl -Z', ratio(med(get('bulk', 'imgdl -c 8')), med(get('bulk', 'curl'))), 1);
+    within('bulk: imgdl -c 8 / curl -Z', ratio(med(get('bulk', 'imgdl -c 8')), med(get('bulk', 'curl'))), 1.3);
     const rss = get('bulk', 'imgdl -c 8');
     within('bulk: imgdl -c 8 peak RSS / 80 MiB', rss ? ratio(Math.max(...rss.rss), 80 * 1024 * 1024) : undefined, 1);
-    within(
-      'bulk: workers --hash sha256 / concurrent --hash sha256',
-      ratio(med(get('bulk', 'imgdl workers -c 8 --hash')), med(get('bulk', 'imgdl -c 8 --hash'))),
-      1,
-    );
   }
   if (results.some((r) => r.scenario === 'startup')) {
-    within('start-up: imgdl --version / node -e 0', ratio(med(get('startup', 'imgdl')), med(get('startup', 'node'))), 1.5);
+    within('start-up: imgdl --version / node -e 0', ratio(med(get('startup', 'imgdl --version')), med(get('startup', 'node'))), 1.5);
   }
   return list;
 }
 
 function printScenario(r: ScenarioResult): string {
   const base = med(r.rows.find((row) => row.name === r.baseline));
-  const header = ['command', 'runs', 'median wall', 'min', 'max', '× floor', r.baseline ? `× ${r.baseline.split(' ')[0]}` : '× base', 'peak RSS', 'complete'];
+  const ref = med(r.rows.find((row) => row.name === REFERENCE));
+  const header = ['command', 'runs', 'median wall', 'min', 'max', '× floor', r.baseline ? `× ${r.baseline.split(' ')[0]}` : '× base', '× ref', 'user+sys', 'CPU/file', 'peak RSS', 'complete'];
   const rows = r.rows.map((row) => {
     const m = median(row.walls);
     const peak = Math.max(...row.rss);
+    const seconds = cpu(row);
     return [
       row.name,
       String(row.walls.length),
@@ -409,12 +452,21 @@ function printScenario(r: ScenarioResult): string {
       formatDuration(Math.max(...row.walls)),
       r.floorMs ? (m / r.floorMs).toFixed(3) : '-',
       base ? (m / base).toFixed(3) : '-',
+      ref ? (m / ref).toFixed(3) : '-',
+      Number.isFinite(seconds) ? `${seconds.toFixed(2)} s` : '?',
+      Number.isFinite(seconds) && r.files > 0 ? `${Math.round((seconds / r.files) * 1e6)} µs` : '?',
       Number.isFinite(peak) ? formatBytes(peak) : '?',
       `${row.walls.length - row.incomplete}/${row.walls.length}`,
     ];
   });
   const floor = r.floorMs ? `; floor ${formatDuration(r.floorMs)}` : '';
-  return `\n## ${r.scenario}: ${r.description}${floor}\n${formatTable(header, rows)}\n`;
+  // Each imgdl command against every other command that is not imgdl: the reference and each peer.
+  const others = r.rows.filter((row) => !row.name.startsWith('imgdl'));
+  const ratios = r.rows
+    .filter((row) => row.name.startsWith('imgdl') && r.scenario !== 'startup')
+    .map((row) => `${row.name}: ` + others.map((o) => `${(median(row.walls) / median(o.walls)).toFixed(2)}× ${o.name.split(' (')[0]}`).join(', '))
+    .join('\n');
+  return `\n## ${r.scenario}: ${r.description}${floor}\n${formatTable(header, rows)}\n${ratios ? `${ratios}\n` : ''}`;
 }
 
 async function main(): Promise<void> {
@@ -453,7 +505,8 @@ async function main(): Promise<void> {
   process.stdout.write(`\n## targets (ratios of medians measured in this run)\n${formatTable(['target', 'ratio', 'goal', ''], lines)}\n`);
   process.stdout.write(
     `\n${s.runs} runs per command (start-up: ${Math.max(s.runs, 10)}), ${os.availableParallelism()} CPUs, node ${process.version}; ` +
-      `wall = whole process as a user times it; peak RSS from /usr/bin/time; suite took ${formatDuration(performance.now() - started)}\n`,
+      `wall = whole process as a user times it; peak RSS, user and system CPU from /usr/bin/time (CPU/file = median user+sys over files); ` +
+      `suite took ${formatDuration(performance.now() - started)}\n`,
   );
 }
 
