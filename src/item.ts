@@ -113,14 +113,27 @@ export function planItem(item: ListItem, ctx: RunContext): Planned {
     ctx.seen.add(url.href);
     if (ctx.done?.has(doneKey(shownUrl))) return { result: skipped(item, shownUrl, 'manifest') };
     const context = { source: item.source, line: item.line, url: shownUrl };
-    const wanted = item.name === undefined ? nameFromUrl(url) : safeRelativePath(item.name, context);
-    const relPath = ctx.names.claim(wanted, url.href);
+    const relPath = ctx.names.claim(wantedPath(item, url, context), url.href);
     // Resolving now refuses a path outside the output folder before any request is made.
     const finalPath = resolveInside(ctx.options.out, relPath);
     return { task: { item, url, shownUrl, relPath, finalPath, named: item.name !== undefined } };
   } catch (error) {
     return { result: failed(item, redactUrl(item.url), error, 0, null, 0) };
   }
+}
+
+/**
+ * The name an item asks for before any registry has a say: the list's NAME,
+ * made safe, or the URL's last segment. Throws UNSAFE_NAME for a NAME that
+ * cannot be made safe.
+ */
+export function wantedPath(item: ListItem, url: URL, context: { source?: string; line?: number; url?: string } = {}): string {
+  return item.name === undefined ? nameFromUrl(url) : safeRelativePath(item.name, context);
+}
+
+/** A name the response called for, claimed through the registry's later path when it has one. */
+function claimLate(ctx: RunContext, relPath: string, url: string): string | Promise<string> {
+  return ctx.names.claimLater ? ctx.names.claimLater(relPath, url) : ctx.names.claim(relPath, url);
 }
 
 /** What one item's tries have learnt so far; the record is made from it. */
@@ -230,7 +243,7 @@ async function attemptFrom(
   if (!task.named) {
     const offered = filenameFromContentDisposition(header(response.headers, 'content-disposition'));
     if (offered !== undefined && offered !== relPath) {
-      relPath = ctx.names.claim(offered, task.url.href);
+      relPath = await claimLate(ctx, offered, task.url.href);
       if (options.onExists === 'skip' && (await ctx.parts.exists(resolveInside(options.out, relPath)))) {
         discardBody(response.body);
         return skipped(task.item, task.shownUrl, 'exists', relPath, progress.attempts, progress.httpStatus);
@@ -267,7 +280,7 @@ async function attemptFrom(
             if (task.named) return;
             const { stem, ext } = splitExt(relPath);
             if (extensionFits(ext, sniffed)) return;
-            relPath = ctx.names.claim(stem + sniffed.ext, task.url.href);
+            relPath = await claimLate(ctx, stem + sniffed.ext, task.url.href);
             // Known now, before the rest of the body: a rerun reads no more than the head.
             if (options.onExists === 'skip' && (await ctx.parts.exists(resolveInside(options.out, relPath)))) {
               existing = true;
