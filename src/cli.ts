@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import v8 from 'node:v8';
 import type { Logger } from 'pino';
-import yargs from 'yargs';
+import yargs, { type Argv as Yargs } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { describeError } from './errors.js';
 import { itemsFromArgs, readList, type ListItem } from './list.js';
@@ -22,32 +22,21 @@ import { itemsFromArgs, readList, type ListItem } from './list.js';
 import { HASHES, MODES, ON_EXISTS, OptionError, VERSION, parseSize, resolveOptions, type HashAlgorithm, type Mode, type OnExists, type Options } from './options.js';
 
 /** A usage error: exit code 2, message shown as is. */
-class UsageError extends Error {
+export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-interface Argv {
-  urls: string[];
-  input: string[] | undefined;
-  out: string;
-  mode: string;
-  concurrency: number;
-  threads: number | undefined;
+/** What {@link itemFlags} parses. */
+export interface ItemArgv {
   hash: string | undefined;
-  dedupe: boolean;
   perHost: number | undefined;
   onExists: string;
-  manifest: string | undefined;
-  json: boolean;
-  quiet: boolean;
-  verbose: number;
   timeout: number;
   retries: number;
   retryDelay: number;
   maxRetryAfter: number;
   maxSize: string;
   anyType: boolean;
-  grace: number;
   header: string[] | undefined;
   userAgent: string | undefined;
   referer: string | undefined;
@@ -55,13 +44,75 @@ interface Argv {
   proxy: string | false | undefined;
   insecure: boolean;
   cacert: string | undefined;
+}
+
+interface Argv extends ItemArgv {
+  urls: string[];
+  input: string[] | undefined;
+  out: string;
+  mode: string;
+  concurrency: number;
+  threads: number | undefined;
+  dedupe: boolean;
+  manifest: string | undefined;
+  json: boolean;
+  quiet: boolean;
+  verbose: number;
+  grace: number;
   dryRun: boolean;
   progress: boolean;
   color: boolean | undefined;
 }
 
+/** The {@link Options} that {@link itemFlags} set; throws {@link UsageError} for a malformed `-H`. */
+export function itemOptions(argv: ItemArgv): Options {
+  return {
+    hash: argv.hash as HashAlgorithm | undefined,
+    perHost: argv.perHost,
+    onExists: argv.onExists as OnExists,
+    timeoutMs: argv.timeout,
+    headers: parseHeaders(argv.header ?? []),
+    userAgent: argv.userAgent,
+    referer: argv.referer,
+    cookie: argv.cookie,
+    proxy: argv.proxy,
+    insecure: argv.insecure,
+    cacert: argv.cacert,
+    retries: argv.retries,
+    retryDelayMs: argv.retryDelay,
+    maxRetryAfterMs: Number.isFinite(argv.maxRetryAfter) ? Math.round(argv.maxRetryAfter * 1000) : argv.maxRetryAfter,
+    maxSize: argv.maxSize,
+    anyType: argv.anyType,
+  };
+}
+
+/**
+ * The flags that say how each item is fetched, checked and saved (as opposed
+ * to how a run is scheduled or reported). The main command has them, and so
+ * does `imgdl enqueue`, whose jobs carry them to every worker.
+ */
+export function itemFlags<T>(y: Yargs<T>) {
+  return y
+    .option('hash', { type: 'string', choices: HASHES as string[], defaultDescription: 'none', describe: 'Record a digest of each saved file, computed as it streams' })
+    .option('per-host', { type: 'number', defaultDescription: 'no cap beyond --concurrency', describe: 'Most connections to one host' })
+    .option('on-exists', { type: 'string', choices: ON_EXISTS as string[], default: 'skip', describe: 'When the file already exists' })
+    .option('timeout', { type: 'number', default: 30_000, describe: 'Connect, headers and body-idle timeout in ms (each)' })
+    .option('retries', { type: 'number', default: 3, describe: 'Tries after the first for network errors, timeouts, truncated bodies, 408, 429, 5xx' })
+    .option('retry-delay', { type: 'number', default: 500, describe: 'Base backoff in ms (exponential, full jitter, at most 30 s)' })
+    .option('max-retry-after', { type: 'number', default: 60, describe: 'Longest Retry-After (429/503) obeyed, in seconds; longer fails the item' })
+    .option('max-size', { type: 'string', default: '1G', describe: 'Largest file saved: bytes or with k, M, G (0: no limit)' })
+    .option('any-type', { type: 'boolean', default: false, describe: 'Keep any body, not only images (no sniffing, no extension fix)' })
+    .option('header', { alias: 'H', type: 'string', array: true, requiresArg: true, defaultDescription: 'none', describe: 'Extra request header "Name: value"; repeatable' })
+    .option('user-agent', { alias: 'A', type: 'string', requiresArg: true, defaultDescription: `imgdl/${VERSION}`, describe: 'User-Agent header' })
+    .option('referer', { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Referer header sent with every request' })
+    .option('cookie', { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Cookie header sent with every request ("a=b; c=d")' })
+    .option('proxy', { type: 'string', defaultDescription: '$HTTPS_PROXY / $HTTP_PROXY, minus $NO_PROXY', describe: 'HTTP(S) proxy URL (--no-proxy: ignore the environment)' })
+    .option('insecure', { alias: 'k', type: 'boolean', default: false, describe: 'Do NOT verify TLS certificates (a warning is logged)' })
+    .option('cacert', { type: 'string', requiresArg: true, defaultDescription: "Node's bundled CAs", describe: 'PEM file of extra CA certificates to trust' });
+}
+
 function parser(args: string[]) {
-  return yargs(args)
+  return itemFlags(yargs(args))
     .scriptName('imgdl')
     .usage('$0 [urls..] [options]\n\nDownload images from URLs given as arguments, in list files, or piped on stdin.')
     .command('$0 [urls..]', false)
@@ -72,17 +123,8 @@ function parser(args: string[]) {
     .option('mode', { alias: 'm', type: 'string', choices: MODES as string[], default: 'concurrent', describe: 'How downloads are scheduled' })
     .option('concurrency', { alias: 'c', type: 'number', default: 16, describe: 'Downloads in flight at once' })
     .option('threads', { alias: 't', type: 'number', defaultDescription: 'one per CPU', describe: 'Worker threads in --mode workers' })
-    .option('hash', { type: 'string', choices: HASHES as string[], defaultDescription: 'none', describe: 'Record a digest of each saved file, computed as it streams' })
     .option('dedupe', { type: 'boolean', default: false, describe: 'Do not save a file whose content was already saved this run (hashes with sha256 unless --hash)' })
-    .option('per-host', { type: 'number', defaultDescription: 'no cap beyond --concurrency', describe: 'Most connections to one host' })
-    .option('on-exists', { type: 'string', choices: ON_EXISTS as string[], default: 'skip', describe: 'When the file already exists' })
     .option('manifest', { type: 'string', defaultDescription: 'none', describe: 'Write one JSON line per item to FILE as items finish' })
-    .option('timeout', { type: 'number', default: 30_000, describe: 'Connect, headers and body-idle timeout in ms (each)' })
-    .option('retries', { type: 'number', default: 3, describe: 'Tries after the first for network errors, timeouts, truncated bodies, 408, 429, 5xx' })
-    .option('retry-delay', { type: 'number', default: 500, describe: 'Base backoff in ms (exponential, full jitter, at most 30 s)' })
-    .option('max-retry-after', { type: 'number', default: 60, describe: 'Longest Retry-After (429/503) obeyed, in seconds; longer fails the item' })
-    .option('max-size', { type: 'string', default: '1G', describe: 'Largest file saved: bytes or with k, M, G (0: no limit)' })
-    .option('any-type', { type: 'boolean', default: false, describe: 'Keep any body, not only images (no sniffing, no extension fix)' })
     .option('grace', { type: 'number', default: 5000, describe: 'On Ctrl-C/SIGTERM, ms downloads in flight get to finish before they are stopped' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the run summary as JSON on stdout' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only errors on stderr; no summary' })
@@ -90,13 +132,6 @@ function parser(args: string[]) {
     .option('dry-run', { alias: 'n', type: 'boolean', default: false, describe: 'Print each URL and the file it would be saved as; request nothing' })
     .option('progress', { type: 'boolean', default: true, describe: 'Live progress line on stderr when it is a terminal (--no-progress: none)' })
     .option('color', { type: 'boolean', defaultDescription: 'on for a terminal, off when NO_COLOR is set', describe: 'Colour in logs, progress and summary' })
-    .option('header', { alias: 'H', type: 'string', array: true, requiresArg: true, defaultDescription: 'none', describe: 'Extra request header "Name: value"; repeatable' })
-    .option('user-agent', { alias: 'A', type: 'string', requiresArg: true, defaultDescription: `imgdl/${VERSION}`, describe: 'User-Agent header' })
-    .option('referer', { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Referer header sent with every request' })
-    .option('cookie', { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Cookie header sent with every request ("a=b; c=d")' })
-    .option('proxy', { type: 'string', defaultDescription: '$HTTPS_PROXY / $HTTP_PROXY, minus $NO_PROXY', describe: 'HTTP(S) proxy URL (--no-proxy: ignore the environment)' })
-    .option('insecure', { alias: 'k', type: 'boolean', default: false, describe: 'Do NOT verify TLS certificates (a warning is logged)' })
-    .option('cacert', { type: 'string', requiresArg: true, defaultDescription: "Node's bundled CAs", describe: 'PEM file of extra CA certificates to trust' })
     .completion('completion', 'Print a shell completion script (bash/zsh): imgdl completion >> ~/.bashrc')
     .example('$0 https://example.com/a.jpg https://example.com/b.png -o photos', 'Two images into photos/')
     .example('$0 -i urls.txt -o photos -c 32', 'A list, 32 at a time')
@@ -118,7 +153,7 @@ function parser(args: string[]) {
 }
 
 /** Opens each input before the run starts, so an unreadable file is a usage error, not a failure halfway. */
-async function openInputs(inputs: readonly string[]): Promise<Array<{ name: string; stream: Readable }>> {
+export async function openInputs(inputs: readonly string[]): Promise<Array<{ name: string; stream: Readable }>> {
   const opened: Array<{ name: string; stream: Readable }> = [];
   for (const name of inputs) {
     if (name === '-') {
@@ -136,13 +171,14 @@ async function openInputs(inputs: readonly string[]): Promise<Array<{ name: stri
   return opened;
 }
 
-async function* allItems(urls: readonly string[], inputs: Array<{ name: string; stream: Readable }>): AsyncGenerator<ListItem> {
+/** The positional URLs, then every input's items, in order. */
+export async function* allItems(urls: readonly string[], inputs: Array<{ name: string; stream: Readable }>): AsyncGenerator<ListItem> {
   yield* itemsFromArgs(urls);
   for (const input of inputs) yield* readList(input.stream, input.name);
 }
 
 /** yargs reads a lone `-` as a positional; `-i -` means stdin, so bind it to the flag before parsing. */
-function bindStdinDash(args: readonly string[]): string[] {
+export function bindStdinDash(args: readonly string[]): string[] {
   const bound: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -189,29 +225,14 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
   let inputs: Array<{ name: string; stream: Readable }>;
   try {
     options = {
+      ...itemOptions(argv),
       out: argv.out,
       mode: argv.mode as Mode,
       concurrency: argv.concurrency,
       threads: argv.threads,
-      hash: argv.hash as HashAlgorithm | undefined,
       dedupe: argv.dedupe,
-      perHost: argv.perHost,
-      onExists: argv.onExists as OnExists,
       manifest: argv.manifest,
-      timeoutMs: argv.timeout,
-      headers: parseHeaders(argv.header ?? []),
-      userAgent: argv.userAgent,
-      referer: argv.referer,
-      cookie: argv.cookie,
-      proxy: argv.proxy,
-      insecure: argv.insecure,
-      cacert: argv.cacert,
       logger,
-      retries: argv.retries,
-      retryDelayMs: argv.retryDelay,
-      maxRetryAfterMs: Number.isFinite(argv.maxRetryAfter) ? Math.round(argv.maxRetryAfter * 1000) : argv.maxRetryAfter,
-      maxSize: argv.maxSize,
-      anyType: argv.anyType,
       graceMs: argv.grace,
       onProgress: progressLine ? (progress) => progressLine.update(progress) : undefined,
     };
@@ -295,7 +316,7 @@ function stopOnSignals(logger: Logger, graceMs: number): { signal: AbortSignal; 
  * fail with EPIPE, emitted as an error event that would otherwise crash the
  * process with a stack trace. Say so once on stderr and let the run end.
  */
-function guardOutputs(): void {
+export function guardOutputs(): void {
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code !== 'EPIPE') throw error;
     process.stderr.write('imgdl: stdout was closed by its reader (EPIPE); the summary was not printed\n');
