@@ -117,6 +117,9 @@ function parser(args: string[]) {
     .usage('$0 [urls..] [options]\n\nDownload images from URLs given as arguments, in list files, or piped on stdin.')
     .command('$0 [urls..]', false)
     .command('bench', 'Time sequential, concurrent and workers modes on one list (imgdl bench --help)')
+    .command('enqueue', 'Add a list to a Redis queue as batches, for workers on many machines (imgdl enqueue --help)')
+    .command('worker', "Download a Redis queue's batches into a folder (imgdl worker --help)")
+    .command('status', "Show a Redis queue's progress across all workers (imgdl status --help)")
     .positional('urls', { type: 'string', array: true, default: [], describe: 'URLs to download' })
     .option('input', { alias: 'i', type: 'string', array: true, defaultDescription: 'stdin, when no URL is given', describe: 'Read URLs from FILE, one per line ("-" is stdin); repeatable' })
     .option('out', { alias: 'o', type: 'string', default: '.', describe: 'Output folder (created if missing)' })
@@ -199,6 +202,8 @@ export async function main(args: string[] = hideBin(process.argv)): Promise<numb
   // never by the library, and before undici is first loaded.
   v8.setFlagsFromString('--liftoff-only');
   if (args[0] === 'bench') return benchMain(args.slice(1));
+  // Loaded only for these commands: the main command never loads the queue's code (bullmq, ioredis).
+  if (args[0] === 'enqueue' || args[0] === 'worker' || args[0] === 'status') return (await import('./cluster/cli.js')).clusterMain(args[0], args.slice(1));
   let argv: Argv;
   try {
     argv = (await parser(bindStdinDash(args)).parseAsync()) as unknown as Argv;
