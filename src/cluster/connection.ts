@@ -124,14 +124,16 @@ export function workerOptions(address: QueueAddress): RedisOptions {
  */
 export async function connectProducer(address: QueueAddress): Promise<Redis> {
   const client = new Redis(producerOptions(address));
-  // ioredis emits connection errors as events too; the rejected connect() below reports them.
-  client.on('error', () => undefined);
+  // The socket's own error (ECONNREFUSED, ENOTFOUND, ...) arrives as an event; connect() then only
+  // rejects with "Connection is closed", which would hide it.
+  let cause: unknown;
+  client.on('error', (error: unknown) => (cause ??= error));
   try {
     await client.connect();
     await client.ping();
   } catch (error) {
     client.disconnect();
-    throw unavailable(address, error);
+    throw unavailable(address, cause ?? error);
   }
   return client;
 }

@@ -157,6 +157,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       const where = `${entry.item.source}\n${entry.item.line}`;
       bySourceLine.set(where, [...(bySourceLine.get(where) ?? []), entry]);
     }
+    // A batch started before (its worker died, or Redis lost the end of it in a crash) may find its own files.
+    const rerun = job.attemptsStarted > 1 || job.stalledCounter > 0;
     const writes: Array<Promise<unknown>> = [];
     let recorded = 0;
     const counts = { ok: 0, failed: 0, skipped: 0 };
@@ -165,7 +167,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       const entry = bySourceLine.get(`${result.source}\n${result.line}`)?.shift();
       if (entry === undefined) continue;
       if (result.error && TRANSIENT.has(result.error.code)) continue;
-      const record = entry.claim === Claim.Resumed ? await recovered(result, resolved.out) : result;
+      const record = entry.claim === Claim.Resumed || rerun ? await recovered(result, resolved.out) : result;
       recorded++;
       counts[record.status]++;
       report.add(record);
@@ -243,10 +245,12 @@ function named(item: ListItem, url: URL): Array<{ wanted: string; url: string }>
 }
 
 /**
- * A result of a batch run again after its worker died. That worker may have
- * saved the file and died before its record reached Redis; this run then
- * finds the file and skips it. Names are the queue's own, so a file at this
- * item's name is that worker's complete download: recorded as saved.
+ * A result of a batch run again after its worker died (or after Redis lost
+ * its last writes in a crash). That worker may have saved the file and died
+ * before its record reached Redis; this run then finds the file and skips
+ * it. Names are the queue's own, and a file at its final name is always
+ * complete, so the file at this item's name is that worker's download:
+ * recorded as saved.
  */
 async function recovered(result: ItemResult, out: string): Promise<ItemResult> {
   if (result.status !== 'skipped' || result.skipReason !== 'exists' || result.path === null) return result;
