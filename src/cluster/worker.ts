@@ -211,6 +211,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     },
   );
   worker.on('error', onError);
+  worker.on('stalled', (jobId) => log?.info(`batch ${jobId} was taken back from a worker that stopped answering; it will run again`));
   worker.on('failed', (job, error) => {
     if (error.name !== 'WaitingError') log?.error(`batch ${job?.id ?? '?'} failed: ${describeError(error)}`);
   });
