@@ -14,7 +14,8 @@ import { describeError } from '../errors.js';
 import { OptionError } from '../options.js';
 import { ClusterError } from './connection.js';
 
-type Command = 'enqueue' | 'worker' | 'status';
+/** A cluster command. */
+export type Command = 'enqueue' | 'worker' | 'status';
 
 function base(command: Command, args: string[], usage: string) {
   return yargs(bindStdinDash(args))
@@ -73,6 +74,19 @@ function statusParser(args: string[]) {
     .option('json', { type: 'boolean', default: false, describe: 'Print the status as JSON (one line per refresh with --watch)' })
     .option('watch', { type: 'boolean', default: false, describe: 'Redraw as a live line until Ctrl-C' })
     .option('interval', { type: 'number', default: 1000, describe: 'With --watch: ms between refreshes' });
+}
+
+/** The commands this module runs. */
+export const COMMANDS: readonly Command[] = ['enqueue', 'worker', 'status'];
+
+/**
+ * Parses `imgdl <command> ...args` as the command would, without running it
+ * (no connection, no file opened); throws UsageError for what the command
+ * would refuse. The README's manifests are checked with it.
+ */
+export async function parseArgs(command: Command, args: string[]): Promise<Record<string, unknown>> {
+  const parser = { enqueue: enqueueParser, worker: workerParser, status: statusParser }[command];
+  return (await parser(args).parseAsync()) as Record<string, unknown>;
 }
 
 /** Runs `imgdl <command> ...args`; resolves to the exit code. */
