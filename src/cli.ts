@@ -41,6 +41,7 @@ export interface ItemArgv {
   userAgent: string | undefined;
   referer: string | undefined;
   cookie: string | undefined;
+  locationTrusted: boolean;
   proxy: string | false | undefined;
   insecure: boolean;
   cacert: string | undefined;
@@ -75,6 +76,7 @@ export function itemOptions(argv: ItemArgv): Options {
     userAgent: argv.userAgent,
     referer: argv.referer,
     cookie: argv.cookie,
+    locationTrusted: argv.locationTrusted,
     proxy: argv.proxy,
     insecure: argv.insecure,
     cacert: argv.cacert,
@@ -106,6 +108,7 @@ export function itemFlags<T>(y: Yargs<T>) {
     .option('user-agent', { alias: 'A', type: 'string', requiresArg: true, defaultDescription: `imgdl/${VERSION}`, describe: 'User-Agent header' })
     .option('referer', { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Referer header sent with every request' })
     .option('cookie', { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Cookie header sent with every request ("a=b; c=d")' })
+    .option('location-trusted', { type: 'boolean', default: false, describe: 'Send Authorization, Cookie and URL credentials on redirects to OTHER hosts too (they can read them)' })
     .option('proxy', { type: 'string', defaultDescription: '$HTTPS_PROXY / $HTTP_PROXY, minus $NO_PROXY', describe: 'HTTP(S) proxy URL (--no-proxy: ignore the environment)' })
     .option('insecure', { alias: 'k', type: 'boolean', default: false, describe: 'Do NOT verify TLS certificates (a warning is logged)' })
     .option('cacert', { type: 'string', requiresArg: true, defaultDescription: "Node's bundled CAs", describe: 'PEM file of extra CA certificates to trust' });

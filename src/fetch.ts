@@ -162,7 +162,7 @@ export function classifyNetworkError(error: unknown, url: string, signal?: Abort
 export async function fetchOne(
   url: URL,
   agent: Dispatcher,
-  options: Pick<ResolvedOptions, 'maxRedirects' | 'headers' | 'userAgent'>,
+  options: Pick<ResolvedOptions, 'maxRedirects' | 'headers' | 'userAgent' | 'locationTrusted'>,
   signal?: AbortSignal,
   extraHeaders?: Record<string, string>,
 ): Promise<FetchedResponse> {
@@ -171,6 +171,8 @@ export async function fetchOne(
   let current = url;
   for (let hop = 0; ; hop++) {
     visited.add(current.href);
+    // The user's credentials go to the origin the user named; another origin gets them only when trusted.
+    const trusted = options.locationTrusted || current.origin === url.origin;
     let response: Dispatcher.ResponseData;
     try {
       response = await agent.request({
@@ -183,9 +185,9 @@ export async function fetchOne(
           // The agent's decompress interceptor decodes these, so the saved file is the image itself. A Range
           // counts bytes of the encoded body, which would not line up with the decoded part file: ask for identity.
           'accept-encoding': extraHeaders?.range === undefined ? 'gzip, br' : 'identity',
-          ...options.headers,
+          ...(trusted ? options.headers : withoutCredentials(options.headers)),
           ...extraHeaders,
-          ...authorization(current),
+          ...authorization(hasUserinfo(current) ? current : trusted ? url : undefined),
         },
         signal: signal ?? null,
       });
@@ -225,9 +227,31 @@ export async function fetchOne(
   }
 }
 
-/** Basic credentials written in the URL (`user:pass@host`) as a header, since undici does not send them itself. */
-function authorization(url: URL): Record<string, string> {
-  if (url.username === '' && url.password === '') return {};
+/**
+ * Request headers that carry credentials. On a redirect to another origin
+ * they are dropped, as curl does since CVE-2018-1000007 and CVE-2022-27776:
+ * an image host that redirects to a CDN, or to anyone, must not receive them.
+ */
+const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'cookie', 'proxy-authorization']);
+
+/** `headers` (lower-case names) without those in {@link CREDENTIAL_HEADERS}. */
+function withoutCredentials(headers: Record<string, string>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) if (!CREDENTIAL_HEADERS.has(name)) kept[name] = value;
+  return kept;
+}
+
+function hasUserinfo(url: URL): boolean {
+  return url.username !== '' || url.password !== '';
+}
+
+/**
+ * Basic credentials written in a URL (`user:pass@host`) as a header, since
+ * undici does not send them itself. A hop whose own URL carries none gets the
+ * listed URL's when it is trusted with them (same origin, or `locationTrusted`).
+ */
+function authorization(url: URL | undefined): Record<string, string> {
+  if (url === undefined || !hasUserinfo(url)) return {};
   const pair = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
   return { authorization: `Basic ${Buffer.from(pair).toString('base64')}` };
 }

@@ -7,6 +7,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { NameClaims } from './coordinate.js';
@@ -32,6 +33,7 @@ import {
   streamToFile,
   writePartMeta,
   FolderMaker,
+  HOLD_BYTES,
   openPartFile,
   PartIndex,
   type OpenPart,
@@ -149,7 +151,12 @@ export async function runTask(task: Task, ctx: RunContext): Promise<ItemResult> 
   const started = performance.now();
   const progress: Progress = { attempts: 0, httpStatus: null, contentType: null };
   try {
-    if (options.onExists === 'skip' && (await ctx.parts.exists(task.finalPath))) return skipped(task.item, task.shownUrl, 'exists', task.relPath);
+    if (options.onExists === 'skip' && (await ctx.parts.exists(task.finalPath))) {
+      // A part file beside a finished one is left from an older download: nothing will continue it.
+      const part = partPath(task.finalPath);
+      if (await ctx.parts.take(part)) await removePart(part);
+      return skipped(task.item, task.shownUrl, 'exists', task.relPath);
+    }
     for (;;) {
       try {
         return await attempt(task, ctx, progress, started);
@@ -181,7 +188,7 @@ interface Resumable {
  */
 async function attempt(task: Task, ctx: RunContext, progress: Progress, started: number): Promise<ItemResult> {
   const part = partPath(task.finalPath);
-  const resume = progress.attempts === 0 && (await ctx.parts.take(part)) ? await resumable(part, partKey(task.url.href)) : undefined;
+  const resume = progress.attempts === 0 && (await ctx.parts.take(part)) ? await resumable(part, partKey(task.url.href), ctx) : undefined;
   // Opening the part file while the request is in flight takes a thread-pool round trip off the path after the
   // response. Only for a fresh start (no earlier part to keep) in a folder already made, so a failure leaves no
   // folder behind; a file not handed to the write path is closed and removed.
@@ -255,6 +262,8 @@ async function attemptFrom(
   /** Set when the name the bytes call for already holds a file that `skip` keeps. */
   let existing = false;
   const validator = strongValidator(response);
+  /** Set once the resume record is on disk beside the part file (a resumed part has one already). */
+  let recorded = resume !== undefined;
   await ctx.folders.ensureFor(part);
   // Hashing and probing happen as the bytes pass, so the file is never read back; a resumed
   // part file's earlier bytes are read once first, since the digest covers the whole file.
@@ -287,7 +296,16 @@ async function attemptFrom(
               throw new ImgdlError('ABORTED', 'file exists', { url: task.shownUrl });
             }
           },
-      keepOnAbort: validator !== undefined,
+      holdBytes: HOLD_BYTES,
+      // Recorded before the first byte reaches the part file, so a crash leaves a part file a rerun can continue.
+      beforeFirstWrite:
+        validator === undefined || recorded
+          ? undefined
+          : async () => {
+              await writePartMeta(part, { key: partKey(task.url.href), ...validator.meta, total: expectedTotal });
+              recorded = true;
+            },
+      keepOnAbort: recorded || validator !== undefined,
       url: task.shownUrl,
       openPart: ctx.openPart,
       opened,
@@ -298,13 +316,11 @@ async function attemptFrom(
       await removePart(part);
       return skipped(task.item, task.shownUrl, 'exists', relPath, progress.attempts, progress.httpStatus);
     }
-    // Kept for the next run only when the server gave a way to tell it still has the same file.
-    if (error instanceof ImgdlError && error.code === 'ABORTED' && validator !== undefined) {
-      await writePartMeta(part, { key: partKey(task.url.href), ...validator.meta }).catch(() => removePart(part));
-    } else if (resume) await removePart(part);
+    // The write path kept the part file (and its record) only for an abort with bytes worth continuing.
     throw error;
   }
-  if (resume) await fs.rm(partMetaPath(part), { force: true }).catch(() => undefined);
+  // Gone before the rename: a record with no part file beside it would never be cleaned up.
+  if (recorded) await fs.rm(partMetaPath(part), { force: true }).catch(() => undefined);
 
   const facts = inspector.result();
   const finalPath = resolveInside(options.out, relPath);
@@ -350,27 +366,46 @@ async function attemptFrom(
   };
 }
 
-/** The part file and its meta when they belong to this URL and carry a validator; otherwise removed, to start over. */
-async function resumable(part: string, key: string): Promise<Resumable | undefined> {
-  const meta = await readPartMeta(part);
-  const validator = meta?.key === key ? (meta.etag ?? meta.lastModified) : undefined;
-  if (meta && validator !== undefined) {
-    try {
-      const handle = await fs.open(part, 'r');
-      try {
-        const { size } = await handle.stat();
-        const head = Buffer.alloc(Math.min(size, SNIFF_BYTES));
-        const { bytesRead } = await handle.read(head, 0, head.length, 0);
-        if (size > 0) return { size, head: head.subarray(0, bytesRead), meta, validator };
-      } finally {
-        await handle.close();
-      }
-    } catch {
-      // Unreadable: start over.
-    }
+/**
+ * The part file left by an earlier run, when its resume record belongs to
+ * this URL, carries a validator and fits the file; otherwise the part file is
+ * removed, to start over, and the log says why (at -v).
+ */
+async function resumable(part: string, key: string, ctx: RunContext): Promise<Resumable | undefined> {
+  const found = await resumeState(part, key);
+  const name = path.basename(part);
+  if (typeof found === 'string') {
+    ctx.options.logger?.info({ part }, `starting ${name} over: ${found}`);
+    await removePart(part);
+    return undefined;
   }
-  await removePart(part);
-  return undefined;
+  ctx.options.logger?.info({ part, from: found.size }, `resuming ${name} from byte ${found.size}`);
+  return found;
+}
+
+/** The part file's state when it can be continued, else why not. */
+async function resumeState(part: string, key: string): Promise<Resumable | string> {
+  const meta = await readPartMeta(part);
+  if (meta === 'missing') return 'there is no resume record beside it (the server gave no ETag or Last-Modified)';
+  if (meta === 'unreadable') return 'its resume record is unreadable';
+  if (meta.key !== key) return 'its resume record is for another URL';
+  const validator = meta.etag ?? meta.lastModified;
+  if (validator === undefined) return 'its resume record has no validator';
+  try {
+    const handle = await fs.open(part, 'r');
+    try {
+      const { size } = await handle.stat();
+      if (size === 0) return 'it is empty';
+      if (meta.total !== undefined && size >= meta.total) return `it holds ${size} bytes of a ${meta.total}-byte file`;
+      const head = Buffer.alloc(Math.min(size, SNIFF_BYTES));
+      const { bytesRead } = await handle.read(head, 0, head.length, 0);
+      return { size, head: head.subarray(0, bytesRead), meta, validator };
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    return `it cannot be read (${(error as { code?: string }).code ?? String(error)})`;
+  }
 }
 
 /** True when a 206 continues exactly where the part file ends, for the same file. */

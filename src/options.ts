@@ -65,6 +65,14 @@ export interface Options {
   /** Cookie header sent with every request, e.g. `'a=b; c=d'` [`--cookie`]. Default none. */
   cookie?: string | undefined;
   /**
+   * Send the credentials (`Authorization`, `Cookie` and `Proxy-Authorization`
+   * headers, and `user:pass@` in the URL) to every redirect target, other
+   * origins included [`--location-trusted`, curl's name]. Default false: a
+   * redirect to another scheme, host or port gets none of them, since whoever
+   * runs that origin could read them.
+   */
+  locationTrusted?: boolean | undefined;
+  /**
    * HTTP(S) proxy URL for every request [`--proxy`]. Default: `HTTPS_PROXY`,
    * `HTTP_PROXY` and `NO_PROXY` (or their lower-case forms) from the
    * environment; `false` ignores the environment [`--no-proxy`].
@@ -120,6 +128,7 @@ export interface ResolvedOptions {
   maxRedirects: number;
   /** Lower-case names; `referer` and `cookie` already folded in. */
   headers: Record<string, string>;
+  locationTrusted: boolean;
   userAgent: string;
   proxy: string | false | undefined;
   insecure: boolean;
@@ -224,6 +233,7 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
     timeoutMs: integer('timeoutMs', options.timeoutMs, 30_000, 1, 24 * 3600 * 1000),
     maxRedirects: integer('maxRedirects', options.maxRedirects, 10, 0, 100),
     headers,
+    locationTrusted: flag('locationTrusted', options.locationTrusted),
     userAgent: headerValue('userAgent', options.userAgent ?? `imgdl/${VERSION}`),
     proxy: options.proxy,
     insecure: options.insecure ?? false,

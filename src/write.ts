@@ -43,6 +43,13 @@ export function fileSystemError(error: unknown, action: string, file: string, ur
   return new FileSystemError(`${full ? 'disk full: ' : ''}${label}while ${action} ${file}`, { url, cause: error }, full ? 'DISK_FULL' : 'FILESYSTEM');
 }
 
+/**
+ * How much of a body is held in memory before any of it is written. Most
+ * images are smaller: they reach the disk in one write, and only a larger
+ * body, one a later run might want to continue, gets a resume record.
+ */
+export const HOLD_BYTES = 64 * 1024;
+
 /** Opens the stream a part file is written through; `flags` is `'w'` (start over) or `'a'` (resume). */
 export type OpenPart = (file: string, flags: 'w' | 'a') => Writable;
 
@@ -63,7 +70,19 @@ export interface StreamChecks {
   headBytes?: number;
   /** Judges the file's first bytes before anything past them is written; throwing fails the item. */
   inspectHead?: ((head: Buffer) => Promise<void>) | undefined;
-  /** Keep the part file when the failure is ABORTED, so a later run can resume it. Default false. */
+  /**
+   * Bytes held in memory before anything reaches the part file: a body that
+   * ends within them is written in one go, and a stopped or crashed download
+   * of it leaves nothing worth resuming. Default 0 (and always 0 when resuming).
+   */
+  holdBytes?: number;
+  /**
+   * Called once, and awaited, before the first byte reaches the part file:
+   * the place to record how a later run can resume it. An error it throws
+   * fails the write as a file-system error.
+   */
+  beforeFirstWrite?: (() => Promise<void>) | undefined;
+  /** Keep the part file when the failure is ABORTED and it holds bytes, so a later run can resume it. Default false. */
   keepOnAbort?: boolean;
   /** The URL, for error messages. */
   url?: string | undefined;
@@ -136,6 +155,12 @@ export async function streamToFile(
   // Written by hand rather than through stream.pipeline: pipeline costs an AbortController per call, aborted
   // (a DOMException built) on every finish, plus a Transform per file (bulk download profile: ~4% of main-thread time).
   const through = checks.through;
+  const holdBytes = start > 0 ? 0 : (checks.holdBytes ?? 0);
+  // Chunks not yet handed to the file: the whole body while it stays within holdBytes.
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  // True once bytes may be in the part file (always, when resuming one).
+  let writing = start > 0;
   let writeError: { error: unknown } | undefined;
   let stopped = false;
   // Read through a call: the error listener sets it, which the compiler's narrowing cannot see.
@@ -154,14 +179,34 @@ export async function streamToFile(
   file.on('error', onFileError);
   // A file opened ahead (checks.opened) may have failed before anyone here listened.
   if (file.errored) onFileError(file.errored);
+  /** Hands `chunks` to the file at once (one writev), waiting for it to drain. */
+  const writeAll = async (chunks: Buffer[]): Promise<void> => {
+    file.cork();
+    let ready = true;
+    for (const chunk of chunks) ready = file.write(chunk);
+    file.uncork();
+    if (!ready) await drained(file);
+    throwIfWriteFailed();
+  };
   try {
     for await (const chunk of checked(chunksOf(body))) {
       throwIfWriteFailed();
       through?.see(chunk);
+      if (!writing) {
+        held.push(chunk);
+        heldBytes += chunk.length;
+        if (heldBytes <= holdBytes) continue;
+        await beforeFirstWrite(checks.beforeFirstWrite, temp, url);
+        writing = true;
+        await writeAll(held);
+        held = [];
+        continue;
+      }
       if (!file.write(chunk)) await drained(file);
       throwIfWriteFailed();
     }
     throwIfWriteFailed();
+    if (held.length > 0) await writeAll(held);
     file.end();
     // Resolves once the file is closed (a WriteStream emits close after its fd is closed), so it can be renamed.
     await finished(file);
@@ -181,10 +226,20 @@ export async function streamToFile(
     let failure = written ? fileSystemError(cause, 'writing', temp, url) : classifyReadError(error);
     // A connection closed before Content-Length is a short body, whatever the socket layer calls it.
     if (failure.code === 'NETWORK' && expectedTotal !== undefined && total < expectedTotal) failure = truncated(error);
-    if (!(checks.keepOnAbort === true && failure.code === 'ABORTED')) await fs.rm(temp, { force: true }).catch(() => undefined);
+    // Kept only when it holds bytes a later run can continue; its resume record goes with it otherwise.
+    if (!(checks.keepOnAbort === true && writing && failure.code === 'ABORTED')) await removePart(temp);
     throw failure;
   } finally {
     file.off('error', onFileError);
+  }
+}
+
+/** Runs a {@link StreamChecks.beforeFirstWrite} hook, naming its failure as a file-system one. */
+async function beforeFirstWrite(hook: (() => Promise<void>) | undefined, temp: string, url: string | undefined): Promise<void> {
+  try {
+    await hook?.();
+  } catch (error) {
+    throw fileSystemError(error, 'recording how to resume', temp, url);
   }
 }
 
@@ -204,7 +259,11 @@ function drained(file: Writable): Promise<void> {
   });
 }
 
-/** What is kept beside a part file so a later run can check the server still has the same file. */
+/**
+ * What is kept beside a part file so a later run can check the server still
+ * has the same file. Written, and flushed to disk, before the first byte
+ * reaches the part file, so it survives a crash as well as a stop.
+ */
 export interface PartMeta {
   /** First 16 hex of sha1 of the URL: a part file belongs to one URL. */
   key: string;
@@ -212,6 +271,8 @@ export interface PartMeta {
   etag?: string | undefined;
   /** Last-Modified of that response. */
   lastModified?: string | undefined;
+  /** The whole file's size as that response announced it, when it did. */
+  total?: number | undefined;
 }
 
 /** The file beside a part file holding its {@link PartMeta}. */
@@ -224,18 +285,35 @@ export function partKey(url: string): string {
   return createHash('sha1').update(url).digest('hex').slice(0, 16);
 }
 
-/** Writes the validator of an interrupted download beside its part file. */
+/**
+ * Writes the resume record beside a part file and flushes it to disk, so that
+ * after a crash (kill -9, power cut) the part file is never newer than it.
+ */
 export async function writePartMeta(part: string, meta: PartMeta): Promise<void> {
-  await fs.writeFile(partMetaPath(part), JSON.stringify(meta));
+  const handle = await fs.open(partMetaPath(part), 'w');
+  try {
+    await handle.writeFile(JSON.stringify(meta));
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
 }
 
-/** The meta beside `part`, or undefined when missing or unreadable. */
-export async function readPartMeta(part: string): Promise<PartMeta | undefined> {
+/** The resume record beside `part`, or why there is none to use: `missing` or `unreadable`. */
+export async function readPartMeta(part: string): Promise<PartMeta | 'missing' | 'unreadable'> {
+  let text: string;
   try {
-    const meta = JSON.parse(await fs.readFile(partMetaPath(part), 'utf8')) as Partial<PartMeta>;
-    return typeof meta.key === 'string' ? (meta as PartMeta) : undefined;
+    text = await fs.readFile(partMetaPath(part), 'utf8');
+  } catch (error) {
+    return (error as { code?: unknown }).code === 'ENOENT' ? 'missing' : 'unreadable';
+  }
+  try {
+    const meta = JSON.parse(text) as Partial<PartMeta> | null;
+    const total = meta?.total;
+    if (typeof meta?.key !== 'string' || (total !== undefined && !Number.isSafeInteger(total))) return 'unreadable';
+    return meta as PartMeta;
   } catch {
-    return undefined;
+    return 'unreadable';
   }
 }
 

@@ -8,6 +8,37 @@ import { listFiles, ROOT, serve, tempDir } from './helpers.js';
 const run = promisify(execFile);
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
+interface LockEntry {
+  dev?: boolean;
+  [field: string]: unknown;
+}
+
+/**
+ * A project in `dir` that depends on the packed tarball `tgz` (already in `dir`'s parent), with a lockfile holding
+ * this repository's locked runtime dependencies. `npm ci --offline` then installs it from the tarballs `npm ci` of
+ * this repository cached. Without a lockfile npm would need each package's registry metadata, which that cache lacks.
+ */
+async function writeConsumer(dir: string, tgz: string): Promise<void> {
+  await fs.mkdir(dir);
+  const pkg = JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8')) as Record<string, unknown>;
+  const lock = JSON.parse(await fs.readFile(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
+  const spec = `file:../${tgz}`;
+  const packages: Record<string, unknown> = {
+    '': { dependencies: { imgdl: spec } },
+    'node_modules/imgdl': {
+      version: pkg.version,
+      resolved: spec,
+      license: pkg.license,
+      dependencies: pkg.dependencies,
+      bin: pkg.bin,
+      engines: pkg.engines,
+    },
+  };
+  for (const [where, entry] of Object.entries(lock.packages)) if (where !== '' && entry.dev !== true) packages[where] = entry;
+  await fs.writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, dependencies: { imgdl: spec } }));
+  await fs.writeFile(path.join(dir, 'package-lock.json'), JSON.stringify({ name: 'consumer', lockfileVersion: 3, requires: true, packages }));
+}
+
 describe('the README library example', () => {
   it('is test/library-example.mjs verbatim, and it runs', async () => {
     const readme = await fs.readFile(path.join(ROOT, 'README.md'), 'utf8');
@@ -46,28 +77,26 @@ describe('the package', () => {
     // `imgdl bench --local` serves its images from the fixture server, so it ships.
     expect(files).toContain('dist/fixture-server.js');
 
-    // A global install into a private prefix, from npm's cache only: no network.
-    const prefix = path.join(dir, 'global');
-    await run(npm, ['install', '--global', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', path.join(dir, packed!.filename)], {
-      env: { ...process.env, npm_config_loglevel: 'error' },
-    });
-    const bin = path.join(prefix, 'bin', 'imgdl');
+    // Installed as a user's project would, from npm's cache only: no network. The cache holds what `npm ci` of this
+    // repository put there (tarballs, no registry metadata), so the consumer gets a lockfile pinning the same versions.
+    const consumer = path.join(dir, 'consumer');
+    await writeConsumer(consumer, packed!.filename);
+    await run(npm, ['ci', '--offline', '--no-audit', '--no-fund'], { cwd: consumer, env: { ...process.env, npm_config_loglevel: 'error' } });
+    const bin = path.join(consumer, 'node_modules', '.bin', 'imgdl');
     const version = await run(bin, ['--version']);
     const pkg = JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
     expect(version.stdout.trim()).toBe(pkg.version);
     const help = await run(bin, ['--help']);
     expect(help.stdout).toContain('--user-agent');
 
-    // The installed library works too, with its own dependencies.
+    // The installed library works too, imported by its package name, with its own dependencies.
     const server = await serve();
     const out = path.join(dir, 'out');
-    const installed = path.join(prefix, 'lib', 'node_modules', 'imgdl', 'dist', 'index.js');
-    const script = `const { download } = await import(${JSON.stringify(installed)}); for await (const r of download([${JSON.stringify(server.url('/gen/x.jpg'))}], { out: ${JSON.stringify(out)} })) console.log(r.status);`;
-    const lib = await run(process.execPath, ['--input-type=module', '-e', script]);
+    const script = `const { download } = await import('imgdl'); for await (const r of download([${JSON.stringify(server.url('/gen/x.jpg'))}], { out: ${JSON.stringify(out)} })) console.log(r.status);`;
+    const lib = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: consumer });
     expect(lib.stdout.trim()).toBe('ok');
     // So does its cluster entry, with bullmq and ioredis installed beside it.
-    const clusterEntry = path.join(prefix, 'lib', 'node_modules', 'imgdl', 'dist', 'cluster', 'index.js');
-    const cluster = await run(process.execPath, ['--input-type=module', '-e', `const c = await import(${JSON.stringify(clusterEntry)}); console.log(typeof c.enqueue, typeof c.runWorker, typeof c.queueStatus);`]);
+    const cluster = await run(process.execPath, ['--input-type=module', '-e', "const c = await import('imgdl/cluster'); console.log(typeof c.enqueue, typeof c.runWorker, typeof c.queueStatus);"], { cwd: consumer });
     expect(cluster.stdout.trim()).toBe('function function function');
   });
 });

@@ -6,13 +6,16 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { http, HttpResponse, type RequestHandler } from 'msw';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createRunContext, downloadWith } from '../src/download.js';
 import { generatedImage } from '../src/fixture-server.js';
 import { resolveOptions, type Options } from '../src/options.js';
 import type { ItemResult } from '../src/record.js';
+import { HOLD_BYTES, partKey } from '../src/write.js';
 import { head, rawServer } from './faults.js';
 import { collect, listFiles, serve, tempDir } from './helpers.js';
 
@@ -312,6 +315,8 @@ describe('it must be an image', () => {
 });
 
 describe('resume and reruns', () => {
+  /** Larger than what the write path holds in memory, so a stopped download has bytes on disk to continue. */
+  const large = generatedImage('jpg', 200_000);
   /**
    * A server whose handlers a test swaps between runs, so that the second run
    * asks the same URL (a part file belongs to its URL).
@@ -322,11 +327,11 @@ describe('resume and reruns', () => {
     return { server, use: (handler: RequestHandler) => handlers.splice(0, handlers.length, handler) };
   }
 
-  /** Downloads /big.jpg until it stalls after 12 000 bytes, then stops the run once they are on disk. */
+  /** Downloads /big.jpg until it stalls past what is held in memory, then stops the run once those bytes are on disk. */
   async function interrupted(validator: Record<string, string>) {
-    const first = 12_000;
+    const first = HOLD_BYTES + 12_000;
     const { server, use } = await swappable();
-    use(http.get('*/big.jpg', () => stalling(jpeg.subarray(0, first), validator)));
+    use(http.get('*/big.jpg', () => stalling(large.subarray(0, first), { 'content-length': String(large.length), ...validator })));
     const out = await tempDir();
     const part = path.join(out, 'big.jpg.part');
     const stop = new AbortController();
@@ -339,7 +344,7 @@ describe('resume and reruns', () => {
   }
 
   /** A /big.jpg handler that honours Range (and If-Range against `etag`), recording the Range headers it saw. */
-  function rangeHandler(etag: string, body: Buffer = jpeg) {
+  function rangeHandler(etag: string, body: Buffer = large) {
     const ranges: Array<string | null> = [];
     const handler = http.get('*/big.jpg', ({ request }) => {
       const range = request.headers.get('range');
@@ -363,8 +368,8 @@ describe('resume and reruns', () => {
     use(handler);
     const [result] = await collect([server.url('/big.jpg')], { out });
     expect(ranges).toEqual([`bytes=${first}-`]);
-    expect(result).toMatchObject({ status: 'ok', httpStatus: 206, bytes: jpeg.length, attempts: 1 });
-    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(jpeg);
+    expect(result).toMatchObject({ status: 'ok', httpStatus: 206, bytes: large.length, attempts: 1 });
+    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(large);
     expect(await listFiles(out)).toEqual(['big.jpg']);
   });
 
@@ -375,7 +380,7 @@ describe('resume and reruns', () => {
     expect(result).toMatchObject({
       status: 'ok',
       httpStatus: 206,
-      digest: `sha256:${createHash('sha256').update(jpeg).digest('hex')}`,
+      digest: `sha256:${createHash('sha256').update(large).digest('hex')}`,
       imageType: 'jpeg',
       width: 8,
       height: 8,
@@ -395,19 +400,19 @@ describe('resume and reruns', () => {
   });
 
   it('starts over when a 206 does not continue where the part file ends', async () => {
-    const { server, use, out } = await interrupted({ 'last-modified': 'Wed, 21 Oct 2015 07:28:00 GMT' });
+    const { server, use, out, first } = await interrupted({ 'last-modified': 'Wed, 21 Oct 2015 07:28:00 GMT' });
     const ranges: Array<string | null> = [];
     use(
       http.get('*/big.jpg', ({ request }) => {
         ranges.push(request.headers.get('range'));
-        if (request.headers.get('range') === null) return image()();
-        return new HttpResponse(jpeg.subarray(0, 100), { status: 206, headers: { 'content-range': `bytes 0-99/${jpeg.length}` } });
+        if (request.headers.get('range') === null) return image(large)();
+        return new HttpResponse(large.subarray(0, 100), { status: 206, headers: { 'content-range': `bytes 0-99/${large.length}` } });
       }),
     );
     const [result] = await collect([server.url('/big.jpg')], { out });
-    expect(ranges).toEqual(['bytes=12000-', null]);
+    expect(ranges).toEqual([`bytes=${first}-`, null]);
     expect(result).toMatchObject({ status: 'ok', attempts: 2 });
-    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(jpeg);
+    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(large);
   });
 
   it('starts over without Range when a part file has no validator beside it', async () => {
@@ -418,18 +423,52 @@ describe('resume and reruns', () => {
     const [result] = await collect([server.url('/big.jpg')], { out });
     expect(ranges).toEqual([null]);
     expect(result).toMatchObject({ status: 'ok', httpStatus: 200 });
-    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(jpeg);
+    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(large);
   });
 
   it('removes the part file of a stopped download the server gave no validator for', async () => {
-    const server = await serve({ handlers: [http.get('*/big.jpg', () => stalling(jpeg.subarray(0, 12_000)))] });
+    const first = HOLD_BYTES + 12_000;
+    const server = await serve({ handlers: [http.get('*/big.jpg', () => stalling(large.subarray(0, first), { 'content-length': String(large.length) }))] });
     const out = await tempDir();
     const stop = new AbortController();
     const running = collect([server.url('/big.jpg')], { out, stopSignal: stop.signal, graceMs: 0 });
-    await until(async () => (await fs.stat(path.join(out, 'big.jpg.part')).catch(() => undefined))?.size === 12_000);
+    await until(async () => (await fs.stat(path.join(out, 'big.jpg.part')).catch(() => undefined))?.size === first);
     stop.abort();
     await running;
     expect(await listFiles(out)).toEqual([]);
+  });
+
+  it.each([
+    ['the part file is longer than the whole file', (key: string) => JSON.stringify({ key, etag: '"v1"', total: 100 }), 'it holds 5000 bytes of a 100-byte file'],
+    ['the record is for another URL', () => JSON.stringify({ key: partKey('http://elsewhere.example/big.jpg'), etag: '"v1"' }), 'its resume record is for another URL'],
+    ['the record is unreadable', () => '{"key": "trunc', 'its resume record is unreadable'],
+  ])('starts over without Range, and says why at -v, when %s', async (_label, record, reason) => {
+    const { server, use } = await swappable();
+    const { handler, ranges } = rangeHandler('"v1"');
+    use(handler);
+    const out = await tempDir();
+    const part = path.join(out, 'big.jpg.part');
+    await fs.writeFile(part, large.subarray(0, 5000));
+    await fs.writeFile(`${part}.json`, record(partKey(server.url('/big.jpg'))));
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _encoding, done) => done(void lines.push(chunk.toString())) }));
+    const [result] = await collect([server.url('/big.jpg')], { out, logger });
+    expect(ranges).toEqual([null]);
+    expect(result).toMatchObject({ status: 'ok', httpStatus: 200 });
+    expect(await fs.readFile(path.join(out, 'big.jpg'))).toEqual(large);
+    expect(await listFiles(out)).toEqual(['big.jpg']);
+    expect(lines.map((line) => (JSON.parse(line) as { msg: string }).msg)).toContain(`starting big.jpg.part over: ${reason}`);
+  });
+
+  it('removes a part file left beside a file that already exists, when the rerun skips it', async () => {
+    const server = await serve();
+    const out = await tempDir();
+    await fs.writeFile(path.join(out, 'a.jpg'), jpeg);
+    await fs.writeFile(path.join(out, 'a.jpg.part'), jpeg.subarray(0, 100));
+    const [result] = await collect([server.url('/gen/a.jpg')], { out });
+    expect(result).toMatchObject({ status: 'skipped', skipReason: 'exists' });
+    expect(server.stats.requests).toBe(0);
+    expect(await listFiles(out)).toEqual(['a.jpg']);
   });
 
   it('skips items the manifest records as done, without a request, and retries the failed ones', async () => {

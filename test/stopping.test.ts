@@ -3,27 +3,31 @@
  * stdout, a full disk, and lists written to hurt. Each test runs the built
  * CLI as a child process, as a user would.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { http, HttpResponse } from 'msw';
+import { http, HttpResponse, type RequestHandler } from 'msw';
 import { describe, expect, it } from 'vitest';
 import { generatedImage } from '../src/fixture-server.js';
+import { HOLD_BYTES } from '../src/write.js';
 import { listFiles, runCli, serve, tempDir } from './helpers.js';
 
-const jpeg = generatedImage('jpg', 40_000);
+const jpeg = generatedImage('jpg', 200_000);
+/** What the slow body sends before it waits: more than the write path holds in memory, so it reaches the part file. */
+const FIRST = HOLD_BYTES + 12_000;
 
 async function until(check: () => Promise<boolean> | boolean): Promise<void> {
   while (!(await check())) await delay(10);
 }
 
-/** A body that sends its first 12 000 bytes, then waits for `release` before the rest. */
+/** A body that sends its first {@link FIRST} bytes, then waits for `release` before the rest. */
 function held(release: Promise<void>): Response {
   const stream = new ReadableStream({
     async start(controller) {
-      controller.enqueue(jpeg.subarray(0, 12_000));
+      controller.enqueue(jpeg.subarray(0, FIRST));
       await release;
-      controller.enqueue(jpeg.subarray(12_000));
+      controller.enqueue(jpeg.subarray(FIRST));
       controller.close();
     },
   });
@@ -51,7 +55,7 @@ describe('stopping', () => {
     const list = await listOf(dir, server);
     const run = await runCli(['-i', list, '-o', out, '-c', '1', '--grace', '100', '--manifest', manifest], {
       onSpawn: (child) =>
-        void until(async () => (await fs.stat(path.join(out, 'slow.jpg.part')).catch(() => undefined))?.size === 12_000).then(() =>
+        void until(async () => (await fs.stat(path.join(out, 'slow.jpg.part')).catch(() => undefined))?.size === FIRST).then(() =>
           child.kill(signal),
         ),
     });
@@ -114,6 +118,93 @@ describe('stopping', () => {
     });
     expect(run.code).toBe(143);
     expect(JSON.parse(run.stdout)).toMatchObject({ ok: 1 });
+  });
+});
+
+describe('a crash (kill -9) mid-body', () => {
+  const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+
+  /** /big.jpg answered by whichever handler the test puts in place, so both runs ask the same URL. */
+  async function swappable() {
+    const handlers: RequestHandler[] = [];
+    const server = await serve({ handlers });
+    return { server, use: (handler: RequestHandler) => handlers.splice(0, handlers.length, handler) };
+  }
+
+  /** Runs the built CLI on /big.jpg, which sends {@link FIRST} bytes of `body` and stalls, and kills it with SIGKILL once they are on disk. */
+  async function crashed(validators: Record<string, string>) {
+    const { server, use } = await swappable();
+    use(
+      http.get('*/big.jpg', () => {
+        const stream = new ReadableStream({ start: (controller) => controller.enqueue(jpeg.subarray(0, FIRST)) });
+        return new HttpResponse(stream, { headers: { 'content-type': 'image/jpeg', 'content-length': String(jpeg.length), ...validators } });
+      }),
+    );
+    const out = await tempDir();
+    const part = path.join(out, 'big.jpg.part');
+    const run = await runCli([server.url('/big.jpg'), '-o', out], {
+      onSpawn: (child) => void until(async () => (await fs.stat(part).catch(() => undefined))?.size === FIRST).then(() => child.kill('SIGKILL')),
+    });
+    expect(run.signal).toBe('SIGKILL');
+    return { server, use, out, part };
+  }
+
+  /** A /big.jpg that serves `body` with `etag`, honouring Range and If-Range, and records what each request asked. */
+  function serving(body: Buffer, etag?: string) {
+    const asked: Array<{ range: string | null; ifRange: string | null }> = [];
+    const handler = http.get('*/big.jpg', ({ request }) => {
+      const range = request.headers.get('range');
+      const ifRange = request.headers.get('if-range');
+      asked.push({ range, ifRange });
+      const from = /^bytes=(\d+)-$/.exec(range ?? '');
+      const headers: Record<string, string> = { 'content-type': 'image/jpeg', ...(etag === undefined ? {} : { etag }) };
+      if (!from || etag === undefined || ifRange !== etag) return new HttpResponse(body, { headers: { ...headers, 'content-length': String(body.length) } });
+      const start = Number(from[1]);
+      return new HttpResponse(body.subarray(start), {
+        status: 206,
+        headers: { ...headers, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}`, 'content-length': String(body.length - start) },
+      });
+    });
+    return { handler, asked };
+  }
+
+  it('leaves a resume record, and the rerun continues the part file with Range and If-Range', async () => {
+    const { server, use, out, part } = await crashed({ etag: '"v1"' });
+    expect(JSON.parse(await fs.readFile(`${part}.json`, 'utf8'))).toMatchObject({ etag: '"v1"', total: jpeg.length });
+    const { handler, asked } = serving(jpeg, '"v1"');
+    use(handler);
+    const rerun = await runCli([server.url('/big.jpg'), '-o', out, '-v']);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(asked).toEqual([{ range: `bytes=${FIRST}-`, ifRange: '"v1"' }]);
+    expect(rerun.stderr).toContain(`resuming big.jpg.part from byte ${FIRST}`);
+    expect(sha256(await fs.readFile(path.join(out, 'big.jpg')))).toBe(sha256(jpeg));
+    expect(await listFiles(out)).toEqual(['big.jpg']);
+  });
+
+  it('starts over with the new bytes when the file changed on the server in between', async () => {
+    const { server, use, out } = await crashed({ etag: '"v1"' });
+    const changed = generatedImage('jpg', 150_000);
+    const { handler, asked } = serving(changed, '"v2"');
+    use(handler);
+    const rerun = await runCli([server.url('/big.jpg'), '-o', out]);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    // If-Range with the old ETag: the server answers 200 with the whole new file.
+    expect(asked).toEqual([{ range: `bytes=${FIRST}-`, ifRange: '"v1"' }]);
+    expect(sha256(await fs.readFile(path.join(out, 'big.jpg')))).toBe(sha256(changed));
+    expect(await listFiles(out)).toEqual(['big.jpg']);
+  });
+
+  it('starts over, and removes the part file, when the server gave no validator', async () => {
+    const { server, use, out, part } = await crashed({});
+    expect(await listFiles(out)).toEqual(['big.jpg.part']);
+    const { handler, asked } = serving(jpeg);
+    use(handler);
+    const rerun = await runCli([server.url('/big.jpg'), '-o', out, '-v']);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(asked).toEqual([{ range: null, ifRange: null }]);
+    expect(rerun.stderr).toContain(`starting ${path.basename(part)} over: there is no resume record beside it`);
+    expect(sha256(await fs.readFile(path.join(out, 'big.jpg')))).toBe(sha256(jpeg));
+    expect(await listFiles(out)).toEqual(['big.jpg']);
   });
 });
 
