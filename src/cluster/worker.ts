@@ -162,6 +162,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     const writes: Array<Promise<unknown>> = [];
     let recorded = 0;
     const counts = { ok: 0, failed: 0, skipped: 0 };
+    // What the whole queue shares comes in here: names now; the per-host budget (--per-host, --rate, a 429's
+    // pause) once the core's scheduler asks an interface for it, answered from Redis across all workers.
     const ctx = await createRunContext(resolved, undefined, { names });
     for await (const result of downloadWith(toRun.map((e) => e.item), ctx)) {
       const entry = bySourceLine.get(`${result.source}\n${result.line}`)?.shift();
