@@ -6,6 +6,7 @@
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it, vi } from 'vitest';
@@ -234,6 +235,20 @@ describe('imgdl enqueue, worker, status', () => {
     expect(run.stderr).toContain('maxmemory-policy allkeys-lru');
     expect(run.stderr).toContain('needs noeviction');
     expect(await statusOf(redis.url)).toMatchObject({ total: 0 });
+  });
+
+  it('fails a job it cannot read at once, keeps it in the failed set, and goes on', async () => {
+    const redis = await startRedis();
+    const server = await serve();
+    const queue = new Queue('imgdl', { connection: { host: '127.0.0.1', port: redis.port } });
+    await queue.add('batch', { v: 99, items: [] }, { jobId: 'b-foreign', attempts: 3 });
+    await queue.close();
+    await enqueue(images(server, 3), { queue: redis.url });
+    const dir = await tempDir();
+    const worker = await runCli(['worker', '--queue', redis.url, '-o', dir, '--exit-when-empty']);
+    expect(worker.code, worker.stderr).toBe(0);
+    expect(worker.stderr).toContain('batch b-foreign failed: batch b-foreign cannot run here: job data imgdl cannot read: version 99');
+    expect(await statusOf(redis.url)).toMatchObject({ ok: 3, jobs: { failed: 1, completed: 1, waiting: 0, delayed: 0 } });
   });
 
   it('a bad --queue or flag is a usage error', async () => {

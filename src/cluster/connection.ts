@@ -138,6 +138,12 @@ export async function connectProducer(address: QueueAddress): Promise<Redis> {
   return client;
 }
 
+/** True for an error that means the connection to Redis is down or was refused, rather than a command failing. */
+export function isConnectionError(error: unknown): boolean {
+  const text = `${(error as { code?: unknown })?.code ?? ''} ${(error as Error)?.message ?? String(error)}`;
+  return /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|Connection is closed|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|LOADING/i.test(text);
+}
+
 /** REDIS_UNAVAILABLE for `address`, keeping the cause. */
 export function unavailable(address: QueueAddress, cause: unknown): ClusterError {
   const why = cause instanceof Error ? cause.message : String(cause);

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { toListItems, type Source } from '../download.js';
 import type { ListItem } from '../list.js';
 import { OptionError, type Options } from '../options.js';
-import { QUEUE_NAME, parseQueueUrl, preflight, unavailable } from './connection.js';
+import { QUEUE_NAME, isConnectionError, parseQueueUrl, preflight, unavailable } from './connection.js';
 import { batchId, carriedOptions, encodeBatch, type BatchData } from './jobs.js';
 import { Store } from './store.js';
 
@@ -112,16 +112,11 @@ export async function enqueue(source: Source, options: EnqueueOptions): Promise<
   } catch (error) {
     if (error instanceof OptionError) throw error;
     // Anything Redis says mid-way is a dropped or refused connection for a producer that fails fast.
-    if (isRedisFailure(error)) throw unavailable(address, error);
+    if (isConnectionError(error)) throw unavailable(address, error);
     throw error;
   } finally {
     await queue.close().catch(() => undefined);
     client.disconnect();
   }
   return result;
-}
-
-function isRedisFailure(error: unknown): boolean {
-  const text = String((error as Error)?.message ?? error);
-  return /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|enableOfflineQueue|MaxRetriesPerRequest/i.test(text);
 }

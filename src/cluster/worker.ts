@@ -18,7 +18,7 @@
  *   back to the queue at once (not left to stall).
  */
 import fs from 'node:fs/promises';
-import { Queue, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createRunContext, downloadWith } from '../download.js';
@@ -29,7 +29,7 @@ import { resolveInside } from '../naming.js';
 import { OptionError, resolveOptions, type Options } from '../options.js';
 import type { ItemResult } from '../record.js';
 import { RunReport, type RunSummary } from '../report.js';
-import { ClusterError, QUEUE_NAME, parseQueueUrl, preflight, workerOptions } from './connection.js';
+import { QUEUE_NAME, isConnectionError, parseQueueUrl, preflight, workerOptions } from './connection.js';
 import { decodeBatch } from './jobs.js';
 import { ClusterNames } from './names.js';
 import { Claim, Store, itemKey } from './store.js';
@@ -115,6 +115,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const state = { batches: 0, handedBack: 0, busy: false };
   let outage = false;
   const onError = (error: Error): void => {
+    if (!isConnectionError(error)) {
+      log?.warn(`queue: ${describeError(error)}`);
+      return;
+    }
     // ioredis and BullMQ report every failed reconnection; one line per outage is enough.
     if (!outage) log?.warn(`lost the connection to Redis at ${address.shown} (${describeError(error)}); reconnecting with backoff`);
     outage = true;
@@ -128,13 +132,15 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
 
   async function processBatch(job: Job, token?: string): Promise<{ ok: number; failed: number; skipped: number }> {
     const id = job.id!;
-    const batch = decodeBatch(job.data);
     const stop = stopping.signal;
+    let batch;
     let resolved;
     try {
+      batch = decodeBatch(job.data);
       resolved = resolveOptions({ ...(batch.options as Options), out, concurrency, graceMs, logger: log, stopSignal: stop });
     } catch (error) {
-      throw new ClusterError('BAD_JOB', `batch ${id} carries options this worker cannot use: ${describeError(error)}`, { cause: error });
+      // No retry can fix the job's own data: BullMQ fails it at once, and it stays in the failed set to look at.
+      throw new UnrecoverableError(`batch ${id} cannot run here: ${describeError(error)}`);
     }
     const entries: Entry[] = batch.items.map((item, position) => {
       let url: URL | undefined;
