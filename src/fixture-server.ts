@@ -39,6 +39,14 @@ export interface FixtureServerOptions {
   latencyMs?: number;
   /** Host to bind. Default '127.0.0.1'. Port is always 0 (OS-chosen). */
   host?: string;
+  /**
+   * Answer nothing until this many requests are in flight at once; from then
+   * on, answer as usual. A test that the client reaches its concurrency limit
+   * sets it to the limit: a client that never gets there hangs and the test
+   * fails by its timeout, however busy the machine, with no time window to
+   * guess. Default 0 (no wait).
+   */
+  holdUntilInFlight?: number;
 }
 
 /** What the server has seen; counted at the server so tests count instead of timing. */
@@ -92,9 +100,18 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
  * `Range: bytes=N-` and `bytes=N-M` with a 206.
  */
 export async function startFixtureServer(options: FixtureServerOptions = {}): Promise<FixtureServer> {
-  const { handlers = [], latencyMs = 0, host = '127.0.0.1' } = options;
+  const { handlers = [], latencyMs = 0, host = '127.0.0.1', holdUntilInFlight = 0 } = options;
   const stats = createStats();
   let origin = '';
+  // Requests waiting for holdUntilInFlight to be reached; released together, once.
+  let held: Array<() => void> | undefined = holdUntilInFlight > 0 ? [] : undefined;
+  const holdOrRelease = (): Promise<void> | undefined => {
+    if (held === undefined) return undefined;
+    if (stats.inFlight < holdUntilInFlight) return new Promise<void>((resolve) => held?.push(resolve));
+    for (const release of held) release();
+    held = undefined;
+    return undefined;
+  };
 
   const server = createServer((req, res) => {
     const path = req.url ?? '/';
@@ -121,6 +138,7 @@ export async function startFixtureServer(options: FixtureServerOptions = {}): Pr
   });
 
   async function respond(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
+    await holdOrRelease();
     if (latencyMs > 0) await delay(latencyMs, undefined, { signal });
     // Concatenated, not resolved against the origin: a target like '//x/a.jpg' must stay a path, not name a host.
     const target = origin + (req.url ?? '/');

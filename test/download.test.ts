@@ -43,7 +43,7 @@ describe('download', () => {
   });
 
   it.each([2, 5, 16])('reaches but never exceeds concurrency %i with more items than slots', async (limit) => {
-    const server = await serve({ latencyMs: 40 });
+    const server = await serve({ latencyMs: 40, holdUntilInFlight: limit });
     const out = await tempDir();
     const urls = Array.from({ length: limit * 3 + 1 }, (_, i) => server.url(`/gen/${i}.jpg`));
     const results = await collect(urls, { out, concurrency: limit });
@@ -52,7 +52,7 @@ describe('download', () => {
   });
 
   it('caps connections to one host with perHost', async () => {
-    const server = await serve({ latencyMs: 40 });
+    const server = await serve({ latencyMs: 40, holdUntilInFlight: 3 });
     const out = await tempDir();
     const urls = Array.from({ length: 12 }, (_, i) => server.url(`/gen/${i}.jpg`));
     await collect(urls, { out, concurrency: 8, perHost: 3 });

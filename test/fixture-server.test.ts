@@ -236,8 +236,8 @@ describe('msw handlers', () => {
 describe('stats', () => {
   it('counts every request and the peak in flight', async () => {
     const concurrent = 6;
-    // The latency holds every response back until all requests have arrived.
-    const server = await serve({ latencyMs: 300 });
+    // Every response is held back until all requests have arrived.
+    const server = await serve({ holdUntilInFlight: concurrent });
     const agent = newAgent();
     await Promise.all(
       Array.from({ length: concurrent }, async (_, i) => {

@@ -45,7 +45,7 @@ describe('workers mode', () => {
   });
 
   it('keeps the concurrency limit across all threads, and reaches it', async () => {
-    const server = await serve({ latencyMs: 40 });
+    const server = await serve({ latencyMs: 40, holdUntilInFlight: 5 });
     const out = await tempDir();
     const urls = Array.from({ length: 16 }, (_, i) => server.url(`/gen/${i}.jpg`));
     await collect(urls, { out, mode: 'workers', threads: 2, concurrency: 5 });
