@@ -13,7 +13,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { ClusterError, parseQueueUrl } from '../src/cluster/connection.js';
 import { enqueue } from '../src/cluster/enqueue.js';
 import { carriedOptions } from '../src/cluster/jobs.js';
-import { Store } from '../src/cluster/store.js';
+import { Store, itemKey } from '../src/cluster/store.js';
 import { generatedImage } from '../src/fixture-server.js';
 import { OptionError } from '../src/options.js';
 import type { ItemResult } from '../src/record.js';
@@ -196,6 +196,48 @@ describe('imgdl enqueue, worker, status', () => {
     store.redis.disconnect();
     expect(digests).toHaveLength(6);
     expect(digests.every((d) => d.startsWith('sha256:'))).toBe(true);
+  });
+
+  it('applies each batch its own options, and tells apart batches whose items share a source and line', async () => {
+    const redis = await startRedis();
+    const agents = new Map<string, string>();
+    const server = await serve({
+      handlers: [
+        http.get('*/gen/:name', async ({ request }) => {
+          const { pathname } = new URL(request.url);
+          agents.set(pathname, request.headers.get('user-agent') ?? '');
+          // The first list answers last, so the second list's results for the same lines come back first.
+          if (Number(/(\d+)\.jpg/.exec(pathname)![1]) <= 20) await until(() => agents.size >= 40, 'the second list to be asked');
+          return undefined;
+        }),
+      ],
+    });
+    // Lists that are all "urls.txt" to whoever enqueued them: same source, same lines, other URLs; the first two
+    // share their options (so their batches share a run), the third has its own.
+    const list = (from: number, agent: string) =>
+      enqueue(
+        images(server, 60).slice(from, from + 20).map((url, i) => ({ url, source: 'urls.txt', line: i + 1 })),
+        { queue: redis.url, batch: 20, options: { userAgent: agent } },
+      );
+    await list(0, 'agent-a');
+    await list(20, 'agent-a');
+    await list(40, 'agent-b');
+    const dir = await tempDir();
+    const worker = await runCli(['worker', '--queue', redis.url, '-o', dir, '-c', '40', '--exit-when-empty', '-q']);
+    expect(worker.code, worker.stderr).toBe(0);
+    expect(agents.size).toBe(60);
+    for (const [pathname, agent] of agents) expect(agent).toBe(Number(/(\d+)\.jpg/.exec(pathname)![1]) <= 40 ? 'agent-a' : 'agent-b');
+    // Each record is kept under its own URL's key, and names the file that URL asked for.
+    const client = new Redis(redis.url);
+    const items = await client.hgetall('imgdl:imgdl:items');
+    client.disconnect();
+    expect(Object.keys(items)).toHaveLength(60);
+    for (const [key, value] of Object.entries(items)) {
+      const record = JSON.parse(value.split('\n')[2]!) as ItemResult;
+      expect(key).toBe(itemKey(new URL(record.url), ''));
+      expect(record.path).toBe(/\/gen\/(\d+\.jpg)/.exec(record.url)![1]);
+    }
+    expect(await statusOf(redis.url)).toMatchObject({ ok: 60, pending: 0, jobs: { completed: 3 } });
   });
 
   it('gives two URLs that want one name two names, though different batches run them', async () => {

@@ -33,8 +33,8 @@ function noName(wanted: string): ValidationError {
 /** A {@link NameClaims} shared through Redis by every worker of a queue. */
 export class ClusterNames implements NameClaims {
   readonly #store: Store;
-  /** `wanted\nurl` → name, for the batch being planned. */
-  #claimed = new Map<string, string>();
+  /** `wanted\nurl` → name, for the batches being run. */
+  readonly #claimed = new Map<string, string>();
 
   constructor(store: Store) {
     this.#store = store;
@@ -44,11 +44,15 @@ export class ClusterNames implements NameClaims {
   async prepare(wanted: ReadonlyArray<{ wanted: string; url: string }>): Promise<void> {
     const requests = wanted.map((w) => request(w.wanted, w.url));
     const chosen = await this.#store.claimNames(requests);
-    this.#claimed = new Map();
     wanted.forEach((w, i) => {
       const name = requests[i]!.candidates[chosen[i]!]?.name;
       if (name !== undefined) this.#claimed.set(`${w.wanted}\n${w.url}`, name);
     });
+  }
+
+  /** Forgets what {@link prepare} kept for a batch that is over (the names stay claimed in Redis). */
+  forget(wanted: ReadonlyArray<{ wanted: string; url: string }>): void {
+    for (const w of wanted) this.#claimed.delete(`${w.wanted}\n${w.url}`);
   }
 
   /** The name prepared for this item; an item that was not prepared fails (the planner records it as failed). */

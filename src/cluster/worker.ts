@@ -1,7 +1,14 @@
 /**
- * A worker: takes batches from the queue and runs each through the same
- * pipeline `download()` runs (its own run context, with names claimed in
- * Redis), recording every item's result in the queue as it finishes.
+ * A worker: takes batches from the queue and runs their items through the
+ * same pipeline `download()` runs, with names claimed in Redis, recording
+ * every item's result in the queue as it finishes.
+ *
+ * One run serves batch after batch: two batches are taken at a time and
+ * their items fed into the run as it has room, so `-c` downloads stay in
+ * flight across batch boundaries (a run per batch left each batch's last
+ * round half empty and opened new connections per batch). Results find
+ * their batch by source, line and URL; a batch completes once each of its
+ * items has a record.
  *
  * BullMQ, set as its guide asks:
  * - `maxRetriesPerRequest: null` and endless reconnection (connection.ts),
@@ -23,13 +30,14 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createRunContext, downloadWith } from '../download.js';
 import { describeError } from '../errors.js';
-import { parseItemUrl, type ListItem } from '../list.js';
+import { parseItemUrl, redactUrl, type ListItem } from '../list.js';
 import { wantedPath } from '../item.js';
 import { resolveInside } from '../naming.js';
-import { OptionError, resolveOptions, type Options } from '../options.js';
+import { OptionError, resolveOptions, type Options, type ResolvedOptions } from '../options.js';
 import type { ItemResult } from '../record.js';
 import { RunReport, type RunSummary } from '../report.js';
 import { QUEUE_NAME, isConnectionError, parseQueueUrl, preflight, workerOptions } from './connection.js';
+import { Feed } from './feed.js';
 import { decodeBatch } from './jobs.js';
 import { ClusterNames } from './names.js';
 import { Claim, Store, itemKey } from './store.js';
@@ -86,8 +94,39 @@ interface Entry {
   listing: string;
   key: string;
   url: URL | undefined;
+  /** The forms the record's URL may take (credentials redacted). */
+  shown: string[];
   claim: Claim;
+  /** Its batch, once handed to a run. */
+  batch?: BatchState;
 }
+
+/** A batch in a run: how many of its items are still out, and what was recorded. */
+interface BatchState {
+  left: number;
+  recorded: number;
+  counts: { ok: number; failed: number; skipped: number };
+  writes: Array<Promise<unknown>>;
+  rerun: boolean;
+  /** Called when no item of the batch is still out, or its run ended. */
+  wake: () => void;
+}
+
+/** A long-lived run of the core's pipeline and the batches it serves. */
+interface Run {
+  /** The batch options it was started with (JSON). */
+  key: string;
+  feed: Feed;
+  /** Items pushed into it so far. */
+  fed: number;
+  ended: boolean;
+  /** `source\nline` → entries in flight, to route results back. */
+  routes: Map<string, Entry[]>;
+  finished: Promise<void>;
+}
+
+/** Items after which a worker starts a fresh run, so per-run memory (URLs seen) stays bounded. */
+export const ROTATE_AFTER = 100_000;
 
 /**
  * Runs a worker until `stopSignal` aborts or, with `exitWhenEmpty`, until the
@@ -112,7 +151,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const queue = new Queue(QUEUE_NAME, { connection: redis });
   const report = new RunReport('cluster worker', concurrency);
   const stopping = new AbortController();
-  const state = { batches: 0, handedBack: 0, busy: false };
+  let finishedBatches = 0;
+  let handedBack = 0;
+  const busy = { batches: 0 };
+  const resolvedOut = resolveOptions({ out }).out;
   let outage = false;
   const onError = (error: Error): void => {
     if (!isConnectionError(error)) {
@@ -129,6 +171,80 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     outage = false;
   });
   queue.on('error', onError);
+
+  /**
+   * The run items go through. One run serves batch after batch, so the pool stays full across batch
+   * boundaries and connections are kept; a new one starts when a batch carries other options, after
+   * ROTATE_AFTER items (what a run remembers per item must not grow for the life of the worker), or
+   * after a run stopped on its own (a full disk).
+   */
+  let current: Run | undefined;
+  let switching: Promise<unknown> = Promise.resolve();
+  /** Hands a batch's entries to the current run (or a new one), in turn with every other batch. */
+  function enter(key: string, resolved: ResolvedOptions, entries: readonly Entry[]): Promise<Run> {
+    const next = switching.then(async () => {
+      if (current && (current.key !== key || current.fed >= ROTATE_AFTER || current.ended)) {
+        current.feed.end();
+        await current.finished;
+        current = undefined;
+      }
+      const run = (current ??= startRun(key, resolved));
+      for (const entry of entries) {
+        const where = `${entry.item.source}\n${entry.item.line}`;
+        const list = run.routes.get(where);
+        if (list) list.push(entry);
+        else run.routes.set(where, [entry]);
+      }
+      // Pushed before any later batch can end this run's feed, so a switch never strands a batch.
+      if (run.ended) entries[0]?.batch?.wake();
+      else {
+        run.feed.push(entries.map((e) => e.item));
+        run.fed += entries.length;
+      }
+      return run;
+    });
+    switching = next.catch(() => undefined);
+    return next;
+  }
+
+  function startRun(key: string, resolved: ResolvedOptions): Run {
+    const run: Run = { key, feed: new Feed(), fed: 0, ended: false, routes: new Map(), finished: Promise.resolve() };
+    run.finished = (async () => {
+      try {
+        // What the whole queue shares comes in here: names now; the per-host budget (--per-host, --rate, a 429's
+        // pause) once the core's scheduler asks an interface for it, answered from Redis across all workers.
+        const ctx = await createRunContext(resolved, undefined, { names });
+        for await (const result of downloadWith(run.feed, ctx)) await settle(run, result);
+      } catch (error) {
+        log?.error(`a run stopped: ${describeError(error)}`);
+      } finally {
+        run.ended = true;
+        for (const entries of run.routes.values()) for (const entry of entries) entry.batch!.wake();
+      }
+    })();
+    return run;
+  }
+
+  /** Routes a result to its batch's entry and records it. */
+  async function settle(run: Run, result: ItemResult): Promise<void> {
+    const where = `${result.source}\n${result.line}`;
+    const entries = run.routes.get(where);
+    // The same source and line can be in two batches (two lists both called urls.txt): the URL tells them apart.
+    const at = entries?.findIndex((e) => e.shown.includes(result.url)) ?? -1;
+    const entry = entries?.splice(at === -1 ? 0 : at, 1)[0];
+    if (entries?.length === 0) run.routes.delete(where);
+    if (entry === undefined) return;
+    const batch = entry.batch!;
+    if (!(result.error && TRANSIENT.has(result.error.code))) {
+      const record = entry.claim === Claim.Resumed || batch.rerun ? await recovered(result, resolvedOut) : result;
+      batch.recorded++;
+      batch.counts[record.status]++;
+      report.add(record);
+      options.onRecord?.(record);
+      batch.writes.push(store.record(entry.key, entry.listing, record));
+    }
+    if (--batch.left === 0) batch.wake();
+  }
 
   async function processBatch(job: Job, token?: string): Promise<{ ok: number; failed: number; skipped: number }> {
     const id = job.id!;
@@ -150,50 +266,52 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
         url = undefined;
       }
       const listing = `${id}#${position}`;
-      return { item, listing, key: itemKey(url, listing), url, claim: Claim.New };
+      // The record names the URL as the planner shows it: parsed when it parses, as listed otherwise.
+      const shown = url === undefined ? [redactUrl(item.url)] : [redactUrl(url), redactUrl(item.url)];
+      return { item, listing, key: itemKey(url, listing), url, shown, claim: Claim.New };
     });
     const claims = await store.claim(id, entries.map((e, position) => [e.key, position] as const));
     claims.forEach((claim, i) => (entries[i]!.claim = claim));
     const toRun = entries.filter((e) => e.claim === Claim.New || e.claim === Claim.Resumed);
-    await names.prepare(toRun.flatMap((e) => (e.url ? named(e.item, e.url) : [])));
-
-    // Results come back in completion order; their source and line find their entry.
-    const bySourceLine = new Map<string, Entry[]>();
-    for (const entry of toRun) {
-      const where = `${entry.item.source}\n${entry.item.line}`;
-      bySourceLine.set(where, [...(bySourceLine.get(where) ?? []), entry]);
+    const state: BatchState = {
+      left: toRun.length,
+      recorded: 0,
+      counts: { ok: 0, failed: 0, skipped: 0 },
+      writes: [],
+      // A batch started before (its worker died, or Redis lost the end of it in a crash) may find its own files.
+      rerun: job.attemptsStarted > 1 || job.stalledCounter > 0,
+      wake: () => undefined,
+    };
+    const over = new Promise<void>((resolve) => (state.wake = resolve));
+    const wanted = toRun.flatMap((e) => (e.url ? named(e.item, e.url) : []));
+    if (toRun.length > 0) {
+      await names.prepare(wanted);
+      for (const entry of toRun) entry.batch = state;
+      const run = await enter(JSON.stringify(batch.options), resolved, toRun);
+      await over;
+      // Entries a stopped run never reached go back with the batch.
+      for (const entry of toRun) {
+        const where = `${entry.item.source}\n${entry.item.line}`;
+        const list = run.routes.get(where)?.filter((e) => e !== entry);
+        if (list === undefined) continue;
+        if (list.length === 0) run.routes.delete(where);
+        else run.routes.set(where, list);
+      }
+      names.forget(wanted);
     }
-    // A batch started before (its worker died, or Redis lost the end of it in a crash) may find its own files.
-    const rerun = job.attemptsStarted > 1 || job.stalledCounter > 0;
-    const writes: Array<Promise<unknown>> = [];
-    let recorded = 0;
-    const counts = { ok: 0, failed: 0, skipped: 0 };
-    // What the whole queue shares comes in here: names now; the per-host budget (--per-host, --rate, a 429's
-    // pause) once the core's scheduler asks an interface for it, answered from Redis across all workers.
-    const ctx = await createRunContext(resolved, undefined, { names });
-    for await (const result of downloadWith(toRun.map((e) => e.item), ctx)) {
-      const entry = bySourceLine.get(`${result.source}\n${result.line}`)?.shift();
-      if (entry === undefined) continue;
-      if (result.error && TRANSIENT.has(result.error.code)) continue;
-      const record = entry.claim === Claim.Resumed || rerun ? await recovered(result, resolved.out) : result;
-      recorded++;
-      counts[record.status]++;
-      report.add(record);
-      options.onRecord?.(record);
-      writes.push(store.record(entry.key, entry.listing, record));
-    }
-    await Promise.all(writes);
-    if (recorded < toRun.length) {
+    await Promise.all(state.writes);
+    if (state.recorded < toRun.length) {
       if (stop.aborted && token !== undefined) {
-        log?.info(`batch ${id}: handed back with ${toRun.length - recorded} of ${toRun.length} items unfinished`);
-        state.handedBack++;
+        log?.info(`batch ${id}: handed back with ${toRun.length - state.recorded} of ${toRun.length} items unfinished`);
+        handedBack++;
         await job.moveToWait(token);
         throw new WaitingError();
       }
-      throw new Error(`batch ${id}: ${toRun.length - recorded} items could not be finished (disk full?); the batch will be retried`);
+      throw new Error(`batch ${id}: ${toRun.length - state.recorded} items could not be finished (disk full?); the batch will be retried`);
     }
     await store.finished(id);
-    state.batches++;
+    finishedBatches++;
+    const { counts } = state;
     log?.info(`batch ${id}: ${counts.ok} ok, ${counts.failed} failed, ${counts.skipped} skipped (${entries.length - toRun.length} already done or listed elsewhere)`);
     return counts;
   }
@@ -201,18 +319,19 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const worker = new Worker(
     QUEUE_NAME,
     async (job, token) => {
-      state.busy = true;
+      busy.batches++;
       try {
         return await processBatch(job, token);
       } finally {
-        state.busy = false;
+        busy.batches--;
       }
     },
     {
       // ioredis' own options type; bullmq declares a looser copy of it that exactOptionalPropertyTypes will not match.
       connection: workerOptions(address) as ConnectionOptions,
       autorun: false,
-      concurrency: 1,
+      // Two batches at a time: the next one is already in the run's feed when the first one's last items run.
+      concurrency: 2,
       lockDuration: lockMs,
       stalledInterval: Math.max(500, Math.round(lockMs / 2)),
       maxStalledCount: MAX_STALLED,
@@ -231,17 +350,19 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const onStop = (): void => close();
   if (options.stopSignal?.aborted) close();
   options.stopSignal?.addEventListener('abort', onStop, { once: true });
-  const watcher = options.exitWhenEmpty ? watchForEmpty(queue, state, close) : undefined;
+  const watcher = options.exitWhenEmpty ? watchForEmpty(queue, busy, close) : undefined;
   try {
     await worker.run();
   } finally {
     options.stopSignal?.removeEventListener('abort', onStop);
     watcher?.stop();
     await worker.close().catch(() => undefined);
+    current?.feed.end();
+    await current?.finished;
     await queue.close().catch(() => undefined);
     redis.disconnect();
   }
-  return { summary: report.summary(), batches: state.batches, handedBack: state.handedBack };
+  return { summary: report.summary(), batches: finishedBatches, handedBack };
 }
 
 /** The name an item will ask for when planned, or nothing for an item the planner will refuse. */
@@ -276,15 +397,15 @@ async function recovered(result: ItemResult, out: string): Promise<ItemResult> {
  * waiting, delayed or active anywhere. A batch held by a dead worker stays
  * active until another worker takes it over, so it keeps everyone waiting.
  */
-function watchForEmpty(queue: Queue, state: { busy: boolean }, close: () => void): { stop(): void } {
+function watchForEmpty(queue: Queue, busy: { batches: number }, close: () => void): { stop(): void } {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   const check = async (): Promise<void> => {
     if (stopped) return;
     try {
-      if (!state.busy) {
+      if (busy.batches === 0) {
         const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children');
-        if (Object.values(counts).every((n) => n === 0) && !state.busy) {
+        if (Object.values(counts).every((n) => n === 0) && busy.batches === 0) {
           close();
           return;
         }
