@@ -16,6 +16,8 @@ export interface CliProcess {
   child: ChildProcessWithoutNullStreams;
   /** Everything it wrote to stderr so far. */
   stderr(): string;
+  /** Everything it wrote to stdout so far. */
+  stdout(): string;
   /** Resolves when it has exited. */
   done: Promise<CliRun>;
 }
@@ -41,7 +43,7 @@ export function startCli(args: string[]): CliProcess {
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   const done = once(child, 'close').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null, stdout, stderr }));
-  const started: CliProcess = { child, stderr: () => stderr, done };
+  const started: CliProcess = { child, stderr: () => stderr, stdout: () => stdout, done };
   children.push(started);
   return started;
 }

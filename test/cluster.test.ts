@@ -293,6 +293,20 @@ describe('imgdl enqueue, worker, status', () => {
     expect(await statusOf(redis.url)).toMatchObject({ ok: 3, jobs: { failed: 1, completed: 1, waiting: 0, delayed: 0 } });
   });
 
+  it('status --watch prints a line per refresh until Ctrl-C', async () => {
+    const redis = await startRedis();
+    const server = await serve();
+    await enqueue(images(server, 5), { queue: redis.url });
+    const watch = startCli(['status', '--queue', redis.url, '--watch', '--interval', '100']);
+    await until(() => watch.stdout().split('\n').length > 2, 'two refreshes');
+    watch.child.kill('SIGINT');
+    const run = await watch.done;
+    expect(run.code).toBe(130);
+    const lines = run.stdout.trim().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    for (const line of lines) expect(line).toMatch(/^0\/5 done · 0 ok · 0 failed · 0 skipped · 5 pending · 0 B · 0 files\/s · jobs 1 waiting 0 active · 0 workers$/);
+  });
+
   it('a bad --queue or flag is a usage error', async () => {
     expect((await runCli(['worker', '--queue', 'localhost:6379'])).code).toBe(2);
     const missing = await runCli(['status']);
