@@ -3,6 +3,7 @@
  * The CLI, `bench`, and the tests all drive the downloader through here.
  */
 import fs from 'node:fs/promises';
+import type { NameClaims } from './coordinate.js';
 import { DigestRegistry } from './dedupe.js';
 import { createAgent } from './fetch.js';
 import { makeRunContext, planItem, runTask, type Planned, type RunContext } from './item.js';
@@ -47,11 +48,16 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
 /**
  * The state a run shares between its items: the agent, the names, the part
  * files and what an earlier run's manifest says is done. {@link download}
- * makes one; tests make their own to replace a seam such as `openPart`.
+ * makes one; tests make their own to replace a seam such as `openPart`, and
+ * the cluster's worker gives `names` a registry shared by every worker.
  */
-export async function createRunContext(options: ResolvedOptions, onBytes?: (n: number) => void): Promise<RunContext> {
+export async function createRunContext(
+  options: ResolvedOptions,
+  onBytes?: (n: number) => void,
+  shared: { names?: NameClaims } = {},
+): Promise<RunContext> {
   return makeRunContext(options, createAgent(options, onBytes), {
-    names: new NameRegistry(),
+    names: shared.names ?? new NameRegistry(),
     done: options.manifest === undefined ? undefined : await readDoneKeys(options.manifest),
     digests: options.dedupe ? new DigestRegistry() : undefined,
   });

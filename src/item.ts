@@ -120,14 +120,27 @@ export function planItem(item: ListItem, ctx: RunContext): Planned {
     ctx.seen.add(url.href);
     if (ctx.done?.has(doneKey(shownUrl))) return { result: skipped(item, shownUrl, 'manifest') };
     const context = { source: item.source, line: item.line, url: shownUrl };
-    const wanted = item.name === undefined ? nameFromUrl(url) : safeRelativePath(item.name, context);
-    const relPath = ctx.names.claim(wanted, url.href);
+    const relPath = ctx.names.claim(wantedPath(item, url, context), url.href);
     // Resolving now refuses a path outside the output folder before any request is made.
     const finalPath = resolveInside(ctx.options.out, relPath);
     return { task: { item, url, shownUrl, relPath, finalPath, named: item.name !== undefined } };
   } catch (error) {
     return { result: failed(item, redactUrl(item.url), error, 0, null, 0) };
   }
+}
+
+/**
+ * The name an item asks for before any registry has a say: the list's NAME,
+ * made safe, or the URL's last segment. Throws UNSAFE_NAME for a NAME that
+ * cannot be made safe.
+ */
+export function wantedPath(item: ListItem, url: URL, context: { source?: string; line?: number; url?: string } = {}): string {
+  return item.name === undefined ? nameFromUrl(url) : safeRelativePath(item.name, context);
+}
+
+/** A name the response called for, claimed through the registry's later path when it has one. */
+function claimLate(ctx: RunContext, relPath: string, url: string): string | Promise<string> {
+  return ctx.names.claimLater ? ctx.names.claimLater(relPath, url) : ctx.names.claim(relPath, url);
 }
 
 /**
@@ -318,7 +331,7 @@ async function nameOffered(task: Task, ctx: RunContext, tries: Tries, response: 
   if (task.named) return task.relPath;
   const offered = filenameFromContentDisposition(header(response.headers, 'content-disposition'));
   if (offered === undefined || offered === task.relPath) return task.relPath;
-  const relPath = ctx.names.claim(offered, task.url.href);
+  const relPath = await claimLate(ctx, offered, task.url.href);
   if (ctx.options.onExists === 'skip' && (await ctx.parts.exists(resolveInside(ctx.options.out, relPath)))) {
     response.body.abort();
     return skipped(task.item, task.shownUrl, 'exists', relPath, tries.count, tries.httpStatus);
@@ -363,7 +376,11 @@ async function receive(task: Task, ctx: RunContext, tries: Tries, answer: Answer
     if (task.named) return;
     const { stem, ext } = splitExt(relPath);
     if (extensionFits(ext, found)) return;
-    relPath = ctx.names.claim(stem + found.ext, task.url.href);
+    const claimed = claimLate(ctx, stem + found.ext, task.url.href);
+    return typeof claimed === 'string' ? renamed(claimed) : claimed.then(renamed);
+  };
+  const renamed = (name: string): void | Promise<void> => {
+    relPath = name;
     if (options.onExists !== 'skip') return;
     // Known now, before the rest of the body: a rerun reads no more than the head.
     return ctx.parts.exists(resolveInside(options.out, relPath)).then((there) => {

@@ -129,10 +129,10 @@ export class NameRegistry {
   /** The name `url` gets for `relPath`: relPath itself if free or already its own, else a hashed alternative. */
   claim(relPath: string, url: string): string {
     const digest = sha1(url);
-    const owner = digest.slice(0, 16);
+    const owner = nameOwner(url);
     if (this.#take(relPath, owner)) return relPath;
     for (let length = 8; length <= digest.length; length++) {
-      const alternative = withSuffix(relPath, `-${digest.slice(0, length)}`);
+      const alternative = hashedName(relPath, url, length);
       if (this.#take(alternative, owner)) return alternative;
     }
     // Only reachable if every hashed name was claimed on purpose by others; still terminate.
@@ -156,8 +156,25 @@ export class NameRegistry {
   }
 }
 
-function fold(relPath: string): string {
+/** The key under which a name is claimed: file systems that fold case and normalisation see one file. */
+export function foldName(relPath: string): string {
   return relPath.normalize('NFC').toLowerCase();
+}
+
+const fold = foldName;
+
+/** Who claims a name: the first 16 hex of sha1(url), 64 bits that tell URLs apart. */
+export function nameOwner(url: string): string {
+  return sha1(url).slice(0, 16);
+}
+
+/**
+ * The alternative {@link NameRegistry} gives `url` when `relPath` is taken:
+ * `stem-<hexLength hex of sha1(url)>ext`. Exported so that a registry kept
+ * elsewhere (the cluster's, in Redis) names collisions the same way.
+ */
+export function hashedName(relPath: string, url: string, hexLength: number): string {
+  return withSuffix(relPath, `-${sha1(url).slice(0, hexLength)}`);
 }
 
 function sha1(text: string): string {

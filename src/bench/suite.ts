@@ -5,7 +5,7 @@
  * and the targets as ratios against baselines measured in that same run (so
  * a busy machine slows both sides of each ratio).
  *
- *   node dist/bench/suite.js [--only latency,sequential,flood,bulk,startup] [--runs 5]
+ *   node dist/bench/suite.js [--only latency,sequential,flood,bulk,startup,cluster] [--runs 5]
  *                            [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI] [--json]
  *
  * Every scenario also runs the bare-undici reference (reference.ts): the
@@ -38,7 +38,7 @@ const SERVER_PATH = fileURLToPath(new URL('./server.js', import.meta.url));
 const REFERENCE_PATH = fileURLToPath(new URL('./reference.js', import.meta.url));
 const REFERENCE = 'bare undici (reference)';
 const TIME = '/usr/bin/time';
-const SCENARIOS = ['latency', 'sequential', 'flood', 'bulk', 'startup'] as const;
+const SCENARIOS = ['latency', 'sequential', 'flood', 'bulk', 'startup', 'cluster'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 interface Settings {
@@ -298,7 +298,7 @@ function reference(list: string, c: number): Contender {
 }
 
 async function scenario(
-  name: ScenarioName,
+  name: Exclude<ScenarioName, 'cluster'>,
   s: Settings,
   servers: { slow: string; fast: string },
 ): Promise<ScenarioResult> {
@@ -431,9 +431,24 @@ async function main(): Promise<void> {
   const slow = await startServer(50);
   const fast = await startServer(0);
   const results: ScenarioResult[] = [];
+  let clusterResult: import('./cluster.js').ClusterBenchResult | undefined;
   const started = performance.now();
   try {
     for (const name of s.only) {
+      if (name === 'cluster') {
+        // Its own shape (a queue, workers, Redis memory): see bench/cluster.ts.
+        if (!installed('redis-server')) {
+          process.stderr.write('bench: cluster skipped: redis-server is not installed (apt-get install redis-server)\n');
+          continue;
+        }
+        const { clusterBench, formatClusterBench } = await import('./cluster.js');
+        const tty = process.stderr.isTTY;
+        const result = await clusterBench(slow.origin, s.runs, tty ? (what) => process.stderr.write(`\r\x1b[Kcluster: ${what}`) : undefined);
+        if (tty) process.stderr.write('\r\x1b[K');
+        clusterResult = result;
+        if (!s.json) process.stdout.write(formatClusterBench(result));
+        continue;
+      }
       const result = await scenario(name, s, { slow: slow.origin, fast: fast.origin });
       results.push(result);
       if (!s.json) process.stdout.write(printScenario(result));
@@ -442,8 +457,14 @@ async function main(): Promise<void> {
     await Promise.all([slow.stop(), fast.stop()]);
   }
   const goals = targets(results);
+  if (clusterResult) {
+    for (const [what, value] of [['cluster: queue overhead, 1 worker', clusterResult.overheadOneWorker], ['cluster: queue overhead, 3 workers', clusterResult.overheadThreeWorkers]] as const) {
+      const ratio = Math.round((1 + value) * 1000) / 1000;
+      goals.push({ what: `${what} (× one process)`, ratio, limit: 1.1, met: ratio <= 1.1 });
+    }
+  }
   if (s.json) {
-    process.stdout.write(JSON.stringify({ runs: s.runs, cpus: os.availableParallelism(), results, targets: goals }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ runs: s.runs, cpus: os.availableParallelism(), results, cluster: clusterResult, targets: goals }, null, 2) + '\n');
     return;
   }
   const lines = goals.map((t) => [t.what, t.ratio === undefined ? 'n/a' : t.ratio.toFixed(3), `≤ ${t.limit}`, t.met === undefined ? '-' : t.met ? 'met' : 'MISSED']);
