@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import v8 from 'node:v8';
 import type { Logger } from 'pino';
+import type { Argv as Yargs } from 'yargs';
 import { describeError } from './errors.js';
 import type { BatchedSource } from './download.js';
 import { itemsFromArgs, readListBatches, type ListItem } from './list.js';
@@ -21,34 +22,22 @@ import { itemsFromArgs, readListBatches, type ListItem } from './list.js';
 import { HASHES, LAYOUTS, MODES, ON_EXISTS, OptionError, VERSION, parseSize, resolveOptions, type HashAlgorithm, type Layout, type Mode, type OnExists, type Options } from './options.js';
 
 /** A usage error: exit code 2, message shown as is. */
-class UsageError extends Error {
+export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-interface Argv {
-  urls: string[];
-  input: string[] | undefined;
-  out: string;
-  mode: string;
-  concurrency: number;
-  threads: number | undefined;
+/** What {@link itemFlags} parses. */
+export interface ItemArgv {
   hash: string | undefined;
-  dedupe: boolean;
   perHost: number | undefined;
   onExists: string;
   layout: string;
-  shard: string | undefined;
-  manifest: string | undefined;
-  json: boolean;
-  quiet: boolean;
-  verbose: number;
   timeout: number;
   retries: number;
   retryDelay: number;
   maxRetryAfter: number;
   maxSize: string;
   anyType: boolean;
-  grace: number;
   header: string[] | undefined;
   userAgent: string | undefined;
   referer: string | undefined;
@@ -57,9 +46,81 @@ interface Argv {
   proxy: string | false | undefined;
   insecure: boolean;
   cacert: string | undefined;
+}
+
+interface Argv extends ItemArgv {
+  urls: string[];
+  input: string[] | undefined;
+  out: string;
+  mode: string;
+  concurrency: number;
+  threads: number | undefined;
+  dedupe: boolean;
+  shard: string | undefined;
+  manifest: string | undefined;
+  json: boolean;
+  quiet: boolean;
+  verbose: number;
+  grace: number;
   dryRun: boolean;
   progress: boolean;
   color: boolean | undefined;
+}
+
+/**
+ * The options that say how each item is fetched, checked and saved (as
+ * opposed to how a run is scheduled or reported), as yargs declares them. The
+ * main command has them, and so does `imgdl enqueue`, whose jobs carry them
+ * to every worker.
+ */
+export const ITEM_OPTIONS = {
+  hash: { type: 'string', choices: HASHES as string[], defaultDescription: 'none', describe: 'Record a digest of each saved file, computed as it streams' },
+  'per-host': { type: 'number', defaultDescription: 'no cap beyond --concurrency', describe: 'Most connections to one host' },
+  'on-exists': { type: 'string', choices: ON_EXISTS as string[], default: 'skip', describe: 'When the file already exists' },
+  layout: { type: 'string', choices: LAYOUTS as string[], default: 'flat', describe: 'flat: named from the URL (or NAME); sharded: by list position, 00000/000000123.jpg, 10,000 a folder' },
+  timeout: { type: 'number', default: 30_000, describe: 'Connect, headers and body-idle timeout in ms (each)' },
+  retries: { type: 'number', default: 3, describe: 'Tries after the first for network errors, timeouts, truncated bodies, 408, 429, 5xx' },
+  'retry-delay': { type: 'number', default: 500, describe: 'Base backoff in ms (exponential, full jitter, at most 30 s)' },
+  'max-retry-after': { type: 'number', default: 60, describe: 'Longest Retry-After (429/503) obeyed, in seconds; longer fails the item' },
+  'max-size': { type: 'string', default: '1G', describe: 'Largest file saved: bytes or with k, M, G (0: no limit)' },
+  'any-type': { type: 'boolean', default: false, describe: 'Keep any body, not only images (no sniffing, no extension fix)' },
+  header: { alias: 'H', type: 'string', array: true, requiresArg: true, defaultDescription: 'none', describe: 'Extra request header "Name: value"; repeatable' },
+  'user-agent': { alias: 'A', type: 'string', requiresArg: true, defaultDescription: `imgdl/${VERSION}`, describe: 'User-Agent header' },
+  referer: { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Referer header sent with every request' },
+  cookie: { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Cookie header sent with every request ("a=b; c=d")' },
+  'location-trusted': { type: 'boolean', default: false, describe: 'Send Authorization, Cookie and URL credentials on redirects to OTHER hosts too (they can read them)' },
+  proxy: { type: 'string', defaultDescription: '$HTTPS_PROXY / $HTTP_PROXY, minus $NO_PROXY', describe: 'HTTP(S) proxy URL (--no-proxy: ignore the environment)' },
+  insecure: { alias: 'k', type: 'boolean', default: false, describe: 'Do NOT verify TLS certificates (a warning is logged)' },
+  cacert: { type: 'string', requiresArg: true, defaultDescription: "Node's bundled CAs", describe: 'PEM file of extra CA certificates to trust' },
+} as const satisfies Record<string, RunOption>;
+
+/** The {@link Options} that {@link ITEM_OPTIONS} set; throws {@link UsageError} for a malformed `-H`. */
+export function itemOptions(argv: ItemArgv): Options {
+  return {
+    hash: argv.hash as HashAlgorithm | undefined,
+    perHost: argv.perHost,
+    onExists: argv.onExists as OnExists,
+    layout: argv.layout as Layout,
+    timeoutMs: argv.timeout,
+    headers: parseHeaders(argv.header ?? []),
+    userAgent: argv.userAgent,
+    referer: argv.referer,
+    cookie: argv.cookie,
+    locationTrusted: argv.locationTrusted,
+    proxy: argv.proxy,
+    insecure: argv.insecure,
+    cacert: argv.cacert,
+    retries: argv.retries,
+    retryDelayMs: argv.retryDelay,
+    maxRetryAfterMs: Number.isFinite(argv.maxRetryAfter) ? Math.round(argv.maxRetryAfter * 1000) : argv.maxRetryAfter,
+    maxSize: argv.maxSize,
+    anyType: argv.anyType,
+  };
+}
+
+/** Declares {@link ITEM_OPTIONS} on a yargs parser. */
+export function itemFlags<T>(y: Yargs<T>) {
+  return y.options(ITEM_OPTIONS);
 }
 
 /**
@@ -73,19 +134,10 @@ const RUN_OPTIONS = {
   mode: { alias: 'm', type: 'string', choices: MODES as string[], default: 'concurrent', describe: 'How downloads are scheduled' },
   concurrency: { alias: 'c', type: 'number', default: 16, describe: 'Downloads in flight at once' },
   threads: { alias: 't', type: 'number', defaultDescription: 'one per CPU', describe: 'Worker threads in --mode workers' },
-  hash: { type: 'string', choices: HASHES as string[], defaultDescription: 'none', describe: 'Record a digest of each saved file, computed as it streams' },
   dedupe: { type: 'boolean', default: false, describe: 'Do not save a file whose content was already saved this run (hashes with sha256 unless --hash)' },
-  'per-host': { type: 'number', defaultDescription: 'no cap beyond --concurrency', describe: 'Most connections to one host' },
-  'on-exists': { type: 'string', choices: ON_EXISTS as string[], default: 'skip', describe: 'When the file already exists' },
-  layout: { type: 'string', choices: LAYOUTS as string[], default: 'flat', describe: 'flat: named from the URL (or NAME); sharded: by list position, 00000/000000123.jpg, 10,000 a folder' },
+  ...ITEM_OPTIONS,
   shard: { type: 'string', requiresArg: true, defaultDescription: 'the whole list', describe: 'Take slice K of N (K from 0 to N-1) of the list, by URL hash, e.g. --shard $JOB_COMPLETION_INDEX/8' },
   manifest: { type: 'string', defaultDescription: 'none', describe: 'Write one JSON line per item to FILE as items finish' },
-  timeout: { type: 'number', default: 30_000, describe: 'Connect, headers and body-idle timeout in ms (each)' },
-  retries: { type: 'number', default: 3, describe: 'Tries after the first for network errors, timeouts, truncated bodies, 408, 429, 5xx' },
-  'retry-delay': { type: 'number', default: 500, describe: 'Base backoff in ms (exponential, full jitter, at most 30 s)' },
-  'max-retry-after': { type: 'number', default: 60, describe: 'Longest Retry-After (429/503) obeyed, in seconds; longer fails the item' },
-  'max-size': { type: 'string', default: '1G', describe: 'Largest file saved: bytes or with k, M, G (0: no limit)' },
-  'any-type': { type: 'boolean', default: false, describe: 'Keep any body, not only images (no sniffing, no extension fix)' },
   grace: { type: 'number', default: 5000, describe: 'On Ctrl-C/SIGTERM, ms downloads in flight get to finish before they are stopped' },
   json: { type: 'boolean', default: false, describe: 'Print the run summary as JSON on stdout' },
   quiet: { alias: 'q', type: 'boolean', default: false, describe: 'Only errors on stderr; no summary' },
@@ -93,14 +145,6 @@ const RUN_OPTIONS = {
   'dry-run': { alias: 'n', type: 'boolean', default: false, describe: 'Print each URL and the file it would be saved as; request nothing' },
   progress: { type: 'boolean', default: true, describe: 'Live progress line on stderr when it is a terminal (--no-progress: none)' },
   color: { type: 'boolean', defaultDescription: 'on for a terminal, off when NO_COLOR is set', describe: 'Colour in logs, progress and summary' },
-  header: { alias: 'H', type: 'string', array: true, requiresArg: true, defaultDescription: 'none', describe: 'Extra request header "Name: value"; repeatable' },
-  'user-agent': { alias: 'A', type: 'string', requiresArg: true, defaultDescription: `imgdl/${VERSION}`, describe: 'User-Agent header' },
-  referer: { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Referer header sent with every request' },
-  cookie: { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Cookie header sent with every request ("a=b; c=d")' },
-  'location-trusted': { type: 'boolean', default: false, describe: 'Send Authorization, Cookie and URL credentials on redirects to OTHER hosts too (they can read them)' },
-  proxy: { type: 'string', defaultDescription: '$HTTPS_PROXY / $HTTP_PROXY, minus $NO_PROXY', describe: 'HTTP(S) proxy URL (--no-proxy: ignore the environment)' },
-  insecure: { alias: 'k', type: 'boolean', default: false, describe: 'Do NOT verify TLS certificates (a warning is logged)' },
-  cacert: { type: 'string', requiresArg: true, defaultDescription: "Node's bundled CAs", describe: 'PEM file of extra CA certificates to trust' },
 } as const satisfies Record<string, RunOption>;
 
 /** What {@link RUN_OPTIONS} says of one option: the part of yargs' option settings imgdl uses. */
@@ -122,6 +166,9 @@ function parser(yargs: YargsModule['default'], args: string[]) {
     .command('$0 [urls..]', false)
     .command('bench', 'Time sequential, concurrent and workers modes on one list (imgdl bench --help)')
     .command('report', 'Merge manifests (shards, reruns) into one summary (imgdl report --help)')
+    .command('enqueue', 'Add a list to a Redis queue as batches, for workers on many machines (imgdl enqueue --help)')
+    .command('worker', "Download a Redis queue's batches into a folder (imgdl worker --help)")
+    .command('status', "Show a Redis queue's progress across all workers (imgdl status --help)")
     .positional('urls', { type: 'string', array: true, default: [], describe: 'URLs to download' })
     .options(RUN_OPTIONS)
     .completion('completion', 'Print a shell completion script (bash/zsh): imgdl completion >> ~/.bashrc')
@@ -146,7 +193,7 @@ function parser(yargs: YargsModule['default'], args: string[]) {
 }
 
 /** Opens each input before the run starts, so an unreadable file is a usage error, not a failure halfway. */
-async function openInputs(inputs: readonly string[]): Promise<Array<{ name: string; stream: Readable }>> {
+export async function openInputs(inputs: readonly string[]): Promise<Array<{ name: string; stream: Readable }>> {
   const opened: Array<{ name: string; stream: Readable }> = [];
   for (const name of inputs) {
     if (name === '-') {
@@ -168,7 +215,7 @@ async function openInputs(inputs: readonly string[]): Promise<Array<{ name: stri
  * The arguments' items, then each input's in turn: one at a time, or (for the dry run, which plans
  * many at once) an array per chunk read, which spares each item an await.
  */
-function allItems(urls: readonly string[], inputs: Array<{ name: string; stream: Readable }>): BatchedSource<ListItem> {
+export function allItems(urls: readonly string[], inputs: Array<{ name: string; stream: Readable }>): BatchedSource<ListItem> {
   async function* batches(): AsyncGenerator<ListItem[]> {
     if (urls.length > 0) yield itemsFromArgs(urls);
     for (const input of inputs) yield* readListBatches(input.stream, input.name);
@@ -182,7 +229,7 @@ function allItems(urls: readonly string[], inputs: Array<{ name: string; stream:
 }
 
 /** yargs reads a lone `-` as a positional; `-i -` means stdin, so bind it to the flag before parsing. */
-function bindStdinDash(args: readonly string[]): string[] {
+export function bindStdinDash(args: readonly string[]): string[] {
   const bound: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -269,6 +316,8 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
   for (const flag of WASM_FLAGS) v8.setFlagsFromString(flag);
   if (args[0] === 'bench') return benchMain(args.slice(1));
   if (args[0] === 'report') return reportMain(args.slice(1));
+  // Loaded only for these commands: the main command never loads the queue's code (bullmq, ioredis).
+  if (args[0] === 'enqueue' || args[0] === 'worker' || args[0] === 'status') return (await import('./cluster/cli.js')).clusterMain(args[0], args.slice(1));
   let argv: Argv;
   try {
     const bound = bindStdinDash(args);
@@ -296,32 +345,15 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
   let inputs: Array<{ name: string; stream: Readable }>;
   try {
     options = {
+      ...itemOptions(argv),
       out: argv.out,
       mode: argv.mode as Mode,
       concurrency: argv.concurrency,
       threads: argv.threads,
-      hash: argv.hash as HashAlgorithm | undefined,
       dedupe: argv.dedupe,
-      perHost: argv.perHost,
-      onExists: argv.onExists as OnExists,
-      layout: argv.layout as Layout,
       shard: argv.shard,
       manifest: argv.manifest,
-      timeoutMs: argv.timeout,
-      headers: parseHeaders(argv.header ?? []),
-      userAgent: argv.userAgent,
-      referer: argv.referer,
-      cookie: argv.cookie,
-      locationTrusted: argv.locationTrusted,
-      proxy: argv.proxy,
-      insecure: argv.insecure,
-      cacert: argv.cacert,
       logger,
-      retries: argv.retries,
-      retryDelayMs: argv.retryDelay,
-      maxRetryAfterMs: Number.isFinite(argv.maxRetryAfter) ? Math.round(argv.maxRetryAfter * 1000) : argv.maxRetryAfter,
-      maxSize: argv.maxSize,
-      anyType: argv.anyType,
       graceMs: argv.grace,
       onProgress: progressLine ? (progress) => progressLine.update(progress) : undefined,
     };
@@ -405,7 +437,7 @@ function stopOnSignals(logger: Logger, graceMs: number): { signal: AbortSignal; 
  * fail with EPIPE, emitted as an error event that would otherwise crash the
  * process with a stack trace. Say so once on stderr and let the run end.
  */
-function guardOutputs(): void {
+export function guardOutputs(): void {
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code !== 'EPIPE') throw error;
     process.stderr.write('imgdl: stdout was closed by its reader (EPIPE); the summary was not printed\n');

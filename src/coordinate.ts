@@ -14,7 +14,17 @@ import { claimsOverPort, serveClaims, type DigestClaims, type DigestRegistry } f
 import type { NameRegistry } from './naming.js';
 
 /** How a name is claimed; {@link NameRegistry} in the main thread, a proxy of it in a worker. */
-export type NameClaims = Pick<NameRegistry, 'claim'>;
+export interface NameClaims {
+  /** Claims a name while an item is planned, in list order; see {@link NameRegistry.claim}. */
+  claim(relPath: string, url: string): string;
+  /**
+   * Claims a name the response called for (a Content-Disposition name, the
+   * extension the bytes show). Absent, {@link claim} answers. A registry
+   * shared between processes answers here over the network, which is why it
+   * may take its time: the item is mid-flight and can wait.
+   */
+  claimLater?(relPath: string, url: string): Promise<string>;
+}
 
 /** The message a worker sends its parent once, to be served. */
 export interface CoordinationMessage {

@@ -3,6 +3,7 @@
  * The CLI, `bench`, and the tests all drive the downloader through here.
  */
 import fs from 'node:fs/promises';
+import type { NameClaims } from './coordinate.js';
 import { DigestRegistry } from './dedupe.js';
 import { createAgent } from './fetch.js';
 import { LAYOUT_NAMES, makeRunContext, planItem, runTask, skipSaved, type Planned, type RunContext } from './item.js';
@@ -61,12 +62,19 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
 /**
  * The state a run shares between its items: the agent, the names, the part
  * files and what an earlier run's manifest says is done. {@link download}
- * makes one; tests make their own to replace a seam such as `openPart`.
+ * makes one; tests make their own to replace a seam such as `openPart`, and
+ * the cluster's worker gives `names` a registry shared by every worker.
  */
-export async function createRunContext(options: ResolvedOptions, onBytes?: (n: number) => void): Promise<RunContext> {
-  const registry = options.layout === 'flat' ? new NameRegistry() : undefined;
+export async function createRunContext(
+  options: ResolvedOptions,
+  onBytes?: (n: number) => void,
+  shared: { names?: NameClaims } = {},
+): Promise<RunContext> {
+  // The sharded layout names by position: no registry, shared or not. A registry from outside is asked
+  // for every name; the run's own also tells, while planning, a URL listed before (see planItem).
+  const registry = options.layout === 'flat' && shared.names === undefined ? new NameRegistry() : undefined;
   return makeRunContext(options, createAgent(options, onBytes), {
-    names: registry ?? LAYOUT_NAMES,
+    names: options.layout === 'sharded' ? LAYOUT_NAMES : (shared.names ?? registry!),
     registry,
     done: options.manifest === undefined ? undefined : await readDoneKeys(options.manifest),
     digests: options.dedupe ? new DigestRegistry() : undefined,
@@ -171,4 +179,10 @@ export function toListItem(entry: SourceEntry, index: number): ListItem {
   if (typeof entry === 'string') return { url: entry, source: 'api', line: index };
   if ('source' in entry && 'line' in entry) return entry;
   return { url: entry.url, name: entry.name, source: 'api', line: index };
+}
+
+/** Every kind of source entry as a {@link ListItem}, numbering API entries from 1. */
+export async function* toListItems(source: Source): AsyncGenerator<ListItem> {
+  let index = 0;
+  for await (const entry of source) yield toListItem(entry, ++index);
 }

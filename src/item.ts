@@ -71,12 +71,15 @@ export interface RunContext {
   agent: Dispatcher;
   /** Names claimed this run once a response names an item (in a worker thread, a proxy of the main thread's registry). */
   names: NameClaims;
-  /** The run's names where items are planned (the main thread), in the flat layout; the sharded layout needs none. */
+  /**
+   * The run's own names where items are planned (the main thread), in the flat layout; none in the
+   * sharded layout, which needs none, nor when `names` is a registry kept elsewhere (the cluster's).
+   */
   registry?: NameRegistry | undefined;
   folders: FolderMaker;
   /**
-   * URLs already planned this run, to download each only once: every URL in the sharded layout; in the
-   * flat one only those the registry cannot tell (listed with a NAME, done by the manifest, failed).
+   * URLs already planned this run, to download each only once: with the run's own registry, only those
+   * it cannot tell (listed with a NAME, done by the manifest, failed); otherwise every URL.
    */
   seen: FingerprintSet;
   /** Aborted when every item in flight must stop. */
@@ -128,7 +131,8 @@ const doneKey: Fingerprint = { hi: 0, lo: 0 };
 /**
  * Validates an item and decides its name; items that fail here never take a pool slot. `position` is
  * the item's place in the whole list, counted from 0 over every item (other shards' included), which
- * names files in the sharded layout. Undefined for an item that belongs to another shard.
+ * names files in the sharded layout; an item that knows its place (`index`, a slice of a longer
+ * list) goes by that. Undefined for an item that belongs to another shard.
  */
 export function planItem(item: ListItem, ctx: RunContext, position = item.line - 1): Planned | undefined {
   const { shard } = ctx.options;
@@ -145,7 +149,8 @@ export function planItem(item: ListItem, ctx: RunContext, position = item.line -
   if (shard && !inShard(urlKey, shard)) return undefined;
   const shownUrl = redactUrl(url);
   try {
-    return ctx.options.layout === 'sharded' ? planSharded(item, url, shownUrl, position, ctx) : planFlat(item, url, shownUrl, ctx);
+    if (ctx.options.layout === 'sharded') return planSharded(item, url, shownUrl, item.index ?? position, ctx);
+    return ctx.registry ? planFlat(item, url, shownUrl, ctx.registry, ctx) : planClaimed(item, url, shownUrl, ctx);
   } catch (error) {
     return { result: failed(item, shownUrl, error, 0, null, 0) };
   }
@@ -157,11 +162,8 @@ export function inShard(key: Fingerprint, shard: Shard): boolean {
 }
 
 /** Flat layout: named from the URL or the list; a URL planned before holds a name in its URL name's chain. */
-function planFlat(item: ListItem, url: URL, shownUrl: string, ctx: RunContext): Planned {
+function planFlat(item: ListItem, url: URL, shownUrl: string, registry: NameRegistry, ctx: RunContext): Planned {
   const href = url.href;
-  const registry = ctx.registry;
-  // Only the thread that plans has the registry; worker threads never plan.
-  if (registry === undefined) throw new Error('planning a flat-layout item needs the run\'s name registry');
   // No table of URLs beside the names: a URL listed before without a NAME holds a name in this chain.
   const held = ctx.seen.has(urlKey) ? undefined : registry.find(nameFromUrl(url), href, urlKey);
   if (held === undefined || held.own) return { result: skipped(item, shownUrl, 'duplicate') };
@@ -176,6 +178,22 @@ function planFlat(item: ListItem, url: URL, shownUrl: string, ctx: RunContext): 
     ctx.seen.add(urlKey);
     relPath = registry.claim(safeRelativePath(item.name, { source: item.source, line: item.line, url: shownUrl }), href);
   }
+  return flatTask(item, url, shownUrl, relPath, ctx);
+}
+
+/**
+ * Flat layout with names claimed from a registry kept elsewhere (the cluster's, shared by every
+ * worker), which only answers claims: URLs planned before are told by their fingerprints.
+ */
+function planClaimed(item: ListItem, url: URL, shownUrl: string, ctx: RunContext): Planned {
+  if (!ctx.seen.add(urlKey)) return { result: skipped(item, shownUrl, 'duplicate') };
+  if (isDone(shownUrl, ctx)) return { result: skipped(item, shownUrl, 'manifest') };
+  const relPath = ctx.names.claim(wantedPath(item, url, { source: item.source, line: item.line, url: shownUrl }), url.href);
+  return flatTask(item, url, shownUrl, relPath, ctx);
+}
+
+/** The task of a flat-layout item named `relPath`, resolved now so a path outside the output folder is refused before any request. */
+function flatTask(item: ListItem, url: URL, shownUrl: string, relPath: string, ctx: RunContext): Planned {
   const named = item.name !== undefined;
   return { task: { item, url, shownUrl, relPath, finalPath: resolveInside(ctx.options.out, relPath), named, keepExtension: named } };
 }
@@ -212,6 +230,20 @@ async function skipSavedLater(task: Task, listed: string | null, ctx: RunContext
 
 function isDone(shownUrl: string, ctx: RunContext): boolean {
   return ctx.done !== undefined && ctx.done.has(fingerprint(shownUrl, doneKey));
+}
+
+/**
+ * The name an item asks for before any registry has a say: the list's NAME,
+ * made safe, or the URL's last segment. Throws UNSAFE_NAME for a NAME that
+ * cannot be made safe.
+ */
+export function wantedPath(item: ListItem, url: URL, context: { source?: string; line?: number; url?: string } = {}): string {
+  return item.name === undefined ? nameFromUrl(url) : safeRelativePath(item.name, context);
+}
+
+/** A name the response called for, claimed through the registry's later path when it has one. */
+function claimLate(ctx: RunContext, relPath: string, url: string): string | Promise<string> {
+  return ctx.names.claimLater ? ctx.names.claimLater(relPath, url) : ctx.names.claim(relPath, url);
 }
 
 /**
@@ -402,7 +434,7 @@ async function nameOffered(task: Task, ctx: RunContext, tries: Tries, response: 
   if (task.named) return task.relPath;
   const offered = filenameFromContentDisposition(header(response.headers, 'content-disposition'));
   if (offered === undefined || offered === task.relPath) return task.relPath;
-  const relPath = ctx.names.claim(offered, task.url.href);
+  const relPath = await claimLate(ctx, offered, task.url.href);
   if (ctx.options.onExists === 'skip' && (await ctx.parts.exists(resolveInside(ctx.options.out, relPath)))) {
     response.body.abort();
     return skipped(task.item, task.shownUrl, 'exists', relPath, tries.count, tries.httpStatus);
@@ -447,7 +479,11 @@ async function receive(task: Task, ctx: RunContext, tries: Tries, answer: Answer
     if (task.keepExtension) return;
     const { stem, ext } = splitExt(relPath);
     if (extensionFits(ext, found)) return;
-    relPath = ctx.names.claim(stem + found.ext, task.url.href);
+    const claimed = claimLate(ctx, stem + found.ext, task.url.href);
+    return typeof claimed === 'string' ? renamed(claimed) : claimed.then(renamed);
+  };
+  const renamed = (name: string): void | Promise<void> => {
+    relPath = name;
     if (options.onExists !== 'skip') return;
     // Known now, before the rest of the body: a rerun reads no more than the head.
     return ctx.parts.exists(resolveInside(options.out, relPath)).then((there) => {

@@ -23,6 +23,13 @@ export interface ListItem {
   line: number;
   /** Why the line cannot be used as-is, if it can't: 'too-long' | 'binary'. */
   problem?: 'too-long' | 'binary' | undefined;
+  /**
+   * 0-based position among the items of the whole list, for a caller that
+   * hands a run one slice of a longer list (the cluster's batches), so that
+   * anything decided by position is decided as the whole list would decide
+   * it. Unset, positions count from the run's own first item.
+   */
+  index?: number | undefined;
 }
 
 /** Longest line (in bytes, without its line ending) the reader accepts. */

@@ -12,7 +12,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fingerprint, FingerprintSet, type Fingerprint } from './fingerprints.js';
-import { fold, SHARD_FILES, splitExt } from './naming.js';
+import { foldName, SHARD_FILES, splitExt } from './naming.js';
 import type { Layout } from './options.js';
 import { exists, PART_SUFFIX } from './write.js';
 
@@ -81,7 +81,7 @@ export class PartIndex {
   surelyAbsent(file: string): boolean {
     const listing = this.#listFor(file);
     if (!listing.complete || listing.unreadable) return false;
-    return listing.folded === undefined || !listing.folded.has(fingerprint(fold(path.basename(file)), this.#key));
+    return listing.folded === undefined || !listing.folded.has(fingerprint(foldName(path.basename(file)), this.#key));
   }
 
   /** The listing of `file`'s folder; the folder asked about last is recognised without making its path again. */
@@ -146,7 +146,7 @@ export class PartIndex {
       for await (const entry of await fs.opendir(dir, { bufferSize: 256 })) {
         const name = entry.name;
         if (name.endsWith(PART_SUFFIX)) listing.parts.add(name);
-        (listing.folded ??= new FingerprintSet()).add(fingerprint(fold(name), key));
+        (listing.folded ??= new FingerprintSet()).add(fingerprint(foldName(name), key));
         if (this.#layout === 'sharded') {
           const index = positionIn(folder, name);
           if (index !== undefined) {

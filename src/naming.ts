@@ -254,13 +254,28 @@ export class NameRegistry {
   }
 }
 
-/** A name as a file system that folds names compares it: NFC, lowercase. */
-export function fold(relPath: string): string {
+/** The key under which a name is claimed: file systems that fold case and normalisation see one file. */
+export function foldName(relPath: string): string {
   // ASCII needs no normalising, and asking ICU costs more than the test.
   return NON_ASCII.test(relPath) ? relPath.normalize('NFC').toLowerCase() : relPath.toLowerCase();
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;
+const fold = foldName;
+
+/** Who claims a name, for a registry kept elsewhere (the cluster's): the first 16 hex of sha1(url), 64 bits that tell URLs apart. */
+export function nameOwner(url: string): string {
+  return sha1(url).slice(0, 16);
+}
+
+/**
+ * The alternative {@link NameRegistry} gives `url` when `relPath` is taken:
+ * `stem-<hexLength hex of sha1(url)>ext`. Exported so that a registry kept
+ * elsewhere (the cluster's, in Redis) names collisions the same way.
+ */
+export function hashedName(relPath: string, url: string, hexLength: number): string {
+  return withSuffix(relPath, `-${sha1(url).slice(0, hexLength)}`);
+}
 
 function sha1(text: string): string {
   return createHash('sha1').update(text).digest('hex');

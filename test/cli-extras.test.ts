@@ -68,7 +68,7 @@ describe('help, completion and version', () => {
     expect(answer.stdout.trim().split('\n')).toEqual(['skip', 'overwrite', 'rename']);
   });
 
-  it('loads no HTTP, logging or worker code for --help and --version', () => {
+  it('loads no HTTP, logging, worker or queue code for --help and --version', () => {
     const probe = `
       import { createRequire } from 'node:module';
       const { main } = await import(${JSON.stringify(path.join(ROOT, 'dist/cli.js'))});
@@ -76,7 +76,7 @@ describe('help, completion and version', () => {
       const loaded = Object.keys(createRequire(import.meta.url).cache).join('\\n') + '\\n' + process.moduleLoadList.join('\\n');
       process.stderr.write(loaded);
     `;
-    const heavy = /node_modules\/(undici|pino|piscina)\/|NativeModule (http|https|worker_threads)$/m;
+    const heavy = /node_modules\/(undici|pino|piscina|bullmq|ioredis)\/|NativeModule (http|https|worker_threads)$/m;
     for (const flag of ['--help', '--version']) {
       const run = spawnSync(process.execPath, ['--input-type=module', '-e', probe, flag], { encoding: 'utf8' });
       expect(run.status, run.stderr).toBe(0);
@@ -85,6 +85,21 @@ describe('help, completion and version', () => {
     // The probe sees such modules when they are loaded.
     const control = spawnSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(path.join(ROOT, 'dist/download.js'))}); process.stderr.write(Object.keys((await import('node:module')).createRequire(import.meta.url).cache).join('\\n'))`], { encoding: 'utf8' });
     expect(control.stderr).toMatch(heavy);
+  });
+
+  it('loads no queue code (bullmq, ioredis) with the library, nor for a run', () => {
+    const queue = /node_modules\/(bullmq|ioredis)\//m;
+    const cache = `process.stderr.write(Object.keys((await import('node:module')).createRequire(import.meta.url).cache).join('\\n'))`;
+    const library = spawnSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(path.join(ROOT, 'dist/index.js'))}); ${cache}`], { encoding: 'utf8' });
+    expect(library.status, library.stderr).toBe(0);
+    expect(library.stderr).toContain('node_modules/undici/');
+    expect(library.stderr).not.toMatch(queue);
+    const cluster = spawnSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(path.join(ROOT, 'dist/cluster/index.js'))}); ${cache}`], { encoding: 'utf8' });
+    expect(cluster.stderr).toMatch(queue);
+    // A dry run goes through the CLI's whole set-up for a run.
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', `const { main } = await import(${JSON.stringify(path.join(ROOT, 'dist/cli.js'))}); await main(['-n', 'http://h/a.jpg']); ${cache}`], { encoding: 'utf8' });
+    expect(run.stderr).toContain('1 to download');
+    expect(run.stderr).not.toMatch(queue);
   });
 });
 

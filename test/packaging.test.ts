@@ -71,7 +71,8 @@ describe('the package', () => {
     const files = packed!.files.map((f) => f.path);
     expect(files).toContain('bin/imgdl.js');
     expect(files).toContain('dist/index.d.ts');
-    expect(files.filter((f) => !/^(bin\/|dist\/[\w-]+\.(js|d\.ts)$|README\.md$|package\.json$)/.test(f))).toEqual([]);
+    expect(files.filter((f) => !/^(bin\/|dist\/(cluster\/)?[\w-]+\.(js|d\.ts)$|README\.md$|package\.json$)/.test(f))).toEqual([]);
+    expect(files).toContain('dist/cluster/index.js');
     expect(files.some((f) => /demo|\.map$|^src\/|^test\/|^dist\/bench\//.test(f))).toBe(false);
     // `imgdl bench --local` serves its images from the fixture server, so it ships.
     expect(files).toContain('dist/fixture-server.js');
@@ -94,5 +95,8 @@ describe('the package', () => {
     const script = `const { download } = await import('imgdl'); for await (const r of download([${JSON.stringify(server.url('/gen/x.jpg'))}], { out: ${JSON.stringify(out)} })) console.log(r.status);`;
     const lib = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: consumer });
     expect(lib.stdout.trim()).toBe('ok');
+    // So does its cluster entry, with bullmq and ioredis installed beside it.
+    const cluster = await run(process.execPath, ['--input-type=module', '-e', "const c = await import('imgdl/cluster'); console.log(typeof c.enqueue, typeof c.runWorker, typeof c.queueStatus);"], { cwd: consumer });
+    expect(cluster.stdout.trim()).toBe('function function function');
   });
 });

@@ -5,7 +5,7 @@
  * and the targets as ratios against baselines measured in that same run (so
  * a busy machine slows both sides of each ratio).
  *
- *   node dist/bench/suite.js [--only latency,sequential,flood,bulk,startup,million] [--runs 5]
+ *   node dist/bench/suite.js [--only latency,sequential,flood,bulk,startup,cluster,million] [--runs 5]
  *                            [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI]
  *                            [--million-runs 3] [--million-items 1000000] [--json]
  *
@@ -43,7 +43,7 @@ const SERVER_PATH = fileURLToPath(new URL('./server.js', import.meta.url));
 const REFERENCE_PATH = fileURLToPath(new URL('./reference.js', import.meta.url));
 const REFERENCE = 'bare undici (reference)';
 const TIME = '/usr/bin/time';
-const SCENARIOS = ['latency', 'sequential', 'flood', 'bulk', 'startup', 'million'] as const;
+const SCENARIOS = ['latency', 'sequential', 'flood', 'bulk', 'startup', 'cluster', 'million'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /** What runs without --only: everything but the half-hour million scenario. */
 const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter((name) => name !== 'million');
@@ -341,7 +341,7 @@ function reference(list: string, c: number): Contender {
 }
 
 async function scenario(
-  name: Exclude<ScenarioName, 'million'>,
+  name: Exclude<ScenarioName, 'cluster' | 'million'>,
   s: Settings,
   servers: { slow: string; fast: string },
 ): Promise<ScenarioResult> {
@@ -474,6 +474,7 @@ async function main(): Promise<void> {
   const slow = await startServer(50);
   const fast = await startServer(0);
   const results: ScenarioResult[] = [];
+  let clusterResult: import('./cluster.js').ClusterBenchResult | undefined;
   let million: MillionResult | undefined;
   const started = performance.now();
   try {
@@ -488,6 +489,20 @@ async function main(): Promise<void> {
         if (!s.json) process.stdout.write(formatMillion(million));
         continue;
       }
+      if (name === 'cluster') {
+        // Its own shape (a queue, workers, Redis memory): see bench/cluster.ts.
+        if (!installed('redis-server')) {
+          process.stderr.write('bench: cluster skipped: redis-server is not installed (apt-get install redis-server)\n');
+          continue;
+        }
+        const { clusterBench, formatClusterBench } = await import('./cluster.js');
+        const tty = process.stderr.isTTY;
+        const result = await clusterBench(slow.origin, s.runs, tty ? (what) => process.stderr.write(`\r\x1b[Kcluster: ${what}`) : undefined);
+        if (tty) process.stderr.write('\r\x1b[K');
+        clusterResult = result;
+        if (!s.json) process.stdout.write(formatClusterBench(result));
+        continue;
+      }
       const result = await scenario(name, s, { slow: slow.origin, fast: fast.origin });
       results.push(result);
       if (!s.json) process.stdout.write(printScenario(result));
@@ -496,9 +511,15 @@ async function main(): Promise<void> {
     await Promise.all([slow.stop(), fast.stop()]);
   }
   const goals = targets(results);
+  if (clusterResult) {
+    for (const [what, value] of [['cluster: queue overhead, 1 worker', clusterResult.overheadOneWorker], ['cluster: queue overhead, 3 workers', clusterResult.overheadThreeWorkers]] as const) {
+      const ratio = Math.round((1 + value) * 1000) / 1000;
+      goals.push({ what: `${what} (× one process)`, ratio, limit: 1.1, met: ratio <= 1.1 });
+    }
+  }
   if (s.json) {
     const extra = million ? { million: { ...million, targets: millionTargets(million) } } : {};
-    process.stdout.write(JSON.stringify({ runs: s.runs, cpus: os.availableParallelism(), results, targets: goals, ...extra }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ runs: s.runs, cpus: os.availableParallelism(), results, cluster: clusterResult, targets: goals, ...extra }, null, 2) + '\n');
     return;
   }
   const lines = goals.map((t) => [t.what, t.ratio === undefined ? 'n/a' : t.ratio.toFixed(3), `≤ ${t.limit}`, t.met === undefined ? '-' : t.met ? 'met' : 'MISSED']);

@@ -1,0 +1,122 @@
+/**
+ * Enqueuing: a list in, jobs of `batch` items out, read as a stream so a list
+ * of any length costs one batch group of memory. Each job carries its items
+ * (with their list positions) and the download options, and is named by its
+ * content, so enqueuing the same list again adds nothing.
+ */
+import { Queue } from 'bullmq';
+import type { Logger } from 'pino';
+import { toListItems, type Source } from '../download.js';
+import type { ListItem } from '../list.js';
+import { OptionError, type Options } from '../options.js';
+import { QUEUE_NAME, isConnectionError, parseQueueUrl, preflight, unavailable } from './connection.js';
+import { batchId, carriedOptions, encodeBatch, type BatchData } from './jobs.js';
+import { Store } from './store.js';
+
+/** Options of {@link enqueue}. */
+export interface EnqueueOptions {
+  /** The queue: `redis://HOST:PORT[/DB]` [`--queue`]. Required. */
+  queue: string;
+  /** Items per job [`--batch`]. Default 1000. */
+  batch?: number | undefined;
+  /**
+   * The download options every worker applies to these items: any
+   * {@link Options} field but those a worker sets for itself (`out`,
+   * `concurrency`, `mode`, ... see `LOCAL_OPTIONS`). Default none.
+   */
+  options?: Options | undefined;
+  /** Logger (pino). Default: a silent one. */
+  logger?: Logger | undefined;
+}
+
+/** What {@link enqueue} added. */
+export interface EnqueueResult {
+  /** Items read from the source. */
+  items: number;
+  /** Jobs those items made. */
+  jobs: number;
+  /** Items in jobs that were new to the queue. */
+  addedItems: number;
+  /** Jobs that were new to the queue (the others were enqueued before). */
+  addedJobs: number;
+}
+
+/** Jobs sent to Redis per round trip. */
+const JOBS_PER_CALL = 20;
+
+/**
+ * Adds every item of `source` to the queue. Throws OptionError for bad
+ * options (before anything is added), REDIS_UNAVAILABLE when Redis cannot be
+ * reached or drops the connection (jobs added until then stay; enqueue again
+ * to add the rest, nothing is added twice), REDIS_EVICTS when Redis may
+ * evict the queue's keys.
+ */
+export async function enqueue(source: Source, options: EnqueueOptions): Promise<EnqueueResult> {
+  const address = parseQueueUrl(options.queue);
+  const size = options.batch ?? 1000;
+  if (!Number.isInteger(size) || size < 1 || size > 100_000) throw new OptionError('batch', size, 'an integer from 1 to 100000');
+  const carried = carriedOptions(options.options ?? {});
+  const client = await preflight(address, options.logger);
+  const store = new Store(client, QUEUE_NAME);
+  const queue = new Queue(QUEUE_NAME, { connection: client });
+  queue.on('error', () => undefined);
+  const result: EnqueueResult = { items: 0, jobs: 0, addedItems: 0, addedJobs: 0 };
+  let pending: BatchData[] = [];
+
+  const flush = async (): Promise<void> => {
+    const batches = pending;
+    pending = [];
+    if (batches.length === 0) return;
+    const ids = batches.map(batchId);
+    const known = await store.wereListed(ids);
+    const fresh = batches.flatMap((data, i) => (known[i] ? [] : [{ data, id: ids[i]! }]));
+    await queue.addBulk(
+      fresh.map(({ data, id }) => ({
+        name: 'batch',
+        data,
+        opts: {
+          jobId: id,
+          // Records live in the queue's own keys; a finished job's list of URLs is only memory.
+          removeOnComplete: true,
+          // A batch fails only on a fault of the worker's machine (a full disk): retried a few times, then kept to look at.
+          attempts: 3,
+          backoff: { type: 'exponential', delay: 10_000 },
+        },
+      })),
+    );
+    // Counted after the add: a crash in between leaves a job that the next enqueue counts, never a count without a job.
+    for (const { data, id } of fresh) {
+      if (await store.listed(id, data.items.length)) {
+        result.addedJobs++;
+        result.addedItems += data.items.length;
+      }
+    }
+  };
+
+  try {
+    let items: ListItem[] = [];
+    for await (const item of toListItems(source)) {
+      items.push({ ...item, index: result.items++ });
+      if (items.length === size) {
+        pending.push(encodeBatch(items, carried));
+        result.jobs++;
+        items = [];
+        if (pending.length === JOBS_PER_CALL) await flush();
+      }
+    }
+    if (items.length > 0) {
+      pending.push(encodeBatch(items, carried));
+      result.jobs++;
+    }
+    await flush();
+  } catch (error) {
+    if (error instanceof OptionError) throw error;
+    // Anything Redis says mid-way is a dropped or refused connection for a producer that fails fast.
+    if (isConnectionError(error)) throw unavailable(address, error);
+    throw error;
+  } finally {
+    await queue.close().catch(() => undefined);
+    client.disconnect();
+  }
+  return result;
+}

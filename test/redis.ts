@@ -1,0 +1,120 @@
+/**
+ * A real redis-server for the cluster tests: started from PATH on a free
+ * loopback port in a temp folder, stopped (and the folder removed) after the
+ * test. No mock and no in-process fake: the queue's Lua scripts, BullMQ's
+ * locks and reconnection are what the tests exercise.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach } from 'vitest';
+
+/** A running redis-server of a test. */
+export interface RedisServer {
+  port: number;
+  /** `redis://127.0.0.1:PORT` */
+  url: string;
+  /** Its folder (AOF, logs). */
+  dir: string;
+  /** Kills it with SIGKILL, as a crash would, and waits for it to be gone. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and folder (so an AOF is replayed). */
+  restart(): Promise<void>;
+  /** Stops it and removes its folder. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startRedis}. */
+export interface RedisOptions {
+  /** Append-only file on, fsynced on every write, so a SIGKILL loses nothing acknowledged. Default false. */
+  aof?: boolean;
+  /** Extra `--name value` arguments, e.g. `['--maxmemory', '100mb']`. */
+  args?: string[];
+}
+
+const running: RedisServer[] = [];
+afterEach(async () => {
+  for (const server of running.splice(0)) await server.stop();
+});
+
+/** A port free on 127.0.0.1 now (the OS's pick for port 0). */
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  probe.listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+async function launch(port: number, dir: string, options: RedisOptions): Promise<ChildProcess> {
+  const args = [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    '--appendonly', options.aof ? 'yes' : 'no', '--appendfsync', 'always',
+    '--daemonize', 'no', '--protected-mode', 'yes', '--logfile', '',
+    ...(options.args ?? []),
+  ];
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
+      log = (log + text).slice(-4000);
+      if (log.includes('Ready to accept connections')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${log}`)));
+    child.once('error', reject);
+  });
+  const timeout = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  try {
+    await ready;
+  } finally {
+    clearTimeout(timeout);
+  }
+  child.stdout!.resume();
+  return child;
+}
+
+/** Starts a redis-server for this test; it is stopped and its folder removed after the test. */
+export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'imgdl-redis-'));
+  let child: ChildProcess | undefined;
+  let port = 0;
+  // Another process may take the probed port before redis-server binds it: try a few.
+  for (let attempt = 1; child === undefined; attempt++) {
+    port = await freePort();
+    try {
+      child = await launch(port, dir, options);
+    } catch (error) {
+      if (attempt === 5) {
+        await fs.rm(dir, { recursive: true, force: true });
+        throw error;
+      }
+    }
+  }
+  const gone = async (): Promise<void> => {
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  const server: RedisServer = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    dir,
+    kill: gone,
+    async restart() {
+      await gone();
+      child = await launch(port, dir, options);
+    },
+    async stop() {
+      await gone();
+      await fs.rm(dir, { recursive: true, force: true });
+    },
+  };
+  running.push(server);
+  return server;
+}
