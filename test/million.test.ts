@@ -9,8 +9,9 @@ import { describe, expect, it } from 'vitest';
 import { planDownload, type PlannedItem } from '../src/dry-run.js';
 import { generatedImage } from '../src/fixture-server.js';
 import { shardedPath } from '../src/naming.js';
-import type { Options } from '../src/options.js';
-import type { SourceEntry } from '../src/download.js';
+import { resolveOptions, type Options } from '../src/options.js';
+import { createRunContext, type SourceEntry } from '../src/download.js';
+import { planItem } from '../src/item.js';
 import { collect, listFiles, runCli, serve, tempDir } from './helpers.js';
 
 const jpeg = generatedImage('jpg', 2_000);
@@ -65,6 +66,18 @@ describe('a URL listed more than once', () => {
   });
 });
 
+describe('a registry kept elsewhere (the cluster\'s)', () => {
+  it('is asked for every planned name, and a URL listed twice is still planned once', async () => {
+    const asked: string[] = [];
+    const names = { claim: (wanted: string, url: string) => `theirs/${asked.push(`${wanted} ${url}`)}-${wanted}` };
+    const ctx = await createRunContext(resolveOptions({ out: await tempDir() }), undefined, { names });
+    await ctx.agent.destroy();
+    const planned = [A, B, A].map((url, i) => planItem({ url, source: 'api', line: i + 1 }, ctx));
+    expect(planned.map((p) => (p && 'task' in p ? p.task.relPath : p?.result.skipReason))).toEqual(['theirs/1-x.jpg', 'theirs/2-x.jpg', 'duplicate']);
+    expect(asked).toEqual([`x.jpg ${A}`, `x.jpg ${B}`]);
+  });
+});
+
 describe('the dry run', () => {
   it('finds existing files from one listing of their folder, and checks a near match', async () => {
     const out = await tempDir();
@@ -96,6 +109,15 @@ describe('the sharded layout', () => {
     [7, 'http://h.example/a.toolongext', '00000/000000007'],
   ])('puts position %i (%s) at %s', (position, url, expected) => {
     expect(shardedPath(position, new URL(url))).toBe(expected);
+  });
+
+  it('names an item that knows its place in a longer list (a batch of a queue) by that place', async () => {
+    const out = await tempDir();
+    const slice: SourceEntry[] = [
+      { url: 'http://h.example/a.jpg', source: 'urls.txt', line: 12_346, index: 12_345 },
+      { url: 'http://h.example/b.png', source: 'urls.txt', line: 12_347, index: 12_346 },
+    ];
+    expect((await plan(slice, { out, layout: 'sharded' })).map((p) => p.path)).toEqual(['00001/000012345.jpg', '00001/000012346.png']);
   });
 
   /** A server with an image that is a PNG at a .jpg URL, one whose server offers another name, and plain ones. */
