@@ -16,9 +16,10 @@ import v8 from 'node:v8';
 import type { Logger } from 'pino';
 import type { Argv as Yargs } from 'yargs';
 import { describeError } from './errors.js';
-import { itemsFromArgs, readList, type ListItem } from './list.js';
+import type { BatchedSource } from './download.js';
+import { itemsFromArgs, readListBatches, type ListItem } from './list.js';
 // Only what parsing needs is imported up front: --help and --version must not pay for HTTP, pino or workers.
-import { HASHES, MODES, ON_EXISTS, OptionError, VERSION, parseSize, resolveOptions, type HashAlgorithm, type Mode, type OnExists, type Options } from './options.js';
+import { HASHES, LAYOUTS, MODES, ON_EXISTS, OptionError, VERSION, parseSize, resolveOptions, type HashAlgorithm, type Layout, type Mode, type OnExists, type Options } from './options.js';
 
 /** A usage error: exit code 2, message shown as is. */
 export class UsageError extends Error {
@@ -30,6 +31,7 @@ export interface ItemArgv {
   hash: string | undefined;
   perHost: number | undefined;
   onExists: string;
+  layout: string;
   timeout: number;
   retries: number;
   retryDelay: number;
@@ -54,6 +56,7 @@ interface Argv extends ItemArgv {
   concurrency: number;
   threads: number | undefined;
   dedupe: boolean;
+  shard: string | undefined;
   manifest: string | undefined;
   json: boolean;
   quiet: boolean;
@@ -74,6 +77,7 @@ export const ITEM_OPTIONS = {
   hash: { type: 'string', choices: HASHES as string[], defaultDescription: 'none', describe: 'Record a digest of each saved file, computed as it streams' },
   'per-host': { type: 'number', defaultDescription: 'no cap beyond --concurrency', describe: 'Most connections to one host' },
   'on-exists': { type: 'string', choices: ON_EXISTS as string[], default: 'skip', describe: 'When the file already exists' },
+  layout: { type: 'string', choices: LAYOUTS as string[], default: 'flat', describe: 'flat: named from the URL (or NAME); sharded: by list position, 00000/000000123.jpg, 10,000 a folder' },
   timeout: { type: 'number', default: 30_000, describe: 'Connect, headers and body-idle timeout in ms (each)' },
   retries: { type: 'number', default: 3, describe: 'Tries after the first for network errors, timeouts, truncated bodies, 408, 429, 5xx' },
   'retry-delay': { type: 'number', default: 500, describe: 'Base backoff in ms (exponential, full jitter, at most 30 s)' },
@@ -96,6 +100,7 @@ export function itemOptions(argv: ItemArgv): Options {
     hash: argv.hash as HashAlgorithm | undefined,
     perHost: argv.perHost,
     onExists: argv.onExists as OnExists,
+    layout: argv.layout as Layout,
     timeoutMs: argv.timeout,
     headers: parseHeaders(argv.header ?? []),
     userAgent: argv.userAgent,
@@ -131,6 +136,7 @@ const RUN_OPTIONS = {
   threads: { alias: 't', type: 'number', defaultDescription: 'one per CPU', describe: 'Worker threads in --mode workers' },
   dedupe: { type: 'boolean', default: false, describe: 'Do not save a file whose content was already saved this run (hashes with sha256 unless --hash)' },
   ...ITEM_OPTIONS,
+  shard: { type: 'string', requiresArg: true, defaultDescription: 'the whole list', describe: 'Take slice K of N (K from 0 to N-1) of the list, by URL hash, e.g. --shard $JOB_COMPLETION_INDEX/8' },
   manifest: { type: 'string', defaultDescription: 'none', describe: 'Write one JSON line per item to FILE as items finish' },
   grace: { type: 'number', default: 5000, describe: 'On Ctrl-C/SIGTERM, ms downloads in flight get to finish before they are stopped' },
   json: { type: 'boolean', default: false, describe: 'Print the run summary as JSON on stdout' },
@@ -159,6 +165,7 @@ function parser(yargs: YargsModule['default'], args: string[]) {
     .usage('$0 [urls..] [options]\n\nDownload images from URLs given as arguments, in list files, or piped on stdin.')
     .command('$0 [urls..]', false)
     .command('bench', 'Time sequential, concurrent and workers modes on one list (imgdl bench --help)')
+    .command('report', 'Merge manifests (shards, reruns) into one summary (imgdl report --help)')
     .command('enqueue', 'Add a list to a Redis queue as batches, for workers on many machines (imgdl enqueue --help)')
     .command('worker', "Download a Redis queue's batches into a folder (imgdl worker --help)")
     .command('status', "Show a Redis queue's progress across all workers (imgdl status --help)")
@@ -170,6 +177,7 @@ function parser(yargs: YargsModule['default'], args: string[]) {
     .example('cat urls.txt | $0 -o photos', 'A list piped on stdin')
     .example('$0 -i urls.txt --manifest run.jsonl --json > summary.json', 'Keep a manifest and a JSON summary')
     .example('$0 -n -i urls.txt -o photos', 'Show where each URL would be saved, download nothing')
+    .example('$0 -i urls.txt -o photos --layout sharded --shard 0/4 --manifest m0.jsonl', 'Slice 0 of 4 of a long list, named by position')
     .example('$0 -i urls.txt -H "Authorization: Bearer $TOKEN" --referer https://example.com/', 'Send extra headers')
     .example('$0 -i urls.txt --proxy http://proxy.lan:3128', 'Go through a proxy')
     .example('$0 https://10.0.0.5/a.jpg --cacert ca.pem', 'Trust a private CA')
@@ -203,10 +211,21 @@ export async function openInputs(inputs: readonly string[]): Promise<Array<{ nam
   return opened;
 }
 
-/** The positional URLs, then every input's items, in order. */
-export async function* allItems(urls: readonly string[], inputs: Array<{ name: string; stream: Readable }>): AsyncGenerator<ListItem> {
-  yield* itemsFromArgs(urls);
-  for (const input of inputs) yield* readList(input.stream, input.name);
+/**
+ * The arguments' items, then each input's in turn: one at a time, or (for the dry run, which plans
+ * many at once) an array per chunk read, which spares each item an await.
+ */
+export function allItems(urls: readonly string[], inputs: Array<{ name: string; stream: Readable }>): BatchedSource<ListItem> {
+  async function* batches(): AsyncGenerator<ListItem[]> {
+    if (urls.length > 0) yield itemsFromArgs(urls);
+    for (const input of inputs) yield* readListBatches(input.stream, input.name);
+  }
+  return {
+    batches,
+    async *[Symbol.asyncIterator]() {
+      for await (const items of batches()) yield* items;
+    },
+  };
 }
 
 /** yargs reads a lone `-` as a positional; `-i -` means stdin, so bind it to the flag before parsing. */
@@ -296,6 +315,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
   // were not worth a launcher: see the README's "Memory" section.
   for (const flag of WASM_FLAGS) v8.setFlagsFromString(flag);
   if (args[0] === 'bench') return benchMain(args.slice(1));
+  if (args[0] === 'report') return reportMain(args.slice(1));
   // Loaded only for these commands: the main command never loads the queue's code (bullmq, ioredis).
   if (args[0] === 'enqueue' || args[0] === 'worker' || args[0] === 'status') return (await import('./cluster/cli.js')).clusterMain(args[0], args.slice(1));
   let argv: Argv;
@@ -331,6 +351,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
       concurrency: argv.concurrency,
       threads: argv.threads,
       dedupe: argv.dedupe,
+      shard: argv.shard,
       manifest: argv.manifest,
       logger,
       graceMs: argv.grace,
@@ -440,17 +461,81 @@ function parseHeaders(flags: readonly string[]): Record<string, string> {
 
 /** `--dry-run`: one `URL<TAB>FILE` line per item on stdout, decided exactly as a run would, with no request made. */
 async function dryRun(items: AsyncIterable<ListItem>, options: Options, out: string): Promise<number> {
-  const { planDownload } = await import('./dry-run.js');
-  const { join } = await import('node:path');
+  const { planBatches } = await import('./dry-run.js');
+  const { join, sep } = await import('node:path');
   const counts = { download: 0, skipped: 0, failed: 0 };
-  for await (const planned of planDownload(items, options)) {
-    counts[planned.status]++;
-    const file = planned.path === null ? '-' : join(out, planned.path);
-    const note = planned.status === 'download' ? '' : `\t${planned.status}: ${planned.reason}`;
-    process.stdout.write(`${planned.url}\t${file}${note}\n`);
+  // Planned paths are plain relative paths: prefixing the folder once gives what joining each would.
+  const base = join(out, '.');
+  const prefix = base === '.' ? '' : base.endsWith(sep) ? base : base + sep;
+  const shown = sep === '/' ? (file: string): string => prefix + file : (file: string): string => join(out, file);
+  // Lines go out in batches: a write per line was a tenth of a million-line dry run.
+  for await (const plans of planBatches(items, options)) {
+    let text = '';
+    for (const planned of plans) {
+      counts[planned.status]++;
+      const file = planned.path === null ? '-' : shown(planned.path);
+      const note = planned.status === 'download' ? '' : `\t${planned.status}: ${planned.reason}`;
+      text += `${planned.url}\t${file}${note}\n`;
+    }
+    process.stdout.write(text);
   }
   process.stderr.write(`dry run: ${counts.download} to download, ${counts.skipped} skipped, ${counts.failed} invalid; nothing was requested\n`);
   return counts.failed > 0 ? 1 : 0;
+}
+
+interface ReportArgv {
+  manifests: string[];
+  json: boolean;
+  color: boolean | undefined;
+}
+
+function reportParser(yargs: YargsModule['default'], args: string[]) {
+  return yargs(args)
+    .scriptName('imgdl report')
+    .usage(
+      '$0 MANIFEST... [options]\n\nMerge the manifests of several runs (the shards of one list, a run and its reruns) into one summary. ' +
+        'Each URL counts once, by its last record; give the files oldest first.',
+    )
+    .command('$0 <manifests..>', false)
+    .positional('manifests', { type: 'string', array: true, describe: 'Manifest files (--manifest of each run)' })
+    .option('json', { type: 'boolean', default: false, describe: 'Print the summary as JSON on stdout, in the shape of a run\'s --json' })
+    .option('color', { type: 'boolean', defaultDescription: 'on for a terminal, off when NO_COLOR is set', describe: 'Colour in the summary' })
+    .example('$0 shard-*.jsonl --json', 'One summary for every shard of a list')
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .version(false)
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .exitProcess(false)
+    .fail((message, error) => {
+      throw error ?? new UsageError(message);
+    });
+}
+
+/** `imgdl report`: exit 0 when every URL ended ok or skipped, 1 when any failed, 2 for a usage error or an unreadable manifest. */
+async function reportMain(args: string[]): Promise<number> {
+  let argv: ReportArgv;
+  try {
+    const { default: yargs } = await import('yargs');
+    argv = (await reportParser(yargs, args).parseAsync()) as unknown as ReportArgv;
+    if ((argv as { help?: boolean }).help) return 0;
+  } catch (error) {
+    process.stderr.write(`imgdl report: ${(error as Error).message}\nTry 'imgdl report --help'.\n`);
+    return 2;
+  }
+  const { summarizeManifests, formatManifestSummary } = await import('./merge.js');
+  let summary;
+  try {
+    summary = await summarizeManifests(argv.manifests);
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? 'error';
+    process.stderr.write(`imgdl report: cannot read manifest ${(error as { path?: string }).path ?? ''}: ${code}\n`);
+    return 2;
+  }
+  const color = argv.color ?? (process.stderr.isTTY === true && !('NO_COLOR' in process.env));
+  if (argv.json) process.stdout.write(JSON.stringify({ ...summary, peakRssBytes: process.resourceUsage().maxRSS * 1024 }) + '\n');
+  else process.stderr.write(formatManifestSummary(summary, { color }) + '\n');
+  return summary.failed > 0 ? 1 : 0;
 }
 
 interface BenchArgv {

@@ -41,7 +41,7 @@ export function isCoordination(message: unknown): message is CoordinationMessage
 }
 
 /** Main thread: answers one worker's name claims from `names` and digest claims from `digests`. */
-export function serveWorker(message: CoordinationMessage, names: NameRegistry, digests: DigestRegistry | undefined): void {
+export function serveWorker(message: CoordinationMessage, names: NameClaims, digests: DigestRegistry | undefined): void {
   message.names.on('message', ({ wanted, url }: { wanted: string; url: string }) => {
     let reply: { name: string } | { error: string };
     try {

@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import type { NameClaims } from './coordinate.js';
 import { DigestRegistry } from './dedupe.js';
 import { createAgent } from './fetch.js';
-import { makeRunContext, planItem, runTask, type Planned, type RunContext } from './item.js';
+import { LAYOUT_NAMES, makeRunContext, planItem, runTask, skipSaved, type Planned, type RunContext } from './item.js';
 import type { ListItem } from './list.js';
 import { NameRegistry } from './naming.js';
 import { resolveOptions, type Options } from './options.js';
@@ -21,6 +21,20 @@ export type SourceEntry = string | { url: string; name?: string | undefined } | 
 
 /** What `download()` reads from: any iterable, sync or async, consumed lazily. */
 export type Source = Iterable<SourceEntry> | AsyncIterable<SourceEntry>;
+
+/**
+ * A source that can also hand its entries over an array at a time, as it
+ * reads them (the CLI's list reader): planning many at once (the dry run)
+ * then skips an await per entry.
+ */
+export interface BatchedSource<T extends SourceEntry = SourceEntry> extends AsyncIterable<T> {
+  batches(): AsyncIterable<T[]>;
+}
+
+/** True for a {@link BatchedSource}. */
+export function isBatched(source: Source): source is BatchedSource {
+  return typeof (source as Partial<BatchedSource>).batches === 'function';
+}
 
 /**
  * Downloads every item of `source` into `options.out`, yielding one
@@ -56,8 +70,12 @@ export async function createRunContext(
   onBytes?: (n: number) => void,
   shared: { names?: NameClaims } = {},
 ): Promise<RunContext> {
+  // The sharded layout names by position: no registry, shared or not. A registry from outside is asked
+  // for every name; the run's own also tells, while planning, a URL listed before (see planItem).
+  const registry = options.layout === 'flat' && shared.names === undefined ? new NameRegistry() : undefined;
   return makeRunContext(options, createAgent(options, onBytes), {
-    names: shared.names ?? new NameRegistry(),
+    names: options.layout === 'sharded' ? LAYOUT_NAMES : (shared.names ?? registry!),
+    registry,
     done: options.manifest === undefined ? undefined : await readDoneKeys(options.manifest),
     digests: options.dedupe ? new DigestRegistry() : undefined,
   });
@@ -77,7 +95,7 @@ export async function* downloadWith(
   const manifest = resolved.manifest === undefined ? undefined : new ManifestWriter(resolved.manifest);
   // Loaded only for this mode, so other runs never pay for piscina's import.
   const workers =
-    resolved.mode === 'workers' ? new (await import('./workers.js')).WorkerPool(resolved, ctx.signal, ctx.names as NameRegistry, ctx.digests as DigestRegistry | undefined) : undefined;
+    resolved.mode === 'workers' ? new (await import('./workers.js')).WorkerPool(resolved, ctx.signal, ctx.names, ctx.digests as DigestRegistry | undefined) : undefined;
   const log = resolved.logger;
   // Draining stops new items from starting; aborting (ctx.abort) also stops those in flight.
   const drain = new AbortController();
@@ -96,10 +114,18 @@ export async function* downloadWith(
   resolved.stopSignal?.addEventListener('abort', onStop, { once: true });
   if (resolved.insecure) log?.warn('TLS certificate verification is OFF (insecure): anyone on the path can read and alter these downloads');
 
+  const sharded = resolved.layout === 'sharded';
   async function* plan(): AsyncGenerator<Planned> {
-    for await (const item of toListItems(source)) {
+    // Every item's place in the whole list, other shards' included: the sharded layout names files by it.
+    let position = 0;
+    for await (const entry of source) {
+      const item = toListItem(entry, ++position);
+      const planned = planItem(item, ctx, position - 1);
+      // Another shard's item is not part of this run at all.
+      if (planned === undefined) continue;
       progress.read();
-      yield planItem(item, ctx);
+      const decided = sharded ? skipSaved(planned, ctx, true) : planned;
+      yield decided instanceof Promise ? await decided : decided;
     }
     progress.listComplete();
   }
@@ -145,13 +171,18 @@ export async function* downloadWith(
   }
 }
 
-/** Normalises every kind of source entry to a {@link ListItem}, numbering API entries from 1. */
+/**
+ * A source entry as a {@link ListItem}; `index` numbers API entries (from 1). A function rather than
+ * a generator around the source: each generator layer cost a tenth of a million-line dry run.
+ */
+export function toListItem(entry: SourceEntry, index: number): ListItem {
+  if (typeof entry === 'string') return { url: entry, source: 'api', line: index };
+  if ('source' in entry && 'line' in entry) return entry;
+  return { url: entry.url, name: entry.name, source: 'api', line: index };
+}
+
+/** Every kind of source entry as a {@link ListItem}, numbering API entries from 1. */
 export async function* toListItems(source: Source): AsyncGenerator<ListItem> {
   let index = 0;
-  for await (const entry of source) {
-    index++;
-    if (typeof entry === 'string') yield { url: entry, source: 'api', line: index };
-    else if ('source' in entry && 'line' in entry) yield entry;
-    else yield { url: entry.url, name: entry.name, source: 'api', line: index };
-  }
+  for await (const entry of source) yield toListItem(entry, ++index);
 }

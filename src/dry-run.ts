@@ -4,10 +4,10 @@
  * would give, and no request is made.
  */
 import { Dispatcher } from 'undici';
-import { createRunContext, toListItems, type Source } from './download.js';
-import { planItem, type RunContext } from './item.js';
+import { createRunContext, isBatched, toListItem, type Source, type SourceEntry } from './download.js';
+import { planItem, skipSaved, type Planned, type RunContext } from './item.js';
+import type { ListItem } from './list.js';
 import { resolveOptions, type Options } from './options.js';
-import { exists } from './write.js';
 
 /** What a run would do with one item. */
 export interface PlannedItem {
@@ -36,23 +36,61 @@ class NoRequests extends Dispatcher {
  * are only known during a real run, so those names may still differ.
  */
 export async function* planDownload(source: Source, options: Options = {}): AsyncGenerator<PlannedItem> {
+  for await (const batch of planBatches(source, options, 1)) yield batch[0]!;
+}
+
+/**
+ * {@link planDownload} in batches of up to `size` items, for a consumer that
+ * handles many at once: a million-line dry run spent a tenth of its time
+ * handing items over one by one.
+ */
+export async function* planBatches(source: Source, options: Options = {}, size = 1024): AsyncGenerator<PlannedItem[]> {
   const resolved = resolveOptions(options);
   // The run's own context (manifest's done items included), with its agent swapped for one that cannot send.
   const real = await createRunContext(resolved);
   await real.agent.destroy();
   const ctx: RunContext = { ...real, agent: new NoRequests() };
-  for await (const item of toListItems(source)) {
-    const planned = planItem(item, ctx);
-    if ('result' in planned) {
-      const r = planned.result;
-      const reason = r.error ? r.error.message : (r.skipReason ?? '');
-      yield { url: r.url, source: r.source, line: r.line, status: r.status === 'failed' ? 'failed' : 'skipped', path: r.path, reason };
-      continue;
+  let batch: PlannedItem[] = [];
+  let position = 0;
+  // A source that reads its entries an array at a time hands them over without an await each.
+  const batched = isBatched(source) ? source.batches() : undefined;
+  const arrivals: AsyncIterable<SourceEntry[]> | Source = batched ?? source;
+  for await (const arrived of arrivals) {
+    const entries = batched ? (arrived as SourceEntry[]) : [arrived as SourceEntry];
+    for (const entry of entries) {
+      const item = toListItem(entry, ++position);
+      const found = planItem(item, ctx, position - 1);
+      if (found === undefined) continue;
+      const planned = plannedItem(item, found, ctx);
+      batch.push(planned instanceof Promise ? await planned : planned);
+      if (batch.length >= size) {
+        yield batch;
+        batch = [];
+      }
     }
-    const { task } = planned;
-    const base = { url: task.shownUrl, source: item.source, line: item.line, path: task.relPath };
-    if (resolved.onExists === 'skip' && (await exists(task.finalPath))) {
-      yield { ...base, status: 'skipped', reason: 'exists' };
-    } else yield { ...base, status: 'download', reason: '' };
   }
+  if (batch.length > 0) yield batch;
+}
+
+/** What the dry run says of one planned item; a promise only when it must wait (a folder still being listed). */
+function plannedItem(item: ListItem, found: Planned, ctx: RunContext): PlannedItem | Promise<PlannedItem> {
+  const decided = ctx.options.layout === 'sharded' ? skipSaved(found, ctx, false) : found;
+  if (decided instanceof Promise) return decided.then((planned) => plannedItem(item, planned, ctx));
+  if ('result' in decided) {
+    const r = decided.result;
+    const reason = r.error ? r.error.message : (r.skipReason ?? '');
+    return { url: r.url, source: r.source, line: r.line, status: r.status === 'failed' ? 'failed' : 'skipped', path: r.path, reason };
+  }
+  const { task } = decided;
+  const planned = (exists: boolean): PlannedItem => ({
+    url: task.shownUrl,
+    source: item.source,
+    line: item.line,
+    status: exists ? 'skipped' : 'download',
+    path: task.relPath,
+    reason: exists ? 'exists' : '',
+  });
+  // Answered from one listing per folder, as in a run, not a stat per item.
+  if (ctx.options.onExists !== 'skip' || ctx.parts.surelyAbsent(task.finalPath)) return planned(false);
+  return ctx.parts.existsListed(task.finalPath).then(planned);
 }

@@ -59,6 +59,8 @@ export interface FixtureStats {
   peakInFlight: number;
   /** Request count per request target as the client sent it (`pathname + search`). */
   byPath: Map<string, number>;
+  /** When the first request since start or {@link reset} arrived (`Date.now()`), so a benchmark can time a client's start. */
+  firstRequestAt: number | undefined;
   /** Zeroes the counters; `inFlight` keeps the truth and `peakInFlight` restarts from it. */
   reset(): void;
 }
@@ -115,6 +117,7 @@ export async function startFixtureServer(options: FixtureServerOptions = {}): Pr
 
   const server = createServer((req, res) => {
     const path = req.url ?? '/';
+    stats.firstRequestAt ??= Date.now();
     stats.requests++;
     stats.byPath.set(path, (stats.byPath.get(path) ?? 0) + 1);
     stats.inFlight++;
@@ -209,8 +212,10 @@ function createStats(): FixtureStats {
     inFlight: 0,
     peakInFlight: 0,
     byPath: new Map(),
+    firstRequestAt: undefined,
     reset() {
       this.requests = 0;
+      this.firstRequestAt = undefined;
       this.peakInFlight = this.inFlight;
       this.byPath.clear();
     },

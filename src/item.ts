@@ -17,11 +17,13 @@ import type { NameClaims } from './coordinate.js';
 import type { DigestClaims } from './dedupe.js';
 import { ImgdlError, ValidationError, toErrorRecord } from './errors.js';
 import { fetchOne, header, type FetchedResponse } from './fetch.js';
+import { fingerprint, FingerprintSet, type Fingerprint } from './fingerprints.js';
 import { Inspector, type Inspection } from './inspect.js';
 import { parseItemUrl, redactUrl, type ListItem } from './list.js';
-import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, splitExt } from './naming.js';
-import type { ResolvedOptions } from './options.js';
-import { doneKey, type ItemResult, type SkipReason } from './record.js';
+import { PartIndex } from './listing.js';
+import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, shardedPath, splitExt, type NameRegistry } from './naming.js';
+import type { ResolvedOptions, Shard } from './options.js';
+import type { ItemResult, SkipReason } from './record.js';
 import { nextTryIn, waitBeforeRetry } from './retry.js';
 import { extensionFits, SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.js';
 import {
@@ -39,7 +41,6 @@ import {
   writeWhole,
   FolderMaker,
   openPartFile,
-  PartIndex,
   type OpenPart,
   type PartMeta,
   type Received,
@@ -55,8 +56,10 @@ export interface Task {
   relPath: string;
   /** `relPath` resolved inside the output folder, once, when the item was planned. */
   finalPath: string;
-  /** True when the list named the file, so the server's name does not override it. */
+  /** True when the name is not the server's to change: the list named the file, or the layout did. */
   named: boolean;
+  /** True when the bytes do not change the name's extension either (the list named the file). */
+  keepExtension: boolean;
 }
 
 /** What the pool runs: a task to fetch, or an item already decided without a request. */
@@ -66,21 +69,29 @@ export type Planned = { task: Task } | { result: ItemResult };
 export interface RunContext {
   options: ResolvedOptions;
   agent: Dispatcher;
-  /** Names claimed this run (in a worker thread, a proxy of the main thread's registry). */
+  /** Names claimed this run once a response names an item (in a worker thread, a proxy of the main thread's registry). */
   names: NameClaims;
+  /**
+   * The run's own names where items are planned (the main thread), in the flat layout; none in the
+   * sharded layout, which needs none, nor when `names` is a registry kept elsewhere (the cluster's).
+   */
+  registry?: NameRegistry | undefined;
   folders: FolderMaker;
-  /** URLs already planned this run, to download each only once. */
-  seen: Set<string>;
+  /**
+   * URLs already planned this run, to download each only once: with the run's own registry, only those
+   * it cannot tell (listed with a NAME, done by the manifest, failed); otherwise every URL.
+   */
+  seen: FingerprintSet;
   /** Aborted when every item in flight must stop. */
   signal: AbortSignal;
   /** Aborts `signal`. */
   abort: (reason?: unknown) => void;
-  /** Part files left by an earlier run, to resume. */
+  /** Part files left by an earlier run, to resume, and the names each folder already holds. */
   parts: PartIndex;
   /** How part files are opened; a seam for tests that need a real write failure (e.g. ENOSPC from /dev/full). */
   openPart: OpenPart;
-  /** Keys of the items an earlier run's manifest records as done, when there was one. */
-  done: Set<string> | undefined;
+  /** Fingerprints of the URLs an earlier run's manifest records as done, when there was one. */
+  done: FingerprintSet | undefined;
   /** Content already saved this run, asked when `dedupe` is on. */
   digests?: DigestClaims | undefined;
 }
@@ -92,7 +103,7 @@ export interface RunContext {
 export function makeRunContext(
   options: ResolvedOptions,
   agent: Dispatcher,
-  shared: Pick<RunContext, 'names' | 'done' | 'digests'>,
+  shared: Pick<RunContext, 'names' | 'registry' | 'done' | 'digests'>,
 ): RunContext {
   const stop = new AbortController();
   // Every request in flight listens on this signal; their number is bounded by the pool, not by 10.
@@ -102,31 +113,123 @@ export function makeRunContext(
     agent,
     ...shared,
     folders: new FolderMaker(),
-    seen: new Set(),
+    seen: new FingerprintSet(),
     signal: stop.signal,
     abort: (reason) => stop.abort(reason),
-    parts: new PartIndex(),
+    parts: new PartIndex(options.layout),
     openPart: openPartFile,
   };
 }
 
-/** Validates an item and decides its name; items that fail here never take a pool slot. */
-export function planItem(item: ListItem, ctx: RunContext): Planned {
+/** The sharded layout's names: unique by position, so a name the bytes call for is taken as it is. */
+export const LAYOUT_NAMES: NameClaims = { claim: (relPath) => relPath };
+
+/** Scratch fingerprints for planning, which runs one item at a time. */
+const urlKey: Fingerprint = { hi: 0, lo: 0 };
+const doneKey: Fingerprint = { hi: 0, lo: 0 };
+
+/**
+ * Validates an item and decides its name; items that fail here never take a pool slot. `position` is
+ * the item's place in the whole list, counted from 0 over every item (other shards' included), which
+ * names files in the sharded layout; an item that knows its place (`index`, a slice of a longer
+ * list) goes by that. Undefined for an item that belongs to another shard.
+ */
+export function planItem(item: ListItem, ctx: RunContext, position = item.line - 1): Planned | undefined {
+  const { shard } = ctx.options;
   let url: URL;
   try {
     url = parseItemUrl(item);
-    const shownUrl = redactUrl(url);
-    if (ctx.seen.has(url.href)) return { result: skipped(item, shownUrl, 'duplicate') };
-    ctx.seen.add(url.href);
-    if (ctx.done?.has(doneKey(shownUrl))) return { result: skipped(item, shownUrl, 'manifest') };
-    const context = { source: item.source, line: item.line, url: shownUrl };
-    const relPath = ctx.names.claim(wantedPath(item, url, context), url.href);
-    // Resolving now refuses a path outside the output folder before any request is made.
-    const finalPath = resolveInside(ctx.options.out, relPath);
-    return { task: { item, url, shownUrl, relPath, finalPath, named: item.name !== undefined } };
   } catch (error) {
+    // An invalid line still belongs to one shard only, so exactly one of them reports it.
+    if (shard && !inShard(fingerprint(item.url, urlKey), shard)) return undefined;
     return { result: failed(item, redactUrl(item.url), error, 0, null, 0) };
   }
+  const href = url.href;
+  fingerprint(href, urlKey);
+  if (shard && !inShard(urlKey, shard)) return undefined;
+  const shownUrl = redactUrl(url);
+  try {
+    if (ctx.options.layout === 'sharded') return planSharded(item, url, shownUrl, item.index ?? position, ctx);
+    return ctx.registry ? planFlat(item, url, shownUrl, ctx.registry, ctx) : planClaimed(item, url, shownUrl, ctx);
+  } catch (error) {
+    return { result: failed(item, shownUrl, error, 0, null, 0) };
+  }
+}
+
+/** True when the URL with fingerprint `key` belongs to `shard`. */
+export function inShard(key: Fingerprint, shard: Shard): boolean {
+  return key.lo % shard.count === shard.index;
+}
+
+/** Flat layout: named from the URL or the list; a URL planned before holds a name in its URL name's chain. */
+function planFlat(item: ListItem, url: URL, shownUrl: string, registry: NameRegistry, ctx: RunContext): Planned {
+  const href = url.href;
+  // No table of URLs beside the names: a URL listed before without a NAME holds a name in this chain.
+  const held = ctx.seen.has(urlKey) ? undefined : registry.find(nameFromUrl(url), href, urlKey);
+  if (held === undefined || held.own) return { result: skipped(item, shownUrl, 'duplicate') };
+  if (isDone(shownUrl, ctx)) {
+    ctx.seen.add(urlKey);
+    return { result: skipped(item, shownUrl, 'manifest') };
+  }
+  let relPath: string;
+  if (item.name === undefined) relPath = registry.take(held);
+  else {
+    // Counted as listed before its NAME is checked, so a URL whose NAME is refused is still downloaded once.
+    ctx.seen.add(urlKey);
+    relPath = registry.claim(safeRelativePath(item.name, { source: item.source, line: item.line, url: shownUrl }), href);
+  }
+  return flatTask(item, url, shownUrl, relPath, ctx);
+}
+
+/**
+ * Flat layout with names claimed from a registry kept elsewhere (the cluster's, shared by every
+ * worker), which only answers claims: URLs planned before are told by their fingerprints.
+ */
+function planClaimed(item: ListItem, url: URL, shownUrl: string, ctx: RunContext): Planned {
+  if (!ctx.seen.add(urlKey)) return { result: skipped(item, shownUrl, 'duplicate') };
+  if (isDone(shownUrl, ctx)) return { result: skipped(item, shownUrl, 'manifest') };
+  const relPath = ctx.names.claim(wantedPath(item, url, { source: item.source, line: item.line, url: shownUrl }), url.href);
+  return flatTask(item, url, shownUrl, relPath, ctx);
+}
+
+/** The task of a flat-layout item named `relPath`, resolved now so a path outside the output folder is refused before any request. */
+function flatTask(item: ListItem, url: URL, shownUrl: string, relPath: string, ctx: RunContext): Planned {
+  const named = item.name !== undefined;
+  return { task: { item, url, shownUrl, relPath, finalPath: resolveInside(ctx.options.out, relPath), named, keepExtension: named } };
+}
+
+/** Sharded layout: named by position, so no names are remembered; the bytes still choose the extension. */
+function planSharded(item: ListItem, url: URL, shownUrl: string, position: number, ctx: RunContext): Planned {
+  if (!ctx.seen.add(urlKey)) return { result: skipped(item, shownUrl, 'duplicate') };
+  if (isDone(shownUrl, ctx)) return { result: skipped(item, shownUrl, 'manifest') };
+  const relPath = shardedPath(position, url);
+  return { task: { item, url, shownUrl, relPath, finalPath: resolveInside(ctx.options.out, relPath), named: true, keepExtension: false } };
+}
+
+/**
+ * In the sharded layout with `onExists: 'skip'`, an item whose position already holds a file is
+ * skipped without a request, whatever extension the bytes gave that file (its folder's listing
+ * tells). Other items are returned as they were. With `tidy` (a real run, not a dry one), a part
+ * file left beside the saved one is removed, as a run does in the flat layout: nothing will continue it.
+ * A promise only when there is something to wait for: a folder still being listed, or a removal.
+ */
+export function skipSaved(planned: Planned, ctx: RunContext, tidy: boolean): Planned | Promise<Planned> {
+  if (!('task' in planned) || ctx.options.layout !== 'sharded' || ctx.options.onExists !== 'skip') return planned;
+  const saved = ctx.parts.savedAsListed(planned.task.finalPath);
+  if (saved === undefined) return planned;
+  return skipSavedLater(planned.task, saved, ctx, tidy);
+}
+
+async function skipSavedLater(task: Task, listed: string | null, ctx: RunContext, tidy: boolean): Promise<Planned> {
+  const saved = listed ?? (await ctx.parts.savedAs(task.finalPath));
+  if (saved === undefined) return { task };
+  const part = partPath(task.finalPath);
+  if (tidy && (await ctx.parts.take(part))) await removePart(part);
+  return { result: skipped(task.item, task.shownUrl, 'exists', toManifestPath(saved, ctx.options.out)) };
+}
+
+function isDone(shownUrl: string, ctx: RunContext): boolean {
+  return ctx.done !== undefined && ctx.done.has(fingerprint(shownUrl, doneKey));
 }
 
 /**
@@ -373,7 +476,7 @@ async function receive(task: Task, ctx: RunContext, tries: Tries, answer: Answer
   /** The bytes decide the extension, unless the list named the file; the new name is claimed before the rest of the body. */
   const rename = (found: Sniffed): void | Promise<void> => {
     sniffed = found;
-    if (task.named) return;
+    if (task.keepExtension) return;
     const { stem, ext } = splitExt(relPath);
     if (extensionFits(ext, found)) return;
     const claimed = claimLate(ctx, stem + found.ext, task.url.href);

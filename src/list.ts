@@ -49,6 +49,16 @@ const CREDENTIALS = /^([a-z][a-z\d+.-]*:[/\\]*)[^/\\?#]*@/i;
 
 /** Lines of a byte stream as ListItems, streaming, with line numbers counted over ALL lines (blank/comment included). */
 export async function* readList(input: AsyncIterable<Uint8Array | string>, source: string): AsyncGenerator<ListItem> {
+  for await (const items of readListBatches(input, source)) yield* items;
+}
+
+/**
+ * {@link readList} a chunk of input at a time: the items of each chunk's
+ * complete lines in one array, as soon as the chunk arrives. For consumers
+ * that plan many items at once (a million-line dry run spent a tenth of its
+ * time handing items over one by one).
+ */
+export async function* readListBatches(input: AsyncIterable<Uint8Array | string>, source: string): AsyncGenerator<ListItem[]> {
   // The start of a line that spans chunks; never more than MAX_LINE_BYTES + 1 bytes (+1 for a CR).
   let held: Buffer[] = [];
   let heldBytes = 0;
@@ -87,16 +97,18 @@ export async function* readList(input: AsyncIterable<Uint8Array | string>, sourc
     const bytes =
       typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let start = 0;
+    const items: ListItem[] = [];
     for (let lf = bytes.indexOf(LF); lf !== -1; lf = bytes.indexOf(LF, start)) {
       const item = endLine(bytes.subarray(start, lf));
       start = lf + 1;
-      if (item) yield item;
+      if (item) items.push(item);
     }
     hold(bytes.subarray(start), true);
+    if (items.length > 0) yield items;
   }
   if (heldBytes > 0 || overflow) {
     const item = endLine(EMPTY);
-    if (item) yield item;
+    if (item) yield [item];
   }
 }
 

@@ -11,6 +11,7 @@ import { Buffer, isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { ValidationError } from './errors.js';
+import { fingerprint, FingerprintMap, type Fingerprint } from './fingerprints.js';
 
 /** Max bytes of one file name (UTF-8). */
 export const MAX_NAME_BYTES = 200;
@@ -26,11 +27,15 @@ const UNSAFE_CHARS =
   /[\x00-\x1f\x7f-\x9f/\\<>:"|?*\u200e\u200f\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 /** Windows device names, which it reserves with any extension ('nul.jpg', 'com1.tar.gz'). */
 const RESERVED = /^(?:con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(?:[. ].*)?$/i;
+/** A name every step of {@link sanitizeSegment} but the reserved-name check leaves as it is: ASCII letters, digits, '_', '-' and inner dots. */
+const PLAIN_NAME = /^[\w-](?:[\w.-]*[\w-])?$/;
 /** Windows drops trailing dots and spaces, so 'a.jpg.' and 'a.jpg' would be one file there. */
 const TRAILING_DOTS_SPACES = /[.\s]+$/;
 
 /** One path segment made safe: no '/', '\\', NUL or control chars (replace with '_'), no leading/trailing dots/spaces issues ('.'/'..' → '_'), Windows-reserved device names (CON, PRN, AUX, NUL, COM1-9, LPT1-9, case-insensitive, with or without extension: 'nul.jpg' → '_nul.jpg' or similar), chars illegal on Windows (<>:"|?*) replaced, trailing dots/spaces trimmed, truncated to MAX_NAME_BYTES on a UTF-8 code-point boundary keeping the extension. Returns '' if nothing usable remains. */
 export function sanitizeSegment(name: string): string {
+  // Most names are already safe: checked at once, they cost a twentieth of the steps below (million-line dry run profile).
+  if (name.length <= MAX_NAME_BYTES && PLAIN_NAME.test(name) && !RESERVED.test(name)) return name;
   // NFC so that 'é' typed on macOS (NFD) and on Linux (NFC) is one name.
   let safe = name.normalize('NFC').replace(UNSAFE_CHARS, '_').trim();
   if (safe === '') return '';
@@ -96,13 +101,53 @@ export function safeRelativePath(name: string, context: { source?: string; line?
 
 /** Absolute path of `relPath` inside `outDir`, asserting (path.resolve + startsWith(outDir + sep)) that it stays inside; throws ValidationError UNSAFE_NAME otherwise. */
 export function resolveInside(outDir: string, relPath: string): string {
-  const root = path.resolve(outDir);
-  const full = path.resolve(root, relPath);
-  const prefix = root.endsWith(path.sep) ? root : root + path.sep;
-  if (!full.startsWith(prefix)) {
-    throw new ValidationError('UNSAFE_NAME', `name ${JSON.stringify(relPath)} would be saved outside ${root}`);
+  if (outDir !== lastOut) {
+    lastRoot = path.resolve(outDir);
+    lastPrefix = lastRoot.endsWith(path.sep) ? lastRoot : lastRoot + path.sep;
+    lastOut = outDir;
+  }
+  // A plain relative path joins as it is: resolving every name cost a tenth of a million-line dry run.
+  if (isPlain(relPath)) return lastPrefix + relPath;
+  const full = path.resolve(lastRoot, relPath);
+  if (!full.startsWith(lastPrefix)) {
+    throw new ValidationError('UNSAFE_NAME', `name ${JSON.stringify(relPath)} would be saved outside ${lastRoot}`);
   }
   return full;
+}
+
+let lastOut: string | undefined;
+let lastRoot = '';
+let lastPrefix = '';
+
+/** True for a POSIX relative path that resolving would leave as it is: no empty segment, none that starts with a dot, no backslash. */
+function isPlain(relPath: string): boolean {
+  return (
+    path.sep === '/' &&
+    relPath !== '' &&
+    relPath.charCodeAt(0) !== 0x2f &&
+    relPath.charCodeAt(0) !== 0x2e &&
+    !relPath.endsWith('/') &&
+    !relPath.includes('/.') &&
+    !relPath.includes('//') &&
+    !relPath.includes('\\')
+  );
+}
+
+/** Files a folder holds in the sharded layout. */
+export const SHARD_FILES = 10_000;
+
+/**
+ * The sharded layout's name for the item at `position` (counted from 0 over
+ * the whole list): `00000/000000123.jpg`, 10,000 files a folder, positions
+ * padded to 9 digits and folders to 5 (longer past a billion items). The
+ * extension is the URL's when it looks like one (letters and digits, at most
+ * 5); the bytes correct it once they arrive.
+ */
+export function shardedPath(position: number, url: URL): string {
+  const folder = String(Math.floor(position / SHARD_FILES)).padStart(5, '0');
+  const last = url.pathname.slice(url.pathname.lastIndexOf('/') + 1);
+  const ext = /\.[A-Za-z0-9]{1,5}$/.exec(last)?.[0].toLowerCase() ?? '';
+  return `${folder}/${String(position).padStart(9, '0')}${ext}`;
 }
 
 /** Splits 'a/b/x.tar.jpg' → { stem: 'a/b/x.tar', ext: '.jpg' } (ext is the last extension of the last segment, '' if none; dotfiles have no ext). Accepts '\\' as a separator too, so absolute Windows paths split right. */
@@ -114,56 +159,111 @@ export function splitExt(relPath: string): { stem: string; ext: string } {
   return { stem: relPath.slice(0, dot), ext: relPath.slice(dot) };
 }
 
+/** Where {@link NameRegistry.find} got to: the name `url` holds in a chain, or the first free one. */
+export interface HeldName {
+  name: string;
+  /** True when `url` already holds `name`. */
+  own: boolean;
+  /** The folded name's fingerprint, so that {@link NameRegistry.take} need not compute it again. */
+  key: Fingerprint;
+  /** The URL's fingerprint. */
+  owner: Fingerprint;
+}
+
 /**
- * Keeps names unique within one run. claim(relPath, url) returns relPath if free (or already claimed by the same url),
- * else a deterministic alternative `stem-<8 hex of sha1(url)>ext` (and if THAT is taken, append more hex). Comparison is
- * case-insensitive (NFC-normalised, lowercased) because macOS/Windows file systems are. Memory: store only a compact key
- * per claim (e.g. the lowercased path → short url hash string), since runs can have millions of items.
+ * Keeps names unique within one run, deterministically. A name wanted by a
+ * URL is its own if free (or already the URL's); else the URL's alternatives
+ * are tried in turn, `stem-<8 hex of sha1(url)>ext`, then 9 hex, and so on.
+ * Names are compared as file systems that fold names would (NFC, lowercase),
+ * so `X.jpg` and `x.jpg` are one name.
+ *
+ * Memory: one 12-byte entry a name (56 bits of the folded name's fingerprint
+ * and 40 of its owner URL's), about 15 bytes with the table's free slots,
+ * whatever the length of the name or the URL. A sha1 is computed only for a
+ * name that collides. Two names alike in 56 bits (one chance in 2^56 a pair)
+ * just make the later one take an alternative; a URL's 40 bits are compared
+ * only with those of URLs that wanted the same name.
  *
  * The result depends only on the order of claims, so claim in list order for names that are the same on every run.
  */
 export class NameRegistry {
-  /** Folded path → first 16 hex of sha1(owner url): 64 bits tell URLs apart, at a fraction of a URL's memory. */
-  readonly #owners = new Map<string, string>();
+  readonly #owners = new FingerprintMap();
+  readonly #current: Fingerprint = { hi: 0, lo: 0 };
+  readonly #held: HeldName = { name: '', own: false, key: { hi: 0, lo: 0 }, owner: { hi: 0, lo: 0 } };
 
   /** The name `url` gets for `relPath`: relPath itself if free or already its own, else a hashed alternative. */
   claim(relPath: string, url: string): string {
-    const digest = sha1(url);
-    const owner = nameOwner(url);
-    if (this.#take(relPath, owner)) return relPath;
-    for (let length = 8; length <= digest.length; length++) {
-      const alternative = hashedName(relPath, url, length);
-      if (this.#take(alternative, owner)) return alternative;
-    }
-    // Only reachable if every hashed name was claimed on purpose by others; still terminate.
-    for (let n = 2; ; n++) {
-      const alternative = withSuffix(relPath, `-${digest}-${n}`);
-      if (this.#take(alternative, owner)) return alternative;
+    const held = this.find(relPath, url);
+    return held.own ? held.name : this.take(held);
+  }
+
+  /** Claims the name {@link find} gave as free for its URL; returns the name. */
+  take(held: HeldName): string {
+    this.#owners.set(held.key, held.owner);
+    return held.name;
+  }
+
+  /**
+   * Without claiming anything: the name of `relPath`'s chain (relPath, then
+   * its alternatives for `url`) that `url` already holds, or else the first
+   * free one, which {@link claim} would give it. A URL that holds a name in
+   * the chain of the name its URL gives was planned before. `owner` is
+   * `url`'s fingerprint, when the caller has it already. The answer is only
+   * good until the next call.
+   */
+  find(relPath: string, url: string, owner?: Fingerprint): HeldName {
+    // One answer object, reused: planning asks a million times, and each answer is taken before the next question.
+    const held = this.#held;
+    held.name = relPath;
+    held.own = false;
+    if (owner) {
+      held.owner.hi = owner.hi;
+      held.owner.lo = owner.lo;
+    } else fingerprint(url, held.owner);
+    const current = this.#current;
+    let digest: string | undefined;
+    for (let length = 7; ; length++) {
+      if (!this.#owners.get(fingerprint(fold(held.name), held.key), current)) return held;
+      if (FingerprintMap.same(current, held.owner)) {
+        held.own = true;
+        return held;
+      }
+      // Only a name that collides pays for a sha1.
+      digest ??= sha1(url);
+      held.name =
+        length < digest.length
+          ? withSuffix(relPath, `-${digest.slice(0, length + 1)}`)
+          : // Only reachable if every hashed name was claimed on purpose by others; still terminate.
+            withSuffix(relPath, `-${digest}-${length - digest.length + 2}`);
     }
   }
 
   /** True when some URL has claimed `relPath` (compared case-insensitively). */
   has(relPath: string): boolean {
-    return this.#owners.has(fold(relPath));
+    return this.#owners.get(fingerprint(fold(relPath)), this.#current);
   }
 
-  /** Claims `relPath` for `owner` if free; true if it is now (or already was) the owner's. */
-  #take(relPath: string, owner: string): boolean {
-    const key = fold(relPath);
-    const current = this.#owners.get(key);
-    if (current === undefined) this.#owners.set(key, owner);
-    return current === undefined || current === owner;
+  /** Names claimed. */
+  get size(): number {
+    return this.#owners.size;
+  }
+
+  /** Bytes of the typed arrays holding the names. */
+  get byteLength(): number {
+    return this.#owners.byteLength;
   }
 }
 
 /** The key under which a name is claimed: file systems that fold case and normalisation see one file. */
 export function foldName(relPath: string): string {
-  return relPath.normalize('NFC').toLowerCase();
+  // ASCII needs no normalising, and asking ICU costs more than the test.
+  return NON_ASCII.test(relPath) ? relPath.normalize('NFC').toLowerCase() : relPath.toLowerCase();
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
 const fold = foldName;
 
-/** Who claims a name: the first 16 hex of sha1(url), 64 bits that tell URLs apart. */
+/** Who claims a name, for a registry kept elsewhere (the cluster's): the first 16 hex of sha1(url), 64 bits that tell URLs apart. */
 export function nameOwner(url: string): string {
   return sha1(url).slice(0, 16);
 }
@@ -213,6 +313,7 @@ function cutBytes(text: string, max: number): string {
 
 /** Percent-decodes each run of %XX escapes on its own, so a bad run stays as written and the rest still decodes. */
 function percentDecode(text: string): string {
+  if (!text.includes('%')) return text;
   return text.replace(/(?:%[\da-f]{2})+/gi, (run) => {
     try {
       return decodeURIComponent(run);

@@ -17,6 +17,17 @@ export type Mode = 'sequential' | 'concurrent' | 'workers';
 /** What to do when an item's file already exists in the output folder. */
 export type OnExists = 'skip' | 'overwrite' | 'rename';
 
+/** How files are laid out in the output folder. */
+export type Layout = 'flat' | 'sharded';
+
+/** One slice of a list: the items whose URL fingerprint modulo `count` is `index`. */
+export interface Shard {
+  /** Which slice, from 0 to `count - 1`. */
+  index: number;
+  /** How many slices the list is cut into. */
+  count: number;
+}
+
 /** Every mode imgdl can run in. */
 export const MODES: readonly Mode[] = ['sequential', 'concurrent', 'workers'];
 /** Digest algorithms `hash` accepts. */
@@ -25,6 +36,8 @@ export type HashAlgorithm = 'sha256' | 'sha1' | 'md5';
 export const HASHES: readonly HashAlgorithm[] = ['sha256', 'sha1', 'md5'];
 /** Every `onExists` policy. */
 export const ON_EXISTS: readonly OnExists[] = ['skip', 'overwrite', 'rename'];
+/** Every layout. */
+export const LAYOUTS: readonly Layout[] = ['flat', 'sharded'];
 
 /** Options of {@link download}. The CLI flag of each is given in brackets. */
 export interface Options {
@@ -50,6 +63,20 @@ export interface Options {
   perHost?: number | undefined;
   /** Existing files [`--on-exists`]. Default `'skip'`, so a rerun downloads nothing new. */
   onExists?: OnExists | undefined;
+  /**
+   * Where files go [`--layout`]. Default `'flat'`: each is named from its URL (or the list's NAME, or
+   * the server's Content-Disposition). `'sharded'`: each is named by its position in the list,
+   * counted from 0, `00000/000000123.jpg`, 10,000 files a folder, with the extension its bytes call
+   * for; NAMEs in the list and names from the server are ignored, and no names are remembered.
+   */
+  layout?: Layout | undefined;
+  /**
+   * Takes one slice of the list [`--shard K/N`]: the items whose URL fingerprint modulo N is K, so that N
+   * processes or machines given the same list each take their own items, with no coordinator and no
+   * overlap. K counts from 0 (0 ≤ K < N), as Kubernetes' `JOB_COMPLETION_INDEX` and Slurm's
+   * `SLURM_ARRAY_TASK_ID` (with `--array=0-N-1`) do. `'K/N'` or `{ index, count }`. Default: the whole list.
+   */
+  shard?: string | Shard | undefined;
   /** JSON Lines file written with one record per item as it finishes [`--manifest`]. Default: none. */
   manifest?: string | undefined;
   /** Connect, headers and body-idle timeout, each separately, in ms [`--timeout`]. Default 30000. */
@@ -123,6 +150,8 @@ export interface ResolvedOptions {
   dedupe: boolean;
   perHost: number | undefined;
   onExists: OnExists;
+  layout: Layout;
+  shard: Shard | undefined;
   manifest: string | undefined;
   timeoutMs: number;
   maxRedirects: number;
@@ -193,6 +222,25 @@ export function parseSize(option: string, value: number | string): number {
   return bytes;
 }
 
+/**
+ * A shard from `'K/N'` or `{ index, count }`: 0 ≤ K < N. Throws {@link OptionError} naming `shard` and
+ * the value otherwise, so `--shard 4/4` (a 1-based index) is refused rather than silently taking nothing.
+ */
+export function parseShard(value: unknown): Shard {
+  let index = NaN;
+  let count = NaN;
+  if (typeof value === 'string') {
+    const match = /^\s*(\d{1,9})\s*\/\s*(\d{1,9})\s*$/.exec(value);
+    if (match) [index, count] = [Number(match[1]), Number(match[2])];
+  } else if (typeof value === 'object' && value !== null) {
+    ({ index, count } = value as Partial<Shard> as Shard);
+  }
+  if (!Number.isInteger(index) || !Number.isInteger(count) || count < 1 || index < 0 || index >= count) {
+    throw new OptionError('shard', value, 'K/N with N at least 1 and K from 0 to N-1, as in 0/4 (K counts from 0)');
+  }
+  return { index, count };
+}
+
 function flag(option: string, value: unknown): boolean {
   if (value === undefined) return false;
   if (typeof value !== 'boolean') throw new OptionError(option, value, 'true or false');
@@ -229,6 +277,8 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
     dedupe,
     perHost,
     onExists: oneOf('onExists', options.onExists, ON_EXISTS, 'skip'),
+    layout: oneOf('layout', options.layout, LAYOUTS, 'flat'),
+    shard: options.shard === undefined ? undefined : parseShard(options.shard),
     manifest: options.manifest,
     timeoutMs: integer('timeoutMs', options.timeoutMs, 30_000, 1, 24 * 3600 * 1000),
     maxRedirects: integer('maxRedirects', options.maxRedirects, 10, 0, 100),

@@ -2,10 +2,10 @@
  * The record: what imgdl says about one item once it has finished, and the
  * manifest that keeps those records as JSON Lines while the run goes on.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { ErrorRecord } from './errors.js';
+import { fingerprint, FingerprintSet, type Fingerprint } from './fingerprints.js';
 import { fileSystemError } from './write.js';
 
 /** How an item ended. */
@@ -93,20 +93,16 @@ export class ManifestWriter {
   }
 }
 
-/** The key under which a URL (as recorded: redacted) is remembered as done. */
-export function doneKey(url: string): string {
-  return createHash('sha1').update(url).digest('base64').slice(0, 12);
-}
-
 /**
- * Keys ({@link doneKey}) of the items an earlier run's manifest records as
- * done: `ok`, or skipped because their file existed. The last record of a URL
- * wins, so an item that failed after succeeding is tried again. Streams the
- * file and keeps 12 characters per done item (~55 bytes of heap), so a
- * manifest of millions of lines fits. Undefined when `file` is missing or
- * not a regular file (e.g. `/dev/stdout`); unreadable lines are ignored.
+ * The items an earlier run's manifest records as done: `ok`, or skipped
+ * because their file existed, by the fingerprint of their URL as recorded
+ * (credentials redacted). The last record of a URL wins, so an item that
+ * failed after succeeding is tried again. Streams the file and keeps 8 bytes
+ * per done item (about 9–11 with the table's free slots), so a manifest of
+ * millions of lines fits. Undefined when `file` is missing or not a regular
+ * file (e.g. `/dev/stdout`); unreadable lines are ignored.
  */
-export async function readDoneKeys(file: string): Promise<Set<string> | undefined> {
+export async function readDoneKeys(file: string): Promise<FingerprintSet | undefined> {
   let stream: fs.ReadStream;
   try {
     if (!fs.statSync(file).isFile()) return undefined;
@@ -114,7 +110,8 @@ export async function readDoneKeys(file: string): Promise<Set<string> | undefine
   } catch {
     return undefined;
   }
-  const done = new Set<string>();
+  const done = new FingerprintSet();
+  const key: Fingerprint = { hi: 0, lo: 0 };
   try {
     for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
       let record: Partial<ItemResult>;
@@ -124,7 +121,7 @@ export async function readDoneKeys(file: string): Promise<Set<string> | undefine
         continue;
       }
       if (typeof record.url !== 'string') continue;
-      const key = doneKey(record.url);
+      fingerprint(record.url, key);
       if (record.status === 'ok' || (record.status === 'skipped' && record.skipReason !== 'duplicate')) done.add(key);
       else if (record.status === 'failed') done.delete(key);
     }

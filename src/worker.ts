@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { connectToMain } from './coordinate.js';
 import { createAgent } from './fetch.js';
-import { makeRunContext, runTask } from './item.js';
+import { LAYOUT_NAMES, makeRunContext, runTask } from './item.js';
 import type { ItemResult } from './record.js';
 import type { WorkerMessage, WorkerSetup } from './workers.js';
 
@@ -17,7 +17,8 @@ const ctx = makeRunContext(
   { ...options, logger: undefined, signal: undefined, stopSignal: undefined, onProgress: undefined },
   createAgent(options),
   // The main thread skips what an earlier run's manifest says is done, before an item gets here.
-  { names: shared.names, done: undefined, digests: options.dedupe ? shared.digests : undefined },
+  // The sharded layout's names need no registry, so no round trip to the main thread either.
+  { names: options.layout === 'sharded' ? LAYOUT_NAMES : shared.names, done: undefined, digests: options.dedupe ? shared.digests : undefined },
 );
 
 // A seam for the tests alone: an item whose URL contains this text kills its worker, as a native crash would.

@@ -11,11 +11,10 @@
  * a replacement and the run goes on.
  */
 import { Piscina } from 'piscina';
-import { isCoordination, serveWorker } from './coordinate.js';
+import { isCoordination, serveWorker, type NameClaims } from './coordinate.js';
 import type { DigestRegistry } from './dedupe.js';
 import { ImgdlError } from './errors.js';
 import { taskFailure, type Task } from './item.js';
-import type { NameRegistry } from './naming.js';
 import type { ResolvedOptions } from './options.js';
 import type { ItemResult } from './record.js';
 
@@ -49,7 +48,7 @@ export class WorkerPool {
    * Starts the threads; aborting `signal` stops them, failing the items they hold as ABORTED.
    * `names` and `digests` are the run's, answered here for every thread.
    */
-  constructor(options: ResolvedOptions, signal: AbortSignal, names: NameRegistry, digests?: DigestRegistry) {
+  constructor(options: ResolvedOptions, signal: AbortSignal, names: NameClaims, digests?: DigestRegistry) {
     const { logger: _logger, signal: _signal, stopSignal: _stopSignal, onProgress: _onProgress, ...wire } = options;
     // More threads than items in flight would only sit idle.
     const threads = Math.min(options.threads, options.concurrency);

@@ -545,60 +545,6 @@ export async function removePart(part: string): Promise<void> {
   await Promise.all([fs.rm(part, { force: true }), fs.rm(partMetaPath(part), { force: true })]).catch(() => undefined);
 }
 
-/** What one listing of a folder tells: its part files, and every name in it folded as {@link NameRegistry} folds them. */
-interface Listing {
-  parts: Set<string>;
-  /** Undefined when the folder could not be read (other than missing): nothing is known about it. */
-  folded: Set<string> | undefined;
-}
-
-/**
- * The part files left in each folder by an earlier run, listed once per
- * folder, so that an item looks for its part file without a stat of its own.
- * The same listing answers whether a final name may already exist: with
- * `--on-exists skip` every new file would otherwise pay an lstat that fails
- * with ENOENT, and building that error costs more than the stat (bulk
- * download profile: ~5% of main-thread time, and a thread-pool round trip
- * before each request).
- */
-export class PartIndex {
-  readonly #folders = new Map<string, Promise<Listing>>();
-
-  #list(dir: string): Promise<Listing> {
-    let listing = this.#folders.get(dir);
-    if (!listing) {
-      listing = fs.readdir(dir).then(
-        (names) => ({ parts: new Set(names.filter((name) => name.endsWith(PART_SUFFIX))), folded: new Set(names.map(foldName)) }),
-        (error: unknown) => ({ parts: new Set<string>(), folded: (error as { code?: unknown }).code === 'ENOENT' ? new Set<string>() : undefined }),
-      );
-      this.#folders.set(dir, listing);
-    }
-    return listing;
-  }
-
-  /** True (once) when `part` existed when its folder was first listed this run. */
-  async take(part: string): Promise<boolean> {
-    return (await this.#list(path.dirname(part))).parts.delete(path.basename(part));
-  }
-
-  /**
-   * True when `file` exists (as anything). A name absent from its folder's
-   * listing is taken as absent without a stat: names are claimed once per run,
-   * so the only file this run could have put there since is the asker's own.
-   * The listing is compared case- and normalisation-insensitively, so on a
-   * file system that folds names a near match still gets a real lstat.
-   */
-  async exists(file: string): Promise<boolean> {
-    const { folded } = await this.#list(path.dirname(file));
-    if (folded !== undefined && !folded.has(foldName(path.basename(file)))) return false;
-    return exists(file);
-  }
-}
-
-function foldName(name: string): string {
-  return name.normalize('NFC').toLowerCase();
-}
-
 /** Removes a file that is no longer wanted, ignoring any failure (it may already be gone). */
 export async function removeQuietly(file: string): Promise<void> {
   await fs.rm(file, { force: true }).catch(() => undefined);

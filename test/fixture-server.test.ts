@@ -255,8 +255,12 @@ describe('stats', () => {
     );
     await expect.poll(() => server.stats.inFlight).toBe(0);
 
+    const firstAt = server.stats.firstRequestAt;
+    expect(firstAt).toBeGreaterThan(0);
     server.stats.reset();
+    expect(server.stats.firstRequestAt).toBeUndefined();
     await fetchBytes(server.url('/nope'));
+    expect(server.stats.firstRequestAt).toBeGreaterThanOrEqual(firstAt!);
     expect(server.stats.requests).toBe(1);
     expect(server.stats.peakInFlight).toBe(1);
     expect([...server.stats.byPath]).toEqual([['/nope', 1]]);

@@ -307,4 +307,22 @@ describe('NameRegistry', () => {
   it('reports unclaimed names as free', () => {
     expect(new NameRegistry().has('x.jpg')).toBe(false);
   });
+
+  it('tells, without claiming, which name of a chain a URL holds or would get', () => {
+    const names = new NameRegistry();
+    names.claim('x.jpg', a);
+    expect(names.find('x.jpg', a)).toMatchObject({ name: 'x.jpg', own: true });
+    expect(names.find('x.jpg', b)).toMatchObject({ name: `x-${hex(b)}.jpg`, own: false });
+    expect(names.has(`x-${hex(b)}.jpg`)).toBe(false);
+    names.claim('x.jpg', b);
+    expect(names.find('x.jpg', b)).toMatchObject({ name: `x-${hex(b)}.jpg`, own: true });
+    expect(names.size).toBe(2);
+  });
+
+  it('keeps a million names in about 15 bytes each', () => {
+    const names = new NameRegistry();
+    for (let i = 0; i < 1_000_000; i++) names.claim(`${i}.jpg`, `https://h.example/${i}.jpg`);
+    expect(names.size).toBe(1_000_000);
+    expect(names.byteLength / names.size).toBeLessThanOrEqual(18);
+  });
 });

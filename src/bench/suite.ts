@@ -5,8 +5,12 @@
  * and the targets as ratios against baselines measured in that same run (so
  * a busy machine slows both sides of each ratio).
  *
- *   node dist/bench/suite.js [--only latency,sequential,flood,bulk,startup,cluster] [--runs 5]
- *                            [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI] [--json]
+ *   node dist/bench/suite.js [--only latency,sequential,flood,bulk,startup,cluster,million] [--runs 5]
+ *                            [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI]
+ *                            [--million-runs 3] [--million-items 1000000] [--json]
+ *
+ * `million` (a million-item list: src/bench/million.ts) takes about half an
+ * hour, so it runs only when named in --only.
  *
  * Every scenario also runs the bare-undici reference (reference.ts): the
  * smallest loop that downloads the same list with undici and writes the same
@@ -32,18 +36,24 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CLI_PATH, formatTable, median } from '../bench.js';
 import { parseSize } from '../options.js';
+import { formatMillion, millionTargets, runMillion, type MillionResult } from './million.js';
 import { formatBytes, formatDuration } from '../report.js';
 
 const SERVER_PATH = fileURLToPath(new URL('./server.js', import.meta.url));
 const REFERENCE_PATH = fileURLToPath(new URL('./reference.js', import.meta.url));
 const REFERENCE = 'bare undici (reference)';
 const TIME = '/usr/bin/time';
-const SCENARIOS = ['latency', 'sequential', 'flood', 'bulk', 'startup', 'cluster'] as const;
+const SCENARIOS = ['latency', 'sequential', 'flood', 'bulk', 'startup', 'cluster', 'million'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
+/** What runs without --only: everything but the half-hour million scenario. */
+const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter((name) => name !== 'million');
 
 interface Settings {
   only: readonly ScenarioName[];
   runs: number;
+  millionRuns: number;
+  /** Items of the million scenario's real run; its growth dry runs have ten times as many lines. */
+  millionItems: number;
   bulkFiles: number;
   bulkSize: number;
   /** Another build's CLI, run as an extra imgdl command in every scenario. */
@@ -90,7 +100,7 @@ interface Target {
   met: boolean | undefined;
 }
 
-const USAGE = `usage: npm run bench -- [--only ${SCENARIOS.join(',')}] [--runs 5] [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI] [--json]\n`;
+const USAGE = `usage: npm run bench -- [--only ${SCENARIOS.join(',')}] [--runs 5] [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI] [--million-runs 3] [--million-items 1000000] [--json]\n`;
 
 function settings(): Settings {
   let parsed;
@@ -102,6 +112,8 @@ function settings(): Settings {
         'bulk-files': { type: 'string', default: '16' },
         'bulk-size': { type: 'string', default: '64MiB' },
         compare: { type: 'string' },
+        'million-runs': { type: 'string', default: '3' },
+        'million-items': { type: 'string', default: '1000000' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -114,9 +126,13 @@ function settings(): Settings {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const only = (values.only?.split(',').map((s) => s.trim()) ?? [...SCENARIOS]) as ScenarioName[];
+  const only = (values.only?.split(',').map((s) => s.trim()) ?? [...DEFAULT_SCENARIOS]) as ScenarioName[];
   for (const name of only) if (!SCENARIOS.includes(name)) fail(`--only: unknown scenario "${name}" (expected ${SCENARIOS.join(', ')})`);
   const runs = Number(values.runs);
+  const millionRuns = Number(values['million-runs']);
+  if (!Number.isInteger(millionRuns) || millionRuns < 1) fail(`--million-runs must be a positive integer, got ${values['million-runs']}`);
+  const millionItems = Number(values['million-items']);
+  if (!Number.isInteger(millionItems) || millionItems < 10) fail(`--million-items must be an integer of at least 10, got ${values['million-items']}`);
   const bulkFiles = Number(values['bulk-files']);
   let bulkSize: number | undefined;
   try {
@@ -129,7 +145,7 @@ function settings(): Settings {
   if (bulkSize === undefined || bulkSize < 200 || bulkSize > 64 * 1024 * 1024) fail(`--bulk-size must be from 200 bytes to 64MiB`);
   const compare = values.compare === undefined ? undefined : path.resolve(values.compare);
   if (compare !== undefined && !existsSync(compare)) fail(`--compare: no such file ${compare}`);
-  return { only, runs, bulkFiles, bulkSize: bulkSize!, compare, json: values.json };
+  return { only, runs, millionRuns, millionItems, bulkFiles, bulkSize: bulkSize!, compare, json: values.json };
 }
 
 function fail(message: string): never {
@@ -141,20 +157,47 @@ function installed(tool: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' }).status === 0;
 }
 
-/** Starts a fixture server process and resolves with its origin and a stop function. */
-async function startServer(latencyMs: number): Promise<{ origin: string; stop: () => Promise<void> }> {
+/** What the fixture server process has seen. */
+interface ServerStats {
+  requests: number;
+  /** Date.now() of the first request since start or reset, null before it. */
+  firstRequestAt: number | null;
+}
+
+/** A fixture server running in a process of its own. */
+interface ServerProcess {
+  origin: string;
+  stats(): Promise<ServerStats>;
+  reset(): void;
+  stop(): Promise<void>;
+}
+
+/** Starts a fixture server process and resolves with its origin, its counters and a stop function. */
+async function startServer(latencyMs: number): Promise<ServerProcess> {
   const child = spawn(process.execPath, [SERVER_PATH, String(latencyMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // The first line is the origin; each later one answers a `stats` asked on stdin, in order.
+  const waiting: Array<(line: string) => void> = [];
+  let pending = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    pending += d;
+    for (let lf = pending.indexOf('\n'); lf !== -1; lf = pending.indexOf('\n')) {
+      const line = pending.slice(0, lf).trim();
+      pending = pending.slice(lf + 1);
+      waiting.shift()?.(line);
+    }
+  });
   const origin = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      text += d;
-      const line = text.split('\n')[0];
-      if (text.includes('\n') && line) resolve(line.trim());
-    });
+    waiting.push(resolve);
     child.once('exit', (code) => reject(new Error(`fixture server exited with ${code}`)));
   });
   return {
     origin,
+    stats: () =>
+      new Promise<ServerStats>((resolve) => {
+        waiting.push((line) => resolve(JSON.parse(line) as ServerStats));
+        child.stdin.write('stats\n');
+      }),
+    reset: () => void child.stdin.write('reset\n'),
     stop: () =>
       new Promise<void>((resolve) => {
         child.once('exit', () => resolve());
@@ -298,7 +341,7 @@ function reference(list: string, c: number): Contender {
 }
 
 async function scenario(
-  name: Exclude<ScenarioName, 'cluster'>,
+  name: Exclude<ScenarioName, 'cluster' | 'million'>,
   s: Settings,
   servers: { slow: string; fast: string },
 ): Promise<ScenarioResult> {
@@ -432,9 +475,20 @@ async function main(): Promise<void> {
   const fast = await startServer(0);
   const results: ScenarioResult[] = [];
   let clusterResult: import('./cluster.js').ClusterBenchResult | undefined;
+  let million: MillionResult | undefined;
   const started = performance.now();
   try {
     for (const name of s.only) {
+      if (name === 'million') {
+        const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'imgdl-suite-million-'));
+        try {
+          million = await runMillion({ server: fast, timed, runs: s.millionRuns, items: s.millionItems, growthLines: 10 * s.millionItems }, dir);
+        } finally {
+          await fs.rm(dir, { recursive: true, force: true });
+        }
+        if (!s.json) process.stdout.write(formatMillion(million));
+        continue;
+      }
       if (name === 'cluster') {
         // Its own shape (a queue, workers, Redis memory): see bench/cluster.ts.
         if (!installed('redis-server')) {
@@ -464,7 +518,8 @@ async function main(): Promise<void> {
     }
   }
   if (s.json) {
-    process.stdout.write(JSON.stringify({ runs: s.runs, cpus: os.availableParallelism(), results, cluster: clusterResult, targets: goals }, null, 2) + '\n');
+    const extra = million ? { million: { ...million, targets: millionTargets(million) } } : {};
+    process.stdout.write(JSON.stringify({ runs: s.runs, cpus: os.availableParallelism(), results, cluster: clusterResult, targets: goals, ...extra }, null, 2) + '\n');
     return;
   }
   const lines = goals.map((t) => [t.what, t.ratio === undefined ? 'n/a' : t.ratio.toFixed(3), `≤ ${t.limit}`, t.met === undefined ? '-' : t.met ? 'met' : 'MISSED']);
