@@ -30,6 +30,7 @@ export class UsageError extends Error {
 export interface ItemArgv {
   hash: string | undefined;
   perHost: number | undefined;
+  rate: string | undefined;
   onExists: string;
   layout: string;
   timeout: number;
@@ -75,7 +76,8 @@ interface Argv extends ItemArgv {
  */
 export const ITEM_OPTIONS = {
   hash: { type: 'string', choices: HASHES as string[], defaultDescription: 'none', describe: 'Record a digest of each saved file, computed as it streams' },
-  'per-host': { type: 'number', defaultDescription: 'no cap beyond --concurrency', describe: 'Most connections to one host' },
+  'per-host': { type: 'number', defaultDescription: 'no cap beyond --concurrency', describe: 'Most requests in flight to one host (name:port)' },
+  rate: { type: 'string', requiresArg: true, defaultDescription: 'no limit', describe: 'Most requests started per host: N/s, N/m, N/h or N/d, spaced evenly' },
   'on-exists': { type: 'string', choices: ON_EXISTS as string[], default: 'skip', describe: 'When the file already exists' },
   layout: { type: 'string', choices: LAYOUTS as string[], default: 'flat', describe: 'flat: named from the URL (or NAME); sharded: by list position, 00000/000000123.jpg, 10,000 a folder' },
   timeout: { type: 'number', default: 30_000, describe: 'Connect, headers and body-idle timeout in ms (each)' },
@@ -99,6 +101,7 @@ export function itemOptions(argv: ItemArgv): Options {
   return {
     hash: argv.hash as HashAlgorithm | undefined,
     perHost: argv.perHost,
+    rate: argv.rate,
     onExists: argv.onExists as OnExists,
     layout: argv.layout as Layout,
     timeoutMs: argv.timeout,

@@ -6,6 +6,7 @@ import fs from 'node:fs/promises';
 import type { NameClaims } from './coordinate.js';
 import { DigestRegistry } from './dedupe.js';
 import { createAgent } from './fetch.js';
+import type { HostGate } from './hosts.js';
 import { LAYOUT_NAMES, makeRunContext, planItem, runTask, skipSaved, type Planned, type RunContext } from './item.js';
 import type { ListItem } from './list.js';
 import { NameRegistry } from './naming.js';
@@ -68,7 +69,7 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
 export async function createRunContext(
   options: ResolvedOptions,
   onBytes?: (n: number) => void,
-  shared: { names?: NameClaims } = {},
+  shared: { names?: NameClaims; hosts?: HostGate } = {},
 ): Promise<RunContext> {
   // The sharded layout names by position: no registry, shared or not. A registry from outside is asked
   // for every name; the run's own also tells, while planning, a URL listed before (see planItem).
@@ -78,6 +79,7 @@ export async function createRunContext(
     registry,
     done: options.manifest === undefined ? undefined : await readDoneKeys(options.manifest),
     digests: options.dedupe ? new DigestRegistry() : undefined,
+    hosts: shared.hosts,
   });
 }
 

@@ -22,6 +22,7 @@ import { Inspector, type Inspection } from './inspect.js';
 import { parseItemUrl, redactUrl, type ListItem } from './list.js';
 import { PartIndex } from './listing.js';
 import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, shardedPath, splitExt, type NameRegistry } from './naming.js';
+import type { HostGate } from './hosts.js';
 import type { ResolvedOptions, Shard } from './options.js';
 import type { ItemResult, SkipReason } from './record.js';
 import { nextTryIn, waitBeforeRetry } from './retry.js';
@@ -94,6 +95,8 @@ export interface RunContext {
   done: FingerprintSet | undefined;
   /** Content already saved this run, asked when `dedupe` is on. */
   digests?: DigestClaims | undefined;
+  /** Who decides when a request to a host may start; one kept elsewhere (the cluster's, in Redis) replaces the run's own. */
+  hosts?: HostGate | undefined;
 }
 
 /**
@@ -103,7 +106,7 @@ export interface RunContext {
 export function makeRunContext(
   options: ResolvedOptions,
   agent: Dispatcher,
-  shared: Pick<RunContext, 'names' | 'registry' | 'done' | 'digests'>,
+  shared: Pick<RunContext, 'names' | 'registry' | 'done' | 'digests' | 'hosts'>,
 ): RunContext {
   const stop = new AbortController();
   // Every request in flight listens on this signal; their number is bounded by the pool, not by 10.

@@ -59,8 +59,16 @@ export interface Options {
   dedupe?: boolean | undefined;
   /** Downloads in flight at once [`-c, --concurrency`]. Default 16. Ignored (1) in sequential mode. */
   concurrency?: number | undefined;
-  /** Most connections to one origin [`--per-host`]. Default: no cap beyond `concurrency`. */
+  /**
+   * Most requests in flight to one host (`url.host`: name and port) [`--per-host`]. Default: no cap
+   * beyond `concurrency`. A host at its cap holds no slot: the others' items take them.
+   */
   perHost?: number | undefined;
+  /**
+   * Most requests started per second to one host, spaced evenly [`--rate`]: a number per second, or
+   * `'N/s'`, `'N/m'`, `'N/h'`, `'N/d'`. Default: no limit.
+   */
+  rate?: number | string | undefined;
   /** Existing files [`--on-exists`]. Default `'skip'`, so a rerun downloads nothing new. */
   onExists?: OnExists | undefined;
   /**
@@ -149,6 +157,8 @@ export interface ResolvedOptions {
   hash: HashAlgorithm | undefined;
   dedupe: boolean;
   perHost: number | undefined;
+  /** Requests per second to one host. */
+  rate: number | undefined;
   onExists: OnExists;
   layout: Layout;
   shard: Shard | undefined;
@@ -222,6 +232,22 @@ export function parseSize(option: string, value: number | string): number {
   return bytes;
 }
 
+const RATE_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/**
+ * A request rate, per second, from a number (per second) or `'N/U'` with U one of s, m, h, d, as
+ * curl's `--rate` writes it. A bare `'N'` is refused: curl reads it per hour, and guessing either way
+ * would be wrong for someone. Throws {@link OptionError} otherwise.
+ */
+export function parseRate(value: number | string): number {
+  const match = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*\/\s*([smhd])\s*$/i.exec(value) : null;
+  const perSecond = typeof value === 'number' ? value : match ? Number(match[1]) / RATE_UNITS[match[2]!.toLowerCase()]! : NaN;
+  if (!Number.isFinite(perSecond) || perSecond <= 0 || perSecond > 1_000_000) {
+    throw new OptionError('rate', value, 'requests per host as N/s, N/m, N/h or N/d (e.g. 5/s, 30/m), more than 0');
+  }
+  return perSecond;
+}
+
 /**
  * A shard from `'K/N'` or `{ index, count }`: 0 ≤ K < N. Throws {@link OptionError} naming `shard` and
  * the value otherwise, so `--shard 4/4` (a 1-based index) is refused rather than silently taking nothing.
@@ -276,6 +302,7 @@ export function resolveOptions(options: Options = {}): ResolvedOptions {
     hash,
     dedupe,
     perHost,
+    rate: options.rate === undefined ? undefined : parseRate(options.rate),
     onExists: oneOf('onExists', options.onExists, ON_EXISTS, 'skip'),
     layout: oneOf('layout', options.layout, LAYOUTS, 'flat'),
     shard: options.shard === undefined ? undefined : parseShard(options.shard),
