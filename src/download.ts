@@ -41,8 +41,9 @@ export function isBatched(source: Source): source is BatchedSource {
 /**
  * Downloads every item of `source` into `options.out`, yielding one
  * {@link ItemResult} per item as it finishes (in completion order). The source
- * is read at most a window ahead of the slots (1024 items, or 32 per slot when
- * that is more; one in sequential mode), so it may be endless. Slots are
+ * is read a bounded window ahead of the slots (256 items, or 8 per slot when
+ * that is more; up to 1024, or 32 per slot, while hosts are held back; one in
+ * sequential mode), so it may be endless. Slots are
  * shared fairly across hosts, within `perHost` and `rate` for each. A failed item
  * never stops the run (a full disk stops new items from starting). Aborting
  * `options.stopSignal` stops it gently (no new items; those in flight get
@@ -181,7 +182,7 @@ export async function* downloadWith(
   };
 
   try {
-    for await (const result of runPool(plan(), { concurrency: resolved.concurrency, readAhead: readAheadFor(resolved), gate, signal: drain.signal }, work)) {
+    for await (const result of runPool(plan(), { concurrency: resolved.concurrency, ...readAheadFor(resolved), gate, signal: drain.signal }, work)) {
       // Items the manifest already records as done are not recorded again.
       if (result.skipReason !== 'manifest') manifest?.write(result);
       if (result.status === 'failed') {
@@ -216,11 +217,13 @@ type Queued = { task: Task; tries: Tries | undefined } | { result: ItemResult };
 const PAUSE_STATUSES = new Set([429, 503]);
 
 /**
- * How many items are read ahead of the slots: enough that the other hosts' items are at hand while
- * one host is slow, paused or at its limit. Sequential mode reads one at a time and keeps list order.
+ * How far the list is read ahead of the slots: items kept waiting (`buffer`), so that the other hosts'
+ * items are at hand when one host is slow; and, while slots stay idle because hosts are paused or at
+ * their cap or rate, up to `readAhead`. Sequential mode reads one at a time and keeps list order.
  */
-function readAheadFor(options: ResolvedOptions): number {
-  return options.mode === 'sequential' ? 1 : Math.max(1024, 32 * options.concurrency);
+function readAheadFor(options: ResolvedOptions): { buffer: number; readAhead: number } {
+  if (options.mode === 'sequential') return { buffer: 1, readAhead: 1 };
+  return { buffer: Math.max(256, 8 * options.concurrency), readAhead: Math.max(1024, 32 * options.concurrency) };
 }
 
 /**

@@ -8,10 +8,12 @@
  * paused or failing host keeps only its share of the slots, and the other
  * hosts' tasks in the window take the rest.
  *
- * Backpressure runs both ways: the source is read only while fewer than
- * `readAhead` tasks are waiting, running or finished but not yet consumed, and
- * a result holds its slot until it is consumed, so memory stays flat however
- * long the list and however slow the consumer.
+ * Backpressure runs both ways. The source is read while fewer than `buffer`
+ * tasks wait, or while slots stay idle that no waiting task may take (their
+ * hosts are held back), and never beyond `readAhead` tasks waiting,
+ * running or finished but not yet consumed; a result holds its slot until it
+ * is consumed. So memory stays flat however long the list and however slow
+ * the consumer, and the window grows only while some host holds its items back.
  */
 import type { HostGate } from './hosts.js';
 import { Scheduler } from './schedule.js';
@@ -33,7 +35,9 @@ export interface PoolWork<T, R> {
 export interface PoolOptions {
   /** Most turns running at once, across all hosts. */
   concurrency: number;
-  /** Most tasks read from the source and not yet consumed as results. */
+  /** Tasks kept waiting to start, so that when a slot frees, other hosts' tasks are at hand, not only a slow host's. */
+  buffer: number;
+  /** Most tasks read from the source and not yet consumed as results, reached only while slots stay idle that no waiting task may take. */
   readAhead: number;
   gate: HostGate;
   /** When it aborts, no further task is read or started; turns running go on, and tasks waiting end as {@link PoolWork.stopped} says. */
@@ -96,6 +100,15 @@ export async function* runPool<T, R>(source: AsyncIterable<T> | Iterable<T>, opt
   if (signal?.aborted) stop();
   signal?.addEventListener('abort', stop, { once: true });
 
+  /**
+   * Whether to read another task: while fewer than `buffer` tasks wait, or while slots stay idle that no
+   * waiting task may take (their hosts are paused, at their cap or rate), up to `readAhead`.
+   */
+  const wantsMore = (): boolean => {
+    if (scheduler.waiting + active + finished.length >= options.readAhead) return false;
+    if (scheduler.waiting < options.buffer) return true;
+    return !scheduler.dispatchPending && scheduler.running < options.concurrency;
+  };
   const produce = async (): Promise<void> => {
     try {
       for await (const task of source) {
@@ -103,9 +116,13 @@ export async function* runPool<T, R>(source: AsyncIterable<T> | Iterable<T>, opt
         const host = work.hostOf(task);
         if (host === undefined) settle(task, undefined, work.turn(task, undefined));
         else scheduler.add(host, task);
-        while (!stopped && scheduler.waiting + active + finished.length >= options.readAhead) {
-          await new Promise<void>((resolve) => (wakeProducer = resolve));
-          wakeProducer = undefined;
+        while (!stopped && !wantsMore()) {
+          // A dispatch still to come decides whether the slots fill; it runs before this wakes.
+          if (scheduler.dispatchPending) await new Promise<void>((resolve) => setImmediate(resolve));
+          else {
+            await new Promise<void>((resolve) => (wakeProducer = resolve));
+            wakeProducer = undefined;
+          }
         }
         if (stopped) break;
       }
@@ -127,6 +144,7 @@ export async function* runPool<T, R>(source: AsyncIterable<T> | Iterable<T>, opt
         yield next.result;
         // The slot is freed once the consumer has seen the result, so that it can stop the run first (a full disk).
         if (next.host !== undefined) scheduler.done(next.host);
+        notify();
         continue;
       }
       // Once stopped, the source may be waiting for input that never comes (stdin): do not wait for it.

@@ -65,6 +65,11 @@ export class Scheduler<T> {
     return this.#running;
   }
 
+  /** True while tasks added have not been dispatched yet (they will be on the next turn of the event loop). */
+  get dispatchPending(): boolean {
+    return this.#dispatchSoon !== undefined;
+  }
+
   /** Tasks waiting to start: queued behind their host, or delayed (a retry's backoff). */
   get waiting(): number {
     return this.#waiting;
