@@ -19,7 +19,7 @@ const HOST = 'img.example:443';
 const clients: Redis[] = [];
 const gates: RedisHostGate[] = [];
 afterEach(async () => {
-  for (const gate of gates.splice(0)) await gate.close();
+  for (const gate of gates.splice(0)) gate.close();
   for (const client of clients.splice(0)) client.disconnect();
 });
 
@@ -215,6 +215,20 @@ describe('RedisHostGate', () => {
     }
     other.release(HOST);
     await until(async () => (await third.acquire(HOST)) === 0, 'the released slot', 5000);
+  });
+
+  it('a worker that closes its gate gives its leases back at once', async () => {
+    const server = await startRedis();
+    const client = connect(server);
+    const closing = worker(server, { perHost: 2 }, client);
+    expect(await closing.acquire(HOST)).toBe(0);
+    expect(await closing.acquire(HOST)).toBe(0);
+    const other = worker(server, { perHost: 2 });
+    expect(await other.acquire(HOST)).toBe(CAP_WAIT_MS);
+    closing.close();
+    await client.ping();
+    expect(await other.acquire(HOST)).toBe(0);
+    expect(await other.acquire(HOST)).toBe(0);
   });
 
   it('leaves no key behind once a host is idle: every key expires', async () => {

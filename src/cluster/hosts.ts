@@ -219,12 +219,15 @@ export class RedisHostGate implements HostGate {
     );
   }
 
-  /** Stops renewing, and gives back the leases still held (a run that ended gives back all of them as its requests end). */
-  async close(): Promise<void> {
+  /**
+   * Stops renewing, and gives back the leases still held (a run that ended gave all of them back as its
+   * requests ended). Sent without waiting: closing must not wait out a Redis outage, and a lease that
+   * does not arrive expires.
+   */
+  close(): void {
     this.#stopRenewal();
-    const held = [...this.#leases];
+    for (const [host, ids] of this.#leases) this.#redis.zrem(`${this.#prefix}leases:${host}`, ...ids).catch(noop);
     this.#leases.clear();
-    await Promise.all(held.map(([host, ids]) => this.#redis.zrem(`${this.#prefix}leases:${host}`, ...ids).catch(noop)));
   }
 
   #hold(host: string, id: string): void {
