@@ -65,7 +65,8 @@ if spacing > 0 then
   local nextAt = tonumber(redis.call('GET', KEYS[2]) or '0')
   if nextAt - now > wait then wait = nextAt - now end
 end
-if cap > 0 then
+-- Expired leases (their workers died) are dropped only when they would make up the cap: a call saved per acquire.
+if cap > 0 and redis.call('ZCARD', KEYS[1]) >= cap then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.3f', now))
   if redis.call('ZCARD', KEYS[1]) >= cap and wait < capWait then wait = capWait end
 end
