@@ -5,13 +5,14 @@
 import fs from 'node:fs/promises';
 import type { NameClaims } from './coordinate.js';
 import { DigestRegistry } from './dedupe.js';
+import { HttpStatusError, ImgdlError } from './errors.js';
 import { createAgent } from './fetch.js';
-import type { HostGate } from './hosts.js';
-import { LAYOUT_NAMES, makeRunContext, planItem, runTask, skipSaved, type Planned, type RunContext } from './item.js';
+import { LocalHostGate, type HostGate } from './hosts.js';
+import { failedTry, LAYOUT_NAMES, makeRunContext, planItem, skipSaved, startTries, tryTask, type Retry, type RunContext, type Task, type Tries } from './item.js';
 import type { ListItem } from './list.js';
 import { NameRegistry } from './naming.js';
 import { resolveOptions, type Options } from './options.js';
-import { runPool } from './pool.js';
+import { runPool, type PoolWork } from './pool.js';
 import { ProgressTracker } from './progress.js';
 import { ManifestWriter, readDoneKeys, type ItemResult } from './record.js';
 import { fileSystemError } from './write.js';
@@ -40,7 +41,9 @@ export function isBatched(source: Source): source is BatchedSource {
 /**
  * Downloads every item of `source` into `options.out`, yielding one
  * {@link ItemResult} per item as it finishes (in completion order). The source
- * is read only as fast as slots free up, so it may be endless. A failed item
+ * is read at most a window ahead of the slots (1024 items, or 32 per slot when
+ * that is more; one in sequential mode), so it may be endless. Slots are
+ * shared fairly across hosts, within `perHost` and `rate` for each. A failed item
  * never stops the run (a full disk stops new items from starting). Aborting
  * `options.stopSignal` stops it gently (no new items; those in flight get
  * `graceMs`), aborting `options.signal` at once.
@@ -117,7 +120,7 @@ export async function* downloadWith(
   if (resolved.insecure) log?.warn('TLS certificate verification is OFF (insecure): anyone on the path can read and alter these downloads');
 
   const sharded = resolved.layout === 'sharded';
-  async function* plan(): AsyncGenerator<Planned> {
+  async function* plan(): AsyncGenerator<Queued> {
     // Every item's place in the whole list, other shards' included: the sharded layout names files by it.
     let position = 0;
     for await (const entry of source) {
@@ -127,25 +130,58 @@ export async function* downloadWith(
       if (planned === undefined) continue;
       progress.read();
       const decided = sharded ? skipSaved(planned, ctx, true) : planned;
-      yield decided instanceof Promise ? await decided : decided;
+      const known = decided instanceof Promise ? await decided : decided;
+      yield 'task' in known ? { task: known.task, tries: undefined } : known;
     }
     progress.listComplete();
   }
-  const work = async (planned: Planned): Promise<ItemResult> => {
-    if ('result' in planned) {
-      progress.finished(planned.result, false);
-      return planned.result;
-    }
-    progress.started();
-    const result = workers ? await workers.run(planned.task, ctx.signal) : await runTask(planned.task, ctx);
-    // Worker threads have agents of their own, so their bytes are counted as each item finishes.
-    if (workers) progress.bytes(result.bytes);
-    progress.finished(result, true);
-    return result;
+  const gate = ctx.hosts ?? new LocalHostGate({ perHost: resolved.perHost, rate: resolved.rate });
+  const work: PoolWork<Queued, ItemResult> = {
+    hostOf: (queued) => ('task' in queued ? queued.task.url.host : undefined),
+    turn: async (queued, host) => {
+      if ('result' in queued) {
+        progress.finished(queued.result, false);
+        return queued;
+      }
+      const { task } = queued;
+      if (workers) {
+        progress.started();
+        const result = await workers.run(task, ctx.signal);
+        // Worker threads have agents of their own, so their bytes are counted as each item finishes.
+        progress.bytes(result.bytes);
+        progress.finished(result, true);
+        return { result };
+      }
+      if (queued.tries === undefined) {
+        queued.tries = startTries();
+        progress.started();
+      }
+      const outcome = await tryTask(task, ctx, queued.tries);
+      if ('retryInMs' in outcome) {
+        await pauseFor(outcome, host!, task.shownUrl);
+        return outcome;
+      }
+      progress.finished(outcome, true);
+      return { result: outcome };
+    },
+    stopped: (queued) => {
+      // Never started: left out, like the lines not read yet. Waiting for its next try: it ends here.
+      if (!('task' in queued) || queued.tries === undefined) return undefined;
+      const result = failedTry(queued.task, queued.tries, new ImgdlError('ABORTED', 'stopped while waiting to retry', { url: queued.task.shownUrl }));
+      progress.finished(result, true);
+      return result;
+    },
+  };
+  /** A server's Retry-After on 429 or 503 holds back the whole host, not just this item; said once per pause. */
+  const pauseFor = async (retry: Retry, host: string, url: string): Promise<void> => {
+    const { error } = retry;
+    if (!(error instanceof HttpStatusError) || error.retryAfterMs === undefined || error.status === undefined || !PAUSE_STATUSES.has(error.status)) return;
+    const fresh = await Promise.resolve(gate.pause(host, Date.now() + retry.retryInMs)).catch(() => false);
+    if (fresh) log?.warn({ host, url, status: error.status, waitMs: retry.retryInMs }, `${host} answered HTTP ${error.status} asking to wait ${Math.ceil(retry.retryInMs / 1000)} s: pausing every request to it until then`);
   };
 
   try {
-    for await (const result of runPool(plan(), resolved.concurrency, work, drain.signal)) {
+    for await (const result of runPool(plan(), { concurrency: resolved.concurrency, readAhead: readAheadFor(resolved), gate, signal: drain.signal }, work)) {
       // Items the manifest already records as done are not recorded again.
       if (result.skipReason !== 'manifest') manifest?.write(result);
       if (result.status === 'failed') {
@@ -171,6 +207,20 @@ export async function* downloadWith(
     await ctx.agent.destroy().catch(() => undefined);
     await workers?.destroy().catch(() => undefined);
   }
+}
+
+/** A planned item as the pool holds it: with its tries once the first has started. */
+type Queued = { task: Task; tries: Tries | undefined } | { result: ItemResult };
+
+/** The statuses whose Retry-After pauses a whole host. */
+const PAUSE_STATUSES = new Set([429, 503]);
+
+/**
+ * How many items are read ahead of the slots: enough that the other hosts' items are at hand while
+ * one host is slow, paused or at its limit. Sequential mode reads one at a time and keeps list order.
+ */
+function readAheadFor(options: ResolvedOptions): number {
+  return options.mode === 'sequential' ? 1 : Math.max(1024, 32 * options.concurrency);
 }
 
 /**

@@ -267,32 +267,56 @@ export function startTries(): Tries {
   return { count: 0, httpStatus: null, contentType: null, started: performance.now() };
 }
 
+/** The wait before a task's next try: the answer of {@link tryTask} when a retryable failure has tries left. */
+export interface Retry {
+  retryInMs: number;
+  /** What failed this try. */
+  error: unknown;
+}
+
 /**
  * Downloads one task to its file, retrying what is worth retrying (see
- * retry.ts): the loop around {@link attempt}. Never rejects: every failure
- * becomes a `failed` record.
+ * retry.ts): {@link tryTask} in a loop, waiting in between. Never rejects:
+ * every failure becomes a `failed` record. The scheduler runs the same tries
+ * itself, so that a task waiting for its next one holds no slot.
  */
 export async function runTask(task: Task, ctx: RunContext): Promise<ItemResult> {
   const tries = startTries();
+  for (;;) {
+    const outcome = await tryTask(task, ctx, tries);
+    if (!('retryInMs' in outcome)) return outcome;
+    try {
+      await waitBeforeRetry(outcome.retryInMs, ctx.signal, task.shownUrl);
+    } catch (error) {
+      return failedTry(task, tries, error);
+    }
+  }
+}
+
+/**
+ * One try of a task: its record, or, after a failure another try may mend
+ * (see retry.ts), the wait before that try. The first try skips a file
+ * already saved. Never rejects.
+ */
+export async function tryTask(task: Task, ctx: RunContext, tries: Tries): Promise<ItemResult | Retry> {
   try {
-    if (ctx.options.onExists === 'skip' && (await ctx.parts.exists(task.finalPath))) {
+    if (tries.count === 0 && ctx.options.onExists === 'skip' && (await ctx.parts.exists(task.finalPath))) {
       // A part file beside a finished one is left from an older download: nothing will continue it.
       const part = partPath(task.finalPath);
       if (await ctx.parts.take(part)) await removePart(part);
       return skipped(task.item, task.shownUrl, 'exists', task.relPath);
     }
-    for (;;) {
-      try {
-        return await attempt(task, ctx, tries);
-      } catch (error) {
-        const wait = ctx.signal.aborted ? undefined : nextTryIn(error, tries.count, ctx.options);
-        if (wait === undefined) throw error;
-        ctx.options.logger?.debug({ url: task.shownUrl, attempt: tries.count, waitMs: wait, error: toErrorRecord(error) }, `retrying ${task.shownUrl} in ${wait} ms`);
-        await waitBeforeRetry(wait, ctx.signal, task.shownUrl);
-      }
-    }
+    return await attempt(task, ctx, tries);
   } catch (error) {
-    return failedTry(task, tries, error);
+    try {
+      const wait = ctx.signal.aborted ? undefined : nextTryIn(error, tries.count, ctx.options);
+      if (wait === undefined) return failedTry(task, tries, error);
+      ctx.options.logger?.debug({ url: task.shownUrl, attempt: tries.count, waitMs: wait, error: toErrorRecord(error) }, `retrying ${task.shownUrl} in ${wait} ms`);
+      return { retryInMs: wait, error };
+    } catch (tooLong) {
+      // The server asked for a longer wait than allowed.
+      return failedTry(task, tries, tooLong);
+    }
   }
 }
 

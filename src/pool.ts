@@ -1,32 +1,59 @@
 /**
- * The pool: runs `work` over a stream of tasks with at most `limit` in flight
- * and yields results as they finish.
+ * The pool: reads tasks a window ahead, starts them through the
+ * {@link Scheduler} (slots shared fairly across hosts, each host's gate
+ * obeyed), and yields results as they finish.
  *
- * Backpressure runs both ways: the next task is pulled from the source only
- * when a slot is free and fewer than `limit` results wait to be consumed, so
- * memory stays flat however long the list and however slow the consumer.
+ * A task runs in turns: a turn ends with the task's result, or with a wait
+ * before its next turn (a retry), during which it holds no slot. So a slow,
+ * paused or failing host keeps only its share of the slots, and the other
+ * hosts' tasks in the window take the rest.
+ *
+ * Backpressure runs both ways: the source is read only while fewer than
+ * `readAhead` tasks are waiting, running or finished but not yet consumed, and
+ * a result holds its slot until it is consumed, so memory stays flat however
+ * long the list and however slow the consumer.
  */
-import pLimit from 'p-limit';
+import type { HostGate } from './hosts.js';
+import { Scheduler } from './schedule.js';
+
+/** How one turn of a task ended: its result, or a wait before its next turn. */
+export type Turn<R> = { result: R } | { retryInMs: number };
+
+/** What the pool does with its tasks. */
+export interface PoolWork<T, R> {
+  /** The host a task's requests go to; undefined for a task that makes none (its turn runs at once, without a slot). */
+  hostOf(task: T): string | undefined;
+  /** Runs one turn. Expected to turn its own failures into results; a rejection stops the pool and is rethrown. */
+  turn(task: T, host: string | undefined): Promise<Turn<R>>;
+  /** The result of a task the pool stopped while it waited (for its first turn or its next); undefined to drop it. */
+  stopped(task: T): R | undefined;
+}
+
+/** How {@link runPool} runs. */
+export interface PoolOptions {
+  /** Most turns running at once, across all hosts. */
+  concurrency: number;
+  /** Most tasks read from the source and not yet consumed as results. */
+  readAhead: number;
+  gate: HostGate;
+  /** When it aborts, no further task is read or started; turns running go on, and tasks waiting end as {@link PoolWork.stopped} says. */
+  signal?: AbortSignal | undefined;
+}
 
 /**
- * Yields `work(task)` for every task of `source`, in completion order, with at
- * most `limit` calls in flight. `work` is expected to turn its own failures
- * into results; if it rejects anyway, or the source throws, the pool lets the
- * calls in flight settle and then rethrows. When `signal` aborts, no further
- * task is pulled. Stopping the iteration early also stops pulling.
+ * Yields a result for every task of `source`, in completion order. When the
+ * source throws or a turn rejects, the turns running settle, and then it is
+ * rethrown. Stopping the iteration early stops reading and starting.
  */
-export async function* runPool<T, R>(
-  source: AsyncIterable<T> | Iterable<T>,
-  limit: number,
-  work: (task: T) => Promise<R>,
-  signal?: AbortSignal,
-): AsyncGenerator<R> {
-  const limiter = pLimit(limit);
-  const finished: R[] = [];
+export async function* runPool<T, R>(source: AsyncIterable<T> | Iterable<T>, options: PoolOptions, work: PoolWork<T, R>): AsyncGenerator<R> {
+  const { signal } = options;
+  /** Results not yet consumed, each with the host whose slot it holds until then (see below). */
+  const finished: Array<{ result: R; host: string | undefined }> = [];
   let failure: { error: unknown } | undefined;
   let sourceDone = false;
   let stopped = false;
-  let running = 0;
+  /** Turns running, including those of tasks without a host. */
+  let active = 0;
   let wakeConsumer: (() => void) | undefined;
   let wakeProducer: (() => void) | undefined;
 
@@ -34,31 +61,49 @@ export async function* runPool<T, R>(
     wakeConsumer?.();
     wakeProducer?.();
   };
-  const onAbort = (): void => {
+  const settle = (task: T, host: string | undefined, turn: Promise<Turn<R>>): void => {
+    active++;
+    turn.then(
+      (outcome) => {
+        active--;
+        if ('result' in outcome) finished.push({ result: outcome.result, host });
+        else {
+          scheduler.done(host!);
+          if (stopped) keep(work.stopped(task));
+          else scheduler.addLater(host!, task, outcome.retryInMs);
+        }
+        notify();
+      },
+      (error: unknown) => {
+        active--;
+        if (host !== undefined) scheduler.done(host);
+        failure ??= { error };
+        stop();
+        notify();
+      },
+    );
+  };
+  const scheduler = new Scheduler<T>({ concurrency: options.concurrency, gate: options.gate }, (task, host) => settle(task, host, work.turn(task, host)));
+  const keep = (result: R | undefined): void => {
+    if (result !== undefined) finished.push({ result, host: undefined });
+  };
+  const stop = (): void => {
+    if (stopped) return;
     stopped = true;
+    for (const task of scheduler.stop()) keep(work.stopped(task));
     notify();
   };
-  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) stop();
+  signal?.addEventListener('abort', stop, { once: true });
 
   const produce = async (): Promise<void> => {
     try {
       for await (const task of source) {
-        if (stopped || signal?.aborted) break;
-        running++;
-        limiter(() => work(task)).then(
-          (result) => {
-            running--;
-            finished.push(result);
-            notify();
-          },
-          (error: unknown) => {
-            running--;
-            failure ??= { error };
-            stopped = true;
-            notify();
-          },
-        );
-        while (!stopped && running + finished.length >= limit) {
+        if (stopped) break;
+        const host = work.hostOf(task);
+        if (host === undefined) settle(task, undefined, work.turn(task, undefined));
+        else scheduler.add(host, task);
+        while (!stopped && scheduler.waiting + active + finished.length >= options.readAhead) {
           await new Promise<void>((resolve) => (wakeProducer = resolve));
           wakeProducer = undefined;
         }
@@ -66,6 +111,7 @@ export async function* runPool<T, R>(
       }
     } catch (error) {
       failure ??= { error };
+      stop();
     } finally {
       sourceDone = true;
       notify();
@@ -78,19 +124,20 @@ export async function* runPool<T, R>(
       const next = finished.shift();
       if (next !== undefined) {
         notify();
-        yield next;
+        yield next.result;
+        // The slot is freed once the consumer has seen the result, so that it can stop the run first (a full disk).
+        if (next.host !== undefined) scheduler.done(next.host);
         continue;
       }
       // Once stopped, the source may be waiting for input that never comes (stdin): do not wait for it.
-      if ((sourceDone || stopped) && running === 0) break;
+      if ((sourceDone || stopped) && active === 0 && scheduler.waiting === 0) break;
       await new Promise<void>((resolve) => (wakeConsumer = resolve));
       wakeConsumer = undefined;
     }
     if (sourceDone) await producing;
     if (failure) throw failure.error;
   } finally {
-    stopped = true;
-    notify();
-    signal?.removeEventListener('abort', onAbort);
+    stop();
+    signal?.removeEventListener('abort', stop);
   }
 }

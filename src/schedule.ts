@@ -50,6 +50,7 @@ export class Scheduler<T> {
   #running = 0;
   #waiting = 0;
   #dispatching = false;
+  #dispatchSoon: NodeJS.Immediate | undefined;
   #stopped = false;
 
   /** `start` is called for each task allowed to run; the caller calls {@link done} with its host when it ends. */
@@ -69,14 +70,18 @@ export class Scheduler<T> {
     return this.#waiting;
   }
 
-  /** Queues `task` for `host`. */
+  /**
+   * Queues `task` for `host`. Tasks start on the next turn of the event loop, not at once: tasks added
+   * together (a list read ahead) are then shared out among all their hosts, where starting each as it
+   * came would give the first host every slot.
+   */
   add(host: string, task: T): void {
     if (this.#stopped) throw new Error('the scheduler has stopped');
-    const state = this.#state(host);
-    state.queue.push(task);
-    this.#waiting++;
-    this.#makeReady(state);
-    this.#dispatch();
+    this.#enqueue(host, task);
+    this.#dispatchSoon ??= setImmediate(() => {
+      this.#dispatchSoon = undefined;
+      this.#dispatch();
+    });
   }
 
   /** Queues `task` for `host` after `delayMs`; it counts as waiting meanwhile, and holds no slot. */
@@ -87,7 +92,8 @@ export class Scheduler<T> {
       this.#delayed.delete(timer);
       this.#delayedTasks.delete(timer);
       this.#waiting--;
-      this.add(host, task);
+      this.#enqueue(host, task);
+      this.#dispatch();
     }, delayMs);
     this.#delayed.add(timer);
     this.#delayedTasks.set(timer, task);
@@ -112,6 +118,7 @@ export class Scheduler<T> {
    */
   stop(): T[] {
     this.#stopped = true;
+    clearImmediate(this.#dispatchSoon);
     const left: T[] = [...this.#delayedTasks.values()];
     for (const timer of this.#delayed) clearTimeout(timer);
     this.#delayed.clear();
@@ -126,6 +133,13 @@ export class Scheduler<T> {
     for (const bucket of this.#ready) bucket.clear();
     this.#waiting = 0;
     return left;
+  }
+
+  #enqueue(host: string, task: T): void {
+    const state = this.#state(host);
+    state.queue.push(task);
+    this.#waiting++;
+    this.#makeReady(state);
   }
 
   #state(host: string): HostState<T> {

@@ -27,6 +27,8 @@ function harness(concurrency: number, gate: HostGate = new LocalHostGate()) {
   });
   const add = (host: string, count: number): void => {
     for (let i = 0; i < count; i++) scheduler.add(host, { host, id: `${host}${i}` });
+    // Tasks added together start on the next turn of the event loop.
+    vi.advanceTimersByTime(0);
   };
   /** Ends the oldest running job of `host` (any host when omitted). */
   const finish = (host?: string): Job => {

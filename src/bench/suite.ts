@@ -5,7 +5,7 @@
  * and the targets as ratios against baselines measured in that same run (so
  * a busy machine slows both sides of each ratio).
  *
- *   node dist/bench/suite.js [--only latency,sequential,flood,bulk,startup,cluster,million] [--runs 5]
+ *   node dist/bench/suite.js [--only latency,sequential,flood,bulk,startup,hosts,cluster,million] [--runs 5]
  *                            [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI]
  *                            [--million-runs 3] [--million-items 1000000] [--json]
  *
@@ -43,7 +43,7 @@ const SERVER_PATH = fileURLToPath(new URL('./server.js', import.meta.url));
 const REFERENCE_PATH = fileURLToPath(new URL('./reference.js', import.meta.url));
 const REFERENCE = 'bare undici (reference)';
 const TIME = '/usr/bin/time';
-const SCENARIOS = ['latency', 'sequential', 'flood', 'bulk', 'startup', 'cluster', 'million'] as const;
+const SCENARIOS = ['latency', 'sequential', 'flood', 'bulk', 'startup', 'hosts', 'cluster', 'million'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 /** What runs without --only: everything but the half-hour million scenario. */
 const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter((name) => name !== 'million');
@@ -341,7 +341,7 @@ function reference(list: string, c: number): Contender {
 }
 
 async function scenario(
-  name: Exclude<ScenarioName, 'cluster' | 'million'>,
+  name: Exclude<ScenarioName, 'hosts' | 'cluster' | 'million'>,
   s: Settings,
   servers: { slow: string; fast: string },
 ): Promise<ScenarioResult> {
@@ -475,6 +475,7 @@ async function main(): Promise<void> {
   const fast = await startServer(0);
   const results: ScenarioResult[] = [];
   let clusterResult: import('./cluster.js').ClusterBenchResult | undefined;
+  let hostsResult: import('./hosts.js').HostsBenchResult | undefined;
   let million: MillionResult | undefined;
   const started = performance.now();
   try {
@@ -487,6 +488,15 @@ async function main(): Promise<void> {
           await fs.rm(dir, { recursive: true, force: true });
         }
         if (!s.json) process.stdout.write(formatMillion(million));
+        continue;
+      }
+      if (name === 'hosts') {
+        // Ten loopback hosts of its own, one slow and one answering 429: see bench/hosts.ts.
+        const { hostsBench, formatHostsBench } = await import('./hosts.js');
+        const tty = process.stderr.isTTY;
+        hostsResult = await hostsBench(s.runs, tty ? (what) => process.stderr.write(`\r\x1b[Khosts: ${what}`) : undefined);
+        if (tty) process.stderr.write('\r\x1b[K');
+        if (!s.json) process.stdout.write(formatHostsBench(hostsResult));
         continue;
       }
       if (name === 'cluster') {
@@ -511,6 +521,10 @@ async function main(): Promise<void> {
     await Promise.all([slow.stop(), fast.stop()]);
   }
   const goals = targets(results);
+  if (hostsResult) {
+    const ratio = Math.round(hostsResult.slowdown * 1000) / 1000;
+    goals.push({ what: "hosts: the good hosts' files/s alone ÷ beside a slow and a 429 host", ratio, limit: 1.25, met: ratio <= 1.25 });
+  }
   if (clusterResult) {
     for (const [what, value] of [['cluster: queue overhead, 1 worker', clusterResult.overheadOneWorker], ['cluster: queue overhead, 3 workers', clusterResult.overheadThreeWorkers]] as const) {
       const ratio = Math.round((1 + value) * 1000) / 1000;
@@ -519,7 +533,7 @@ async function main(): Promise<void> {
   }
   if (s.json) {
     const extra = million ? { million: { ...million, targets: millionTargets(million) } } : {};
-    process.stdout.write(JSON.stringify({ runs: s.runs, cpus: os.availableParallelism(), results, cluster: clusterResult, targets: goals, ...extra }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ runs: s.runs, cpus: os.availableParallelism(), results, hosts: hostsResult, cluster: clusterResult, targets: goals, ...extra }, null, 2) + '\n');
     return;
   }
   const lines = goals.map((t) => [t.what, t.ratio === undefined ? 'n/a' : t.ratio.toFixed(3), `≤ ${t.limit}`, t.met === undefined ? '-' : t.met ? 'met' : 'MISSED']);
