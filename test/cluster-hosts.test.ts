@@ -1,18 +1,26 @@
 /**
- * The per-host gate shared through Redis, against a real redis-server: each
- * gate on its own connection stands for one worker. Concurrency is counted
- * (grants minus releases), spacing is read from the gates' own answers, and
- * round trips are counted by the server (INFO commandstats).
+ * Per-host limits shared by every worker of a queue, against a real
+ * redis-server. First the gate itself, each gate on its own connection
+ * standing for one worker: concurrency is counted (grants minus releases),
+ * spacing is read from the gates' own answers, and round trips are counted
+ * by the server (INFO commandstats). Then three workers of the built CLI,
+ * measured at the fixture servers.
  */
+import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import { http } from 'msw';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CAP_WAIT_MS, PAUSES_FRESH_MS, RedisHostGate, type RedisHostGateOptions } from '../src/cluster/hosts.js';
 import { producerOptions, parseQueueUrl, workerOptions } from '../src/cluster/connection.js';
-import { until } from './cluster-helpers.js';
+import { queueStatus } from '../src/cluster/status.js';
+import type { FixtureServer } from '../src/fixture-server.js';
+import { listFile, startCli, until } from './cluster-helpers.js';
+import { listFiles, runCli, serve, tempDir } from './helpers.js';
 import { startRedis, type RedisServer } from './redis.js';
 
-vi.setConfig({ testTimeout: 60_000 });
+// The cluster runs start Node processes that load BullMQ: on a busy two-core machine, seconds each.
+vi.setConfig({ testTimeout: 180_000 });
 
 const HOST = 'img.example:443';
 
@@ -270,5 +278,105 @@ describe('RedisHostGate', () => {
     expect(answered).toBe(false);
     await server.restart();
     expect(await waiting).toBe(0);
+  });
+});
+
+/** A fixture server that notes when each request to it starts (`performance.now()`), and `items` of its images. */
+async function timedHost(
+  items: number,
+  options: { latencyMs?: number; holdUntilInFlight?: number; answer?: (n: number) => Response | undefined } = {},
+): Promise<{ server: FixtureServer; starts: number[]; urls: string[] }> {
+  const starts: number[] = [];
+  const { answer, ...serverOptions } = options;
+  const server = await serve({
+    ...serverOptions,
+    handlers: [
+      http.get('*/gen/:name', () => {
+        starts.push(performance.now());
+        return answer?.(starts.length);
+      }),
+    ],
+  });
+  const urls = Array.from({ length: items }, (_, i) => server.url(`/gen/${i + 1}.jpg?bytes=1000`));
+  return { server, starts, urls };
+}
+
+/** What one worker of {@link threeWorkers} printed: its summary and its log. */
+interface WorkerRun {
+  summary: { ok: number; batches: number };
+  stderr: string;
+}
+
+/**
+ * Starts three workers of the built CLI, waits until all three listen on the queue (so that each takes
+ * batches), enqueues `urls` in batches of 5 with `flags`, waits until every item has a record, and stops
+ * the workers.
+ */
+async function threeWorkers(urls: readonly string[], flags: string[], workerFlags = ['-c', '8', '-q']): Promise<WorkerRun[]> {
+  const redis = await startRedis();
+  const dir = await tempDir();
+  const out = path.join(dir, 'out');
+  const workers = [0, 1, 2].map(() => startCli(['worker', '--queue', redis.url, '-o', out, '--json', ...workerFlags]));
+  await until(async () => (await queueStatus(redis.url)).workers === 3, 'three workers to listen on the queue', 120_000);
+  const added = await runCli(['enqueue', '--queue', redis.url, '-i', await listFile(dir, urls), '--batch', '5', ...flags]);
+  expect(added.code, added.stderr).toBe(0);
+  await until(async () => (await queueStatus(redis.url)).ok === urls.length, 'every item to be saved', 120_000);
+  for (const worker of workers) worker.child.kill('SIGTERM');
+  const runs: WorkerRun[] = [];
+  for (const worker of workers) {
+    const run = await worker.done;
+    expect(run.code, run.stderr).toBe(143);
+    runs.push({ summary: JSON.parse(run.stdout) as WorkerRun['summary'], stderr: run.stderr });
+  }
+  expect(await listFiles(out)).toHaveLength(urls.length);
+  // Each worker took batches: what held, held across processes, not within one.
+  for (const { summary } of runs) expect(summary.batches).toBeGreaterThan(0);
+  expect(runs.map((r) => r.summary.batches).reduce((a, b) => a + b)).toBe(Math.ceil(urls.length / 5));
+  return runs;
+}
+
+describe('three workers of one queue', () => {
+  it('keep the per-host --rate across them, measured at the server', async () => {
+    const rate = 10;
+    const hosts = [await timedHost(30), await timedHost(30)];
+    await threeWorkers([...hosts[0]!.urls, ...hosts[1]!.urls], ['--rate', `${rate}/s`]);
+    for (const { starts, server } of hosts) {
+      expect(server.stats.requests).toBe(30);
+      const sorted = [...starts].sort((a, b) => a - b);
+      // At most rate + 1 starts in any second (the first of a window is free): the k-th and the
+      // (k + rate + 1)-th are a second apart, less 10 % for the way from Redis's grant to the server.
+      for (let k = 0; k + rate + 1 < sorted.length; k++) {
+        expect(sorted[k + rate + 1]! - sorted[k]!, `requests ${k} to ${k + rate + 1}`).toBeGreaterThanOrEqual(900);
+      }
+    }
+  });
+
+  it('keep the --per-host cap across them, counted in flight at the server', async () => {
+    const { server, urls } = await timedHost(40, { latencyMs: 100 });
+    await threeWorkers(urls, ['--per-host', '2']);
+    expect(server.stats.requests).toBe(40);
+    // Three workers of -c 8 would have 24 in flight; the queue's cap holds them to 2, and they reach it.
+    expect(server.stats.peakInFlight).toBe(2);
+  });
+
+  it('all hold back for a 429\'s Retry-After, and the pause is logged once across them', async () => {
+    let pausedAt = 0;
+    // With -c 1 each, three requests in flight at once are one from each worker: all three get the 429.
+    const { server, starts, urls } = await timedHost(20, {
+      holdUntilInFlight: 3,
+      answer: (n) => {
+        if (n > 3) return undefined;
+        pausedAt = performance.now();
+        return new Response(null, { status: 429, headers: { 'retry-after': '1' } });
+      },
+    });
+    const runs = await threeWorkers(urls, [], ['-c', '1']);
+    expect(server.stats.requests).toBe(23);
+    const logged = runs.flatMap((r) => r.stderr.split('\n').filter((line) => line.includes('answered HTTP 429')));
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toContain('pausing every request to it');
+    // Nothing more reached the host before the second it asked for was over (less 10 %).
+    const after = starts.slice(3);
+    expect(Math.min(...after) - pausedAt).toBeGreaterThanOrEqual(900);
   });
 });
