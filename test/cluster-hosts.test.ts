@@ -362,7 +362,8 @@ describe('three workers of one queue', () => {
   it('all hold back for a 429\'s Retry-After, and the pause is logged once across them', async () => {
     let pausedAt = 0;
     // With -c 1 each, three requests in flight at once are one from each worker: all three get the 429.
-    const { server, starts, urls } = await timedHost(20, {
+    // Six batches: two workers hold at most four, blocked on their held requests, so the third takes one.
+    const { server, starts, urls } = await timedHost(30, {
       holdUntilInFlight: 3,
       answer: (n) => {
         if (n > 3) return undefined;
@@ -371,7 +372,7 @@ describe('three workers of one queue', () => {
       },
     });
     const runs = await threeWorkers(urls, [], ['-c', '1']);
-    expect(server.stats.requests).toBe(23);
+    expect(server.stats.requests).toBe(33);
     const logged = runs.flatMap((r) => r.stderr.split('\n').filter((line) => line.includes('answered HTTP 429')));
     expect(logged).toHaveLength(1);
     expect(logged[0]).toContain('pausing every request to it');
