@@ -181,7 +181,8 @@ describe('RedisHostGate', () => {
 
   it('without cap or rate, acquires cost no round trip each: one reading of the pauses per 100 ms at most', async () => {
     const server = await startRedis();
-    const gate = worker(server, {});
+    // Never waiting for a reading, so that a stalled machine cannot turn the answer below into a promise.
+    const gate = worker(server, { pausesStaleMs: 600_000 });
     const client = connect(server);
     const before = await calls(client, 'evalsha') + (await calls(client, 'eval'));
     let answers = 0;
@@ -201,7 +202,7 @@ describe('RedisHostGate', () => {
     // A copy older than PAUSES_FRESH_MS is read again, in the background: this acquire is answered from the old one.
     await delay(PAUSES_FRESH_MS + 10);
     expect(gate.acquire(HOST)).toBe(0);
-    await until(async () => (await calls(client, 'evalsha')) + (await calls(client, 'eval')) === after + 1, 'the pauses to be read again', 5000);
+    await until(async () => (await calls(client, 'evalsha')) + (await calls(client, 'eval')) >= after + 1, 'the pauses to be read again', 5000);
   });
 
   it('a dead worker\'s lease frees its slot after the lease time; a live one\'s is renewed', async () => {

@@ -128,6 +128,10 @@ interface Scripts {
 export interface RedisHostGateOptions extends HostLimits {
   /** How long a lease outlives a worker that stopped renewing it, in ms. Default 30000 (a worker's default `--lock-ms`). */
   leaseMs?: number | undefined;
+  /** Without cap or rate: how old the copy of the pauses may get before it is read again in the background, in ms. Default {@link PAUSES_FRESH_MS}. */
+  pausesFreshMs?: number | undefined;
+  /** ... and before an acquire waits for that reading, in ms. Default {@link PAUSES_STALE_MS}. */
+  pausesStaleMs?: number | undefined;
 }
 
 const noop = (): void => undefined;
@@ -150,6 +154,8 @@ export class RedisHostGate implements HostGate {
   /** 0: no rate. */
   readonly #spacingMs: number;
   readonly #leaseMs: number;
+  readonly #pausesFreshMs: number;
+  readonly #pausesStaleMs: number;
   /** Has a cap or a rate, so acquires ask Redis. */
   readonly #limited: boolean;
   /** Lease IDs are this gate's token and a counter, unique across workers. */
@@ -175,6 +181,8 @@ export class RedisHostGate implements HostGate {
     this.#spacingMs = options.rate === undefined ? 0 : 1000 / options.rate;
     this.#leaseMs = Math.max(1, Math.round(options.leaseMs ?? 30_000));
     this.#limited = this.#perHost > 0 || this.#spacingMs > 0;
+    this.#pausesFreshMs = options.pausesFreshMs ?? PAUSES_FRESH_MS;
+    this.#pausesStaleMs = Math.max(this.#pausesFreshMs, options.pausesStaleMs ?? PAUSES_STALE_MS);
   }
 
   acquire(host: string): number | Promise<number> {
@@ -259,8 +267,8 @@ export class RedisHostGate implements HostGate {
   #pausedFor(host: string): number | Promise<number> {
     const now = Date.now();
     const age = now - this.#pausesAt;
-    if (age >= PAUSES_FRESH_MS) this.#reading ??= this.#readPauses();
-    if (age >= PAUSES_STALE_MS) return this.#reading!.then(() => this.#left(host, Date.now()));
+    if (age >= this.#pausesFreshMs) this.#reading ??= this.#readPauses();
+    if (age >= this.#pausesStaleMs) return this.#reading!.then(() => this.#left(host, Date.now()));
     return this.#left(host, now);
   }
 
