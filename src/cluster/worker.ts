@@ -38,6 +38,7 @@ import type { ItemResult } from '../record.js';
 import { RunReport, type RunSummary } from '../report.js';
 import { QUEUE_NAME, isConnectionError, parseQueueUrl, preflight, workerOptions } from './connection.js';
 import { Feed } from './feed.js';
+import { RedisHostGate } from './hosts.js';
 import { decodeBatch } from './jobs.js';
 import { ClusterNames } from './names.js';
 import { Claim, Store, itemKey } from './store.js';
@@ -148,6 +149,21 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const redis = new Redis(workerOptions(address));
   const store = new Store(redis, QUEUE_NAME);
   const names = new ClusterNames(store);
+  /**
+   * One gate per distinct (--per-host, --rate) the batches carry: their limits travel with the jobs, so
+   * two runs may want two. All of them keep the same hosts' books in Redis. A lease outlives a dead
+   * worker by --lock-ms, as its batch does.
+   */
+  const gates = new Map<string, RedisHostGate>();
+  const gateFor = (resolved: ResolvedOptions): RedisHostGate => {
+    const key = `${resolved.perHost ?? ''}/${resolved.rate ?? ''}`;
+    let gate = gates.get(key);
+    if (gate === undefined) {
+      gate = new RedisHostGate(redis, QUEUE_NAME, { perHost: resolved.perHost, rate: resolved.rate, leaseMs: lockMs });
+      gates.set(key, gate);
+    }
+    return gate;
+  };
   const queue = new Queue(QUEUE_NAME, { connection: redis });
   const report = new RunReport('cluster worker', concurrency);
   const stopping = new AbortController();
@@ -211,9 +227,9 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     const run: Run = { key, feed: new Feed(), fed: 0, ended: false, routes: new Map(), finished: Promise.resolve() };
     run.finished = (async () => {
       try {
-        // What the whole queue shares comes in here: names now; the per-host budget (--per-host, --rate, a 429's
-        // pause) once the core's scheduler asks an interface for it, answered from Redis across all workers.
-        const ctx = await createRunContext(resolved, undefined, { names });
+        // What the whole queue shares comes in here: the names, and each host's budget (--per-host, --rate,
+        // a server's pause), answered from Redis for all workers.
+        const ctx = await createRunContext(resolved, undefined, { names, hosts: gateFor(resolved) });
         for await (const result of downloadWith(run.feed, ctx)) await settle(run, result);
       } catch (error) {
         log?.error(`a run stopped: ${describeError(error)}`);
@@ -359,6 +375,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     await worker.close().catch(() => undefined);
     current?.feed.end();
     await current?.finished;
+    for (const gate of gates.values()) gate.close();
     await queue.close().catch(() => undefined);
     redis.disconnect();
   }
