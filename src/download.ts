@@ -43,9 +43,9 @@ export function isBatched(source: Source): source is BatchedSource {
  * {@link ItemResult} per item as it finishes (in completion order). The source
  * is read a bounded window ahead of the slots (256 items, or 8 per slot when
  * that is more; up to 1024, or 32 per slot, while hosts are held back; one in
- * sequential mode), so it may be endless. Slots are
- * shared fairly across hosts, within `perHost` and `rate` for each. A failed item
- * never stops the run (a full disk stops new items from starting). Aborting
+ * sequential mode), so it may be endless. Slots are shared fairly across
+ * hosts, within `perHost` and `rate` for each. A failed item never stops the
+ * run (a full disk stops new items from starting). Aborting
  * `options.stopSignal` stops it gently (no new items; those in flight get
  * `graceMs`), aborting `options.signal` at once.
  *
