@@ -163,7 +163,7 @@ interface RunOption {
 }
 
 function parser(yargs: YargsModule['default'], args: string[]) {
-  return yargs(args)
+  const y = yargs(args)
     .scriptName('imgdl')
     .usage('$0 [urls..] [options]\n\nDownload images from URLs given as arguments, in list files, or piped on stdin.')
     .command('$0 [urls..]', false)
@@ -183,9 +183,17 @@ function parser(yargs: YargsModule['default'], args: string[]) {
     .example('$0 -i urls.txt -o photos --layout sharded --shard 0/4 --manifest m0.jsonl', 'Slice 0 of 4 of a long list, named by position')
     .example('$0 -i urls.txt -H "Authorization: Bearer $TOKEN" --referer https://example.com/', 'Send extra headers')
     .example('$0 -i urls.txt --proxy http://proxy.lan:3128', 'Go through a proxy')
-    .example('$0 https://10.0.0.5/a.jpg --cacert ca.pem', 'Trust a private CA')
-    .strict()
-    .version(VERSION)
+    .example('$0 https://10.0.0.5/a.jpg --cacert ca.pem', 'Trust a private CA');
+  return strictParser(y, VERSION);
+}
+
+/**
+ * What every imgdl parser shares: unknown flags refused, `-h`, help as wide as the terminal (100 columns at
+ * most), and usage errors thrown as {@link UsageError} instead of printed with an exit, so that each command
+ * chooses its own exit code. `version` is false for subcommands, which have none of their own.
+ */
+export function strictParser<T>(y: Yargs<T>, version: string | false): Yargs<T> {
+  return (version === false ? y.strict().version(false) : y.strict().version(version))
     .help()
     .alias('help', 'h')
     .wrap(Math.min(100, process.stdout.columns || 100))
@@ -493,7 +501,7 @@ interface ReportArgv {
 }
 
 function reportParser(yargs: YargsModule['default'], args: string[]) {
-  return yargs(args)
+  const y = yargs(args)
     .scriptName('imgdl report')
     .usage(
       '$0 MANIFEST... [options]\n\nMerge the manifests of several runs (the shards of one list, a run and its reruns) into one summary. ' +
@@ -503,16 +511,8 @@ function reportParser(yargs: YargsModule['default'], args: string[]) {
     .positional('manifests', { type: 'string', array: true, describe: 'Manifest files (--manifest of each run)' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the summary as JSON on stdout, in the shape of a run\'s --json' })
     .option('color', { type: 'boolean', defaultDescription: 'on for a terminal, off when NO_COLOR is set', describe: 'Colour in the summary' })
-    .example('$0 shard-*.jsonl --json', 'One summary for every shard of a list')
-    .strict()
-    .help()
-    .alias('help', 'h')
-    .version(false)
-    .wrap(Math.min(100, process.stdout.columns || 100))
-    .exitProcess(false)
-    .fail((message, error) => {
-      throw error ?? new UsageError(message);
-    });
+    .example('$0 shard-*.jsonl --json', 'One summary for every shard of a list');
+  return strictParser(y, false);
 }
 
 /** `imgdl report`: exit 0 when every URL ended ok or skipped, 1 when any failed, 2 for a usage error or an unreadable manifest. */
@@ -558,7 +558,7 @@ interface BenchArgv {
 }
 
 function benchParser(yargs: YargsModule['default'], args: string[]) {
-  return yargs(args)
+  const y = yargs(args)
     .scriptName('imgdl bench')
     .usage('$0 [urls..] [options]\n\nDownload the same list once per mode per repeat, each run a fresh process into a fresh temp folder, and compare.')
     .command('$0 [urls..]', false)
@@ -576,16 +576,8 @@ function benchParser(yargs: YargsModule['default'], args: string[]) {
     .option('size', { type: 'string', default: '20k', describe: 'With --local: bytes per image (20k, 1M, 64MiB)' })
     .option('latency', { type: 'number', default: 50, describe: 'With --local: ms before each response' })
     .example('$0 --local', '200 images of 20 kB with 50 ms latency, no internet needed')
-    .example('$0 -i urls.txt --modes concurrent,workers --hash sha256 --repeat 5', 'Compare two modes on your own list')
-    .strict()
-    .help()
-    .alias('help', 'h')
-    .version(false)
-    .wrap(Math.min(100, process.stdout.columns || 100))
-    .exitProcess(false)
-    .fail((message, error) => {
-      throw error ?? new UsageError(message);
-    });
+    .example('$0 -i urls.txt --modes concurrent,workers --hash sha256 --repeat 5', 'Compare two modes on your own list');
+  return strictParser(y, false);
 }
 
 function integerArg(name: string, value: number, min: number): number {

@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { download, type Source } from '../src/download.js';
 import { startFixtureServer, type FixtureServer, type FixtureServerOptions } from '../src/fixture-server.js';
 import type { ValidationError } from '../src/errors.js';
@@ -51,6 +51,19 @@ export async function listFiles(dir: string): Promise<string[]> {
 
 /** The repository root. */
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** The README from the line that starts with `start` up to the next `end` (a heading of the same level). */
+export async function readmeSection(start: string, end: string): Promise<string> {
+  const readme = await fs.readFile(path.join(ROOT, 'README.md'), 'utf8');
+  const from = readme.indexOf(start);
+  expect(from).toBeGreaterThan(-1);
+  return readme.slice(from, readme.indexOf(end, from + 1));
+}
+
+/** The bodies of the fenced code blocks of `lang` in `text`. */
+export function codeBlocks(text: string, lang: string): string[] {
+  return [...text.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
+}
 
 /** What a CLI run printed and how it ended. */
 export interface CliRun {

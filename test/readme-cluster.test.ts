@@ -4,12 +4,13 @@
  * plain or in a manifest, is one imgdl's own parser accepts. So the section
  * cannot rot as flags change.
  */
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { COMMANDS, parseArgs, type Command } from '../src/cluster/cli.js';
-import { ROOT } from './helpers.js';
+import { codeBlocks, readmeSection } from './helpers.js';
+
+/** The README section these tests read. */
+const manyMachines = (): Promise<string> => readmeSection('\n## Many machines\n', '\n## ');
 
 interface Container {
   name: string;
@@ -28,18 +29,6 @@ interface K8sObject {
   };
 }
 
-async function section(): Promise<string> {
-  const readme = await fs.readFile(path.join(ROOT, 'README.md'), 'utf8');
-  const start = readme.indexOf('\n## Many machines\n');
-  expect(start).toBeGreaterThan(-1);
-  const end = readme.indexOf('\n## ', start + 1);
-  return readme.slice(start, end);
-}
-
-function blocks(text: string, lang: string): string[] {
-  return [...text.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
-}
-
 /** `imgdl <command> ...` must parse as that command does. */
 async function expectAccepted(args: readonly string[]): Promise<void> {
   const [command, ...rest] = args;
@@ -50,7 +39,7 @@ async function expectAccepted(args: readonly string[]): Promise<void> {
 describe('the README\'s Many machines section', () => {
   it('has Kubernetes manifests that parse: a Redis that never evicts, a Deployment of workers, a Job that enqueues', async () => {
     const objects: K8sObject[] = [];
-    for (const block of blocks(await section(), 'yaml')) {
+    for (const block of codeBlocks(await manyMachines(), 'yaml')) {
       for (const doc of parseAllDocuments(block)) {
         expect(doc.errors).toEqual([]);
         objects.push(doc.toJS() as K8sObject);
@@ -90,7 +79,7 @@ describe('the README\'s Many machines section', () => {
   });
 
   it('has plain commands that imgdl accepts', async () => {
-    const commands = blocks(await section(), 'sh')
+    const commands = codeBlocks(await manyMachines(), 'sh')
       .flatMap((block) => block.split('\n'))
       .map((line) => line.replace(/\s+#.*$/, '').trim())
       .filter((line) => line.startsWith('imgdl '));

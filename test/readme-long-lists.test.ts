@@ -4,25 +4,14 @@
  * fills it, is a command imgdl accepts, and together the indices cover the
  * shards from 0 to N-1. So the examples cannot rot as flags change.
  */
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { fullParse } from '../src/cli.js';
 import { parseShard, resolveOptions } from '../src/options.js';
-import { ROOT } from './helpers.js';
+import { codeBlocks, readmeSection } from './helpers.js';
 
-async function section(): Promise<string> {
-  const readme = await fs.readFile(path.join(ROOT, 'README.md'), 'utf8');
-  const start = readme.indexOf('\n#### `--shard K/N`');
-  expect(start).toBeGreaterThan(-1);
-  const end = readme.indexOf('\n#### ', start + 1);
-  return readme.slice(start, end);
-}
-
-function blocks(text: string, lang: string): string[] {
-  return [...text.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
-}
+/** The README section these tests read. */
+const shardSection = (): Promise<string> => readmeSection('\n#### `--shard K/N`', '\n#### ');
 
 /** The arguments after `imgdl` in a shell command line, quotes removed (the examples quote only whole words). */
 function imgdlArgs(line: string): string[] {
@@ -40,7 +29,7 @@ async function accepted(args: string[]): Promise<{ index: number; count: number 
 
 describe("the README's --shard examples", () => {
   it('has a Kubernetes Indexed Job whose pods take every shard once', async () => {
-    const [block] = blocks(await section(), 'yaml');
+    const [block] = codeBlocks(await shardSection(), 'yaml');
     const docs = parseAllDocuments(block!);
     expect(docs.map((d) => d.errors)).toEqual([[]]);
     const job = docs[0]!.toJS() as {
@@ -60,7 +49,7 @@ describe("the README's --shard examples", () => {
   });
 
   it('has a Slurm array and a GNU parallel line whose tasks take every shard once', async () => {
-    const [slurm, parallel] = blocks(await section(), 'sh');
+    const [slurm, parallel] = codeBlocks(await shardSection(), 'sh');
     const range = /--array=(\d+)-(\d+)/.exec(slurm!)!;
     const [first, last] = [Number(range[1]), Number(range[2])];
     const slurmShards = [];

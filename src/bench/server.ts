@@ -7,22 +7,19 @@
  *
  *   node dist/bench/server.js [latencyMs]
  */
+import { createInterface } from 'node:readline';
 import { startFixtureServer } from '../fixture-server.js';
 
 const latencyMs = Number(process.argv[2] ?? 0);
 const server = await startFixtureServer({ latencyMs });
 process.stdout.write(server.origin + '\n');
 const stop = (): void => void server.close().then(() => process.exit(0));
-let pending = '';
-process.stdin.setEncoding('utf8').on('data', (text: string) => {
-  pending += text;
-  for (let lf = pending.indexOf('\n'); lf !== -1; lf = pending.indexOf('\n')) {
-    const command = pending.slice(0, lf).trim();
-    pending = pending.slice(lf + 1);
+createInterface({ input: process.stdin })
+  .on('line', (line) => {
+    const command = line.trim();
     if (command === 'reset') server.stats.reset();
     if (command === 'stats') process.stdout.write(JSON.stringify({ requests: server.stats.requests, firstRequestAt: server.stats.firstRequestAt ?? null }) + '\n');
-  }
-});
-process.stdin.on('end', stop);
+  })
+  .on('close', stop);
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);

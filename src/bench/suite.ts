@@ -33,6 +33,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { CLI_PATH, formatTable, median } from '../bench.js';
 import { parseSize } from '../options.js';
@@ -177,15 +178,7 @@ async function startServer(latencyMs: number): Promise<ServerProcess> {
   const child = spawn(process.execPath, [SERVER_PATH, String(latencyMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
   // The first line is the origin; each later one answers a `stats` asked on stdin, in order.
   const waiting: Array<(line: string) => void> = [];
-  let pending = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    pending += d;
-    for (let lf = pending.indexOf('\n'); lf !== -1; lf = pending.indexOf('\n')) {
-      const line = pending.slice(0, lf).trim();
-      pending = pending.slice(lf + 1);
-      waiting.shift()?.(line);
-    }
-  });
+  createInterface({ input: child.stdout }).on('line', (line) => waiting.shift()?.(line.trim()));
   const origin = await new Promise<string>((resolve, reject) => {
     waiting.push(resolve);
     child.once('exit', (code) => reject(new Error(`fixture server exited with ${code}`)));

@@ -9,7 +9,7 @@
  */
 import type { Readable } from 'node:stream';
 import yargs from 'yargs';
-import { UsageError, allItems, bindStdinDash, guardOutputs, itemFlags, itemOptions, openInputs, type ItemArgv } from '../cli.js';
+import { UsageError, allItems, bindStdinDash, guardOutputs, itemFlags, itemOptions, openInputs, strictParser, type ItemArgv } from '../cli.js';
 import { describeError } from '../errors.js';
 import { OptionError } from '../options.js';
 import { ClusterError } from './connection.js';
@@ -18,19 +18,13 @@ import { ClusterError } from './connection.js';
 export type Command = 'enqueue' | 'worker' | 'status';
 
 function base(command: Command, args: string[], usage: string) {
-  return yargs(bindStdinDash(args))
-    .scriptName(`imgdl ${command}`)
-    .usage(usage)
-    .option('queue', { type: 'string', requiresArg: true, demandOption: true, describe: 'The queue: redis://HOST:PORT[/DB] (rediss:// for TLS)' })
-    .strict()
-    .help()
-    .alias('help', 'h')
-    .version(false)
-    .wrap(Math.min(100, process.stdout.columns || 100))
-    .exitProcess(false)
-    .fail((message, error) => {
-      throw error ?? new UsageError(message);
-    });
+  return strictParser(
+    yargs(bindStdinDash(args))
+      .scriptName(`imgdl ${command}`)
+      .usage(usage)
+      .option('queue', { type: 'string', requiresArg: true, demandOption: true, describe: 'The queue: redis://HOST:PORT[/DB] (rediss:// for TLS)' }),
+    false,
+  );
 }
 
 function enqueueParser(args: string[]) {
