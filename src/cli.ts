@@ -74,7 +74,7 @@ interface Argv extends ItemArgv {
  * main command has them, and so does `imgdl enqueue`, whose jobs carry them
  * to every worker.
  */
-export const ITEM_OPTIONS = {
+const ITEM_OPTIONS = {
   hash: { type: 'string', choices: HASHES as string[], defaultDescription: 'none', describe: 'Record a digest of each saved file, computed as it streams' },
   'per-host': { type: 'number', defaultDescription: 'no cap beyond --concurrency', describe: 'Most requests in flight to one host (name:port)' },
   rate: { type: 'string', requiresArg: true, defaultDescription: 'no limit', describe: 'Most requests started per host: N/s, N/m, N/h or N/d, spaced evenly' },
@@ -253,7 +253,7 @@ export function bindStdinDash(args: readonly string[]): string[] {
 }
 
 /** The V8 flags the CLI sets when it starts: undici's HTTP parser stays on V8's baseline WebAssembly compiler. */
-export const WASM_FLAGS: readonly string[] = ['--liftoff-only', '--no-wasm-tier-up', '--no-wasm-dynamic-tiering'];
+const WASM_FLAGS: readonly string[] = ['--liftoff-only', '--no-wasm-tier-up', '--no-wasm-dynamic-tiering'];
 
 type YargsModule = typeof import('yargs');
 
@@ -473,7 +473,7 @@ function parseHeaders(flags: readonly string[]): Record<string, string> {
 /** `--dry-run`: one `URL<TAB>FILE` line per item on stdout, decided exactly as a run would, with no request made. */
 async function dryRun(items: AsyncIterable<ListItem>, options: Options, out: string): Promise<number> {
   const { planBatches } = await import('./dry-run.js');
-  const { join, sep } = await import('node:path');
+  const { join, sep } = path;
   const counts = { download: 0, skipped: 0, failed: 0 };
   // Planned paths are plain relative paths: prefixing the folder once gives what joining each would.
   const base = join(out, '.');

@@ -15,6 +15,7 @@ import { resolveOptions, type Options } from './options.js';
 import { runPool, type PoolWork } from './pool.js';
 import { ProgressTracker } from './progress.js';
 import { ManifestWriter, readDoneKeys, type ItemResult } from './record.js';
+import { RETRY_AFTER_STATUSES } from './retry.js';
 import { fileSystemError } from './write.js';
 import type { ResolvedOptions } from './options.js';
 
@@ -120,7 +121,6 @@ export async function* downloadWith(
   resolved.stopSignal?.addEventListener('abort', onStop, { once: true });
   if (resolved.insecure) log?.warn('TLS certificate verification is OFF (insecure): anyone on the path can read and alter these downloads');
 
-  const sharded = resolved.layout === 'sharded';
   async function* plan(): AsyncGenerator<Queued> {
     // Every item's place in the whole list, other shards' included: the sharded layout names files by it.
     let position = 0;
@@ -130,9 +130,8 @@ export async function* downloadWith(
       // Another shard's item is not part of this run at all.
       if (planned === undefined) continue;
       progress.read();
-      const decided = sharded ? skipSaved(planned, ctx, true) : planned;
-      const known = decided instanceof Promise ? await decided : decided;
-      yield 'task' in known ? { task: known.task, tries: undefined } : known;
+      const decided = skipSaved(planned, ctx, true);
+      yield decided instanceof Promise ? await decided : decided;
     }
     progress.listComplete();
   }
@@ -176,11 +175,13 @@ export async function* downloadWith(
   /** A server's Retry-After on 429 or 503 holds back the whole host, not just this item; said once per pause. */
   const pauseFor = async (retry: Retry, host: string, url: string): Promise<void> => {
     const { error } = retry;
-    if (!(error instanceof HttpStatusError) || error.retryAfterMs === undefined || error.status === undefined || !PAUSE_STATUSES.has(error.status)) return;
+    if (!(error instanceof HttpStatusError) || error.retryAfterMs === undefined || error.status === undefined || !RETRY_AFTER_STATUSES.has(error.status)) return;
     const fresh = await Promise.resolve(gate.pause(host, Date.now() + retry.retryInMs)).catch(() => false);
     if (fresh) log?.warn({ host, url, status: error.status, waitMs: retry.retryInMs }, `${host} answered HTTP ${error.status} asking to wait ${Math.ceil(retry.retryInMs / 1000)} s: pausing every request to it until then`);
   };
 
+  // Asked once: a line per saved file is logged only at -v, and building it costs an object and a string each.
+  const logItems = log?.isLevelEnabled('info') === true;
   try {
     for await (const result of runPool(plan(), { concurrency: resolved.concurrency, ...readAheadFor(resolved), gate, signal: drain.signal }, work)) {
       // Items the manifest already records as done are not recorded again.
@@ -192,8 +193,8 @@ export async function* downloadWith(
           log?.error({ error: result.error }, 'disk full: no new downloads will start');
           drain.abort();
         }
-      } else {
-        log?.info({ url: result.url, path: result.path, status: result.status, bytes: result.bytes, ms: result.ms }, `${result.status} ${result.path ?? result.url}`);
+      } else if (logItems) {
+        log!.info({ url: result.url, path: result.path, status: result.status, bytes: result.bytes, ms: result.ms }, `${result.status} ${result.path ?? result.url}`);
       }
       yield result;
     }
@@ -211,10 +212,7 @@ export async function* downloadWith(
 }
 
 /** A planned item as the pool holds it: with its tries once the first has started. */
-type Queued = { task: Task; tries: Tries | undefined } | { result: ItemResult };
-
-/** The statuses whose Retry-After pauses a whole host. */
-const PAUSE_STATUSES = new Set([429, 503]);
+type Queued = { task: Task; tries?: Tries } | { result: ItemResult };
 
 /**
  * How far the list is read ahead of the slots: items kept waiting (`buffer`), so that the other hosts'

@@ -3,8 +3,8 @@
  * {@link planItem} a real run uses, so the names shown are the names a run
  * would give, and no request is made.
  */
-import { Dispatcher } from 'undici';
 import { createRunContext, isBatched, toListItem, type Source, type SourceEntry } from './download.js';
+import { fromUndici } from './fetch.js';
 import { planItem, skipSaved, type Planned, type RunContext } from './item.js';
 import type { ListItem } from './list.js';
 import { resolveOptions, type Options } from './options.js';
@@ -22,6 +22,9 @@ export interface PlannedItem {
   /** Why it is skipped (`duplicate`, `exists`) or failed (the error message, which names its code); empty for `download`. */
   reason: string;
 }
+
+// From undici's own module, as the run's agents are: its index would load fetch, WebSocket and the rest (~100 ms).
+const Dispatcher = fromUndici('dispatcher/dispatcher.js', (undici) => undici.Dispatcher);
 
 /** A dispatcher that refuses to dispatch: the dry run's proof that nothing goes on the wire. */
 class NoRequests extends Dispatcher {
@@ -74,7 +77,7 @@ export async function* planBatches(source: Source, options: Options = {}, size =
 
 /** What the dry run says of one planned item; a promise only when it must wait (a folder still being listed). */
 function plannedItem(item: ListItem, found: Planned, ctx: RunContext): PlannedItem | Promise<PlannedItem> {
-  const decided = ctx.options.layout === 'sharded' ? skipSaved(found, ctx, false) : found;
+  const decided = skipSaved(found, ctx, false);
   if (decided instanceof Promise) return decided.then((planned) => plannedItem(item, planned, ctx));
   if ('result' in decided) {
     const r = decided.result;

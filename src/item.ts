@@ -160,7 +160,7 @@ export function planItem(item: ListItem, ctx: RunContext, position = item.line -
 }
 
 /** True when the URL with fingerprint `key` belongs to `shard`. */
-export function inShard(key: Fingerprint, shard: Shard): boolean {
+function inShard(key: Fingerprint, shard: Shard): boolean {
   return key.lo % shard.count === shard.index;
 }
 
@@ -335,7 +335,7 @@ export function failedTry(task: Task, tries: Tries, error: unknown): ItemResult 
  * (`isRetryable`) and, for 429/503, the wait the server asked for. Retries
  * start clean: only the first try resumes.
  */
-export async function attempt(task: Task, ctx: RunContext, tries: Tries): Promise<ItemResult> {
+async function attempt(task: Task, ctx: RunContext, tries: Tries): Promise<ItemResult> {
   const resume = tries.count === 0 ? await findResumable(task, ctx) : undefined;
   // Creating the part file is the slowest file call; made while the request is in flight, it costs the item no
   // time. Only for a fresh start in a folder already made, so that a failure leaves no folder behind.
@@ -415,6 +415,8 @@ async function resumeState(part: string, key: string): Promise<Omit<Resumable, '
 interface Answer {
   response: FetchedResponse;
   resume: Resumable | undefined;
+  /** The whole file's size by Content-Length (a resumed part's bytes included), when the server gave one. */
+  expectedTotal: number | undefined;
 }
 
 /**
@@ -449,7 +451,7 @@ async function request(task: Task, ctx: RunContext, tries: Tries, resume: Resuma
       status: response.status,
     });
   }
-  return { response, resume: continued };
+  return { response, resume: continued, expectedTotal: expected };
 }
 
 /**
@@ -488,7 +490,7 @@ interface Body {
  */
 async function receive(task: Task, ctx: RunContext, tries: Tries, answer: Answer, named: string, early: EarlyPart | undefined): Promise<Body | ItemResult> {
   const { options } = ctx;
-  const { response, resume } = answer;
+  const { response, resume, expectedTotal } = answer;
   const part = partPath(task.finalPath);
   let relPath = named;
   let sniffed: Sniffed | undefined;
@@ -519,8 +521,6 @@ async function receive(task: Task, ctx: RunContext, tries: Tries, answer: Answer
       throw new ImgdlError('ABORTED', 'file exists', { url: task.shownUrl });
     });
   };
-  const length = contentLength(response);
-  const expectedTotal = length === undefined ? undefined : (resume?.size ?? 0) + length;
   /** Set once the resume record is on disk beside the part file (a resumed part has one already). */
   let recorded = resume !== undefined;
   let received: Received;

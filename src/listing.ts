@@ -61,7 +61,7 @@ export class PartIndex {
 
   /** True (once) when `part` was left by an earlier run. */
   async take(part: string): Promise<boolean> {
-    const listing = this.#list(path.dirname(part));
+    const listing = this.#listFor(part);
     if (!listing.complete) return exists(part);
     return listing.parts.delete(path.basename(part));
   }

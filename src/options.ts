@@ -239,7 +239,7 @@ const RATE_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
  * curl's `--rate` writes it. A bare `'N'` is refused: curl reads it per hour, and guessing either way
  * would be wrong for someone. Throws {@link OptionError} otherwise.
  */
-export function parseRate(value: number | string): number {
+function parseRate(value: number | string): number {
   const match = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*\/\s*([smhd])\s*$/i.exec(value) : null;
   const perSecond = typeof value === 'number' ? value : match ? Number(match[1]) / RATE_UNITS[match[2]!.toLowerCase()]! : NaN;
   if (!Number.isFinite(perSecond) || perSecond <= 0 || perSecond > 1_000_000) {

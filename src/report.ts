@@ -92,7 +92,7 @@ const PAGE = 1024;
  * tenths of a millisecond (records are rounded to that already) up to about
  * 105 s, and beyond that by 1/1024 of their value.
  */
-export class LatencyHistogram {
+class LatencyHistogram {
   readonly #pages = new Map<number, Uint32Array>();
   #count = 0;
   #max = 0;

@@ -13,7 +13,7 @@ export const MAX_BACKOFF_MS = 30_000;
 export const RETRY_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 
 /** Statuses whose `Retry-After` is honoured. */
-const RETRY_AFTER_STATUSES = new Set([429, 503]);
+export const RETRY_AFTER_STATUSES: ReadonlySet<number> = new Set([429, 503]);
 
 /** Codes of failures that come from the network, not from what was asked: worth another try. */
 const RETRY_CODES: ReadonlySet<ErrorCode> = new Set(['NETWORK', 'ETIMEDOUT', 'TRUNCATED']);

@@ -42,8 +42,8 @@ export class Scheduler<T> {
   readonly #hosts = new Map<string, HostState<T>>();
   /** Hosts with a task that may start now, by how many they have in flight; insertion order within a bucket. */
   readonly #ready: Array<Set<HostState<T>>> = [];
-  readonly #delayed = new Set<NodeJS.Timeout>();
-  readonly #delayedTasks = new Map<NodeJS.Timeout, T>();
+  /** Tasks held back for a delay (a retry's backoff), by their timer. */
+  readonly #delayed = new Map<NodeJS.Timeout, T>();
   readonly #concurrency: number;
   readonly #gate: HostGate;
   readonly #start: (task: T, host: string) => void;
@@ -95,13 +95,11 @@ export class Scheduler<T> {
     this.#waiting++;
     const timer = setTimeout(() => {
       this.#delayed.delete(timer);
-      this.#delayedTasks.delete(timer);
       this.#waiting--;
       this.#enqueue(host, task);
       this.#dispatch();
     }, delayMs);
-    this.#delayed.add(timer);
-    this.#delayedTasks.set(timer, task);
+    this.#delayed.set(timer, task);
   }
 
   /** A task started for `host` has ended: its slot, and the gate's, are free. */
@@ -124,10 +122,9 @@ export class Scheduler<T> {
   stop(): T[] {
     this.#stopped = true;
     clearImmediate(this.#dispatchSoon);
-    const left: T[] = [...this.#delayedTasks.values()];
-    for (const timer of this.#delayed) clearTimeout(timer);
+    const left: T[] = [...this.#delayed.values()];
+    for (const timer of this.#delayed.keys()) clearTimeout(timer);
     this.#delayed.clear();
-    this.#delayedTasks.clear();
     for (const state of this.#hosts.values()) {
       clearTimeout(state.timer);
       state.timer = undefined;

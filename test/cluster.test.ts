@@ -4,12 +4,12 @@
  * queue, never from a clock.
  */
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it, vi } from 'vitest';
+import { freePort } from '../src/bench/redis.js';
 import { ClusterError, parseQueueUrl } from '../src/cluster/connection.js';
 import { enqueue } from '../src/cluster/enqueue.js';
 import { carriedOptions } from '../src/cluster/jobs.js';
@@ -259,10 +259,7 @@ describe('imgdl enqueue, worker, status', () => {
 
   it.each(['enqueue', 'worker', 'status'])('%s: a Redis that cannot be reached is a clear error and exit 1', async (command) => {
     // A port that was free a moment ago: nothing listens there.
-    const probe = net.createServer().listen(0, '127.0.0.1');
-    await new Promise((resolve) => probe.once('listening', resolve));
-    const { port } = probe.address() as net.AddressInfo;
-    await new Promise((resolve) => probe.close(resolve));
+    const port = await freePort();
     const dir = await tempDir();
     const args = { enqueue: ['http://h/a.jpg'], worker: ['-o', dir], status: [] }[command]!;
     const run = await runCli([command, '--queue', `redis://127.0.0.1:${port}`, ...args]);

@@ -4,13 +4,13 @@
  * test. No mock and no in-process fake: the queue's Lua scripts, BullMQ's
  * locks and reconnection are what the tests exercise.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach } from 'vitest';
+import { freePort, launchRedis } from '../src/bench/redis.js';
 
 /** A running redis-server of a test. */
 export interface RedisServer {
@@ -40,41 +40,9 @@ afterEach(async () => {
   for (const server of running.splice(0)) await server.stop();
 });
 
-/** A port free on 127.0.0.1 now (the OS's pick for port 0). */
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  probe.listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
-async function launch(port: number, dir: string, options: RedisOptions): Promise<ChildProcess> {
-  const args = [
-    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
-    '--appendonly', options.aof ? 'yes' : 'no', '--appendfsync', 'always',
-    '--daemonize', 'no', '--protected-mode', 'yes', '--logfile', '',
-    ...(options.args ?? []),
-  ];
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  const ready = new Promise<void>((resolve, reject) => {
-    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
-      log = (log + text).slice(-4000);
-      if (log.includes('Ready to accept connections')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${log}`)));
-    child.once('error', reject);
-  });
-  const timeout = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  try {
-    await ready;
-  } finally {
-    clearTimeout(timeout);
-  }
-  child.stdout!.resume();
-  return child;
+/** AOF on or off (fsynced on every write, so a SIGKILL loses nothing acknowledged), and the test's own arguments. */
+function launch(port: number, dir: string, options: RedisOptions): Promise<ChildProcess> {
+  return launchRedis(port, dir, ['--appendonly', options.aof ? 'yes' : 'no', '--appendfsync', 'always', ...(options.args ?? [])]);
 }
 
 /** Starts a redis-server for this test; it is stopped and its folder removed after the test. */

@@ -15,13 +15,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { CLI_PATH, formatTable, median } from '../bench.js';
+import { freePort, launchRedis } from './redis.js';
 import { QUEUE_NAME } from '../cluster/connection.js';
 import { enqueue } from '../cluster/enqueue.js';
 import { readStatus } from '../cluster/status.js';
@@ -54,28 +54,9 @@ export interface ClusterBenchResult {
   bytesPerFinishedItem: number;
 }
 
-async function freePort(): Promise<number> {
-  const probe = net.createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
 async function startRedis(dir: string): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'everysec', '--logfile', ''], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let log = '';
-    child.stdout!.setEncoding('utf8').on('data', (text: string) => {
-      log += text;
-      if (log.includes('Ready to accept connections')) resolve();
-    });
-    child.once('exit', (code) => reject(new Error(`redis-server exited with ${code} (is it installed? apt-get install redis-server)`)));
-  });
-  child.stdout!.resume();
+  const child = await launchRedis(port, dir, ['--appendonly', 'yes', '--appendfsync', 'everysec']);
   return { url: `redis://127.0.0.1:${port}`, child };
 }
 

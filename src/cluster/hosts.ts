@@ -42,7 +42,7 @@ export const CAP_WAIT_MS = 50;
 /** A gate without cap or rate reads the queue's pauses again once its copy is this old (ms). */
 export const PAUSES_FRESH_MS = 100;
 /** ... and waits for that reading when its copy is older than this (after an idle spell). */
-export const PAUSES_STALE_MS = 1000;
+const PAUSES_STALE_MS = 1000;
 
 // `now` on the server's clock in fractional ms; scores are written with string.format so that no
 // conversion of a Lua number to text ever drops digits.

@@ -127,7 +127,7 @@ interface Run {
 }
 
 /** Items after which a worker starts a fresh run, so per-run memory (URLs seen) stays bounded. */
-export const ROTATE_AFTER = 100_000;
+const ROTATE_AFTER = 100_000;
 
 /**
  * Runs a worker until `stopSignal` aborts or, with `exitWhenEmpty`, until the
