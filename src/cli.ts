@@ -15,6 +15,7 @@ import type { Readable } from 'node:stream';
 import v8 from 'node:v8';
 import type { Logger } from 'pino';
 import type { Argv as Yargs } from 'yargs';
+import parseAsText from 'yargs-parser';
 import { describeError } from './errors.js';
 import type { BatchedSource } from './download.js';
 import { itemsFromArgs, readListBatches, type ListItem } from './list.js';
@@ -184,7 +185,7 @@ function parser(yargs: YargsModule['default'], args: string[]) {
     .example('$0 -i urls.txt -H "Authorization: Bearer $TOKEN" --referer https://example.com/', 'Send extra headers')
     .example('$0 -i urls.txt --proxy http://proxy.lan:3128', 'Go through a proxy')
     .example('$0 https://10.0.0.5/a.jpg --cacert ca.pem', 'Trust a private CA');
-  return strictParser(y, VERSION);
+  return strictParser(y, VERSION, args);
 }
 
 /**
@@ -192,8 +193,10 @@ function parser(yargs: YargsModule['default'], args: string[]) {
  * most), and usage errors thrown as {@link UsageError} instead of printed with an exit, so that each command
  * chooses its own exit code. `version` is false for subcommands, which have none of their own.
  */
-export function strictParser<T>(y: Yargs<T>, version: string | false): Yargs<T> {
+export function strictParser<T>(y: Yargs<T>, version: string | false, args: readonly string[]): Yargs<T> {
   return (version === false ? y.strict().version(false) : y.strict().version(version))
+    // getOptions() is yargs' own record of the options declared so far; its types leave it out.
+    .middleware((argv) => keepTypedText(argv, args, (y as unknown as { getOptions(): ParserSettings }).getOptions()), true)
     .help()
     .alias('help', 'h')
     .wrap(Math.min(100, process.stdout.columns || 100))
@@ -201,6 +204,33 @@ export function strictParser<T>(y: Yargs<T>, version: string | false): Yargs<T> 
     .fail((message, error) => {
       throw error ?? new UsageError(message);
     });
+}
+
+/** yargs' settings that {@link keepTypedText} parses with again. */
+interface ParserSettings {
+  alias: Record<string, string[]>;
+  boolean: string[];
+  count: string[];
+  array: string[];
+}
+
+/**
+ * yargs reads `-c abc` for a number option as NaN, so the message about it would
+ * say `null` or `NaN` where the user typed `abc`. Parsing the same arguments
+ * again with no option read as a number gives back what was typed, which then
+ * reaches the option's own check and its message.
+ */
+function keepTypedText(argv: Record<string, unknown>, args: readonly string[], settings: ParserSettings): void {
+  const nan = Object.keys(argv).filter((key) => [argv[key]].flat().some((value) => Number.isNaN(value)));
+  if (nan.length === 0) return;
+  const typed = parseAsText([...args], {
+    alias: settings.alias,
+    boolean: settings.boolean,
+    count: settings.count,
+    array: settings.array,
+    configuration: { 'parse-numbers': false, 'parse-positional-numbers': false },
+  });
+  for (const key of nan) if (typed[key] !== undefined) argv[key] = typed[key];
 }
 
 /** Opens each input before the run starts, so an unreadable file is a usage error, not a failure halfway. */
@@ -292,7 +322,7 @@ export async function quickParse(args: readonly string[]): Promise<Argv | undefi
   // As yargs configures its parser for a command with positional arguments.
   settings.configuration = { 'parse-positional-numbers': false };
   const parsed = parse([...args], settings);
-  for (const key of Object.keys(parsed)) if (!known.has(key)) return undefined;
+  for (const key of Object.keys(parsed)) if (!known.has(key) || Number.isNaN(parsed[key])) return undefined;
   for (const [name, option] of Object.entries(RUN_OPTIONS) as Array<[string, RunOption]>) {
     const value = parsed[name];
     if (option.choices !== undefined && value !== undefined && !option.choices.includes(value as string)) return undefined;
@@ -512,7 +542,7 @@ function reportParser(yargs: YargsModule['default'], args: string[]) {
     .option('json', { type: 'boolean', default: false, describe: 'Print the summary as JSON on stdout, in the shape of a run\'s --json' })
     .option('color', { type: 'boolean', defaultDescription: 'on for a terminal, off when NO_COLOR is set', describe: 'Colour in the summary' })
     .example('$0 shard-*.jsonl --json', 'One summary for every shard of a list');
-  return strictParser(y, false);
+  return strictParser(y, false, args);
 }
 
 /** `imgdl report`: exit 0 when every URL ended ok or skipped, 1 when any failed, 2 for a usage error or an unreadable manifest. */
@@ -577,7 +607,7 @@ function benchParser(yargs: YargsModule['default'], args: string[]) {
     .option('latency', { type: 'number', default: 50, describe: 'With --local: ms before each response' })
     .example('$0 --local', '200 images of 20 kB with 50 ms latency, no internet needed')
     .example('$0 -i urls.txt --modes concurrent,workers --hash sha256 --repeat 5', 'Compare two modes on your own list');
-  return strictParser(y, false);
+  return strictParser(y, false, args);
 }
 
 function integerArg(name: string, value: number, min: number): number {

@@ -120,7 +120,6 @@ describe('parsing a plain run without yargs', () => {
     [['--cookie', 'a=b', '--proxy', 'http://p.example:3128', '-k', '--cacert', 'ca.pem', '-n', '--location-trusted']],
     [['--no-progress', '--no-color', '--no-proxy', '--color']],
     [['-t', '3', '--mode=workers']],
-    [['--concurrency', 'abc', '12345']],
   ])('reads %j as yargs does', async (args) => {
     const quick = await quickParse(args);
     expect(quick).toBeDefined();
@@ -138,6 +137,7 @@ describe('parsing a plain run without yargs', () => {
     [['-H']],
     [['--cookie', '']],
     [['--', '-not-a-flag']],
+    [['--concurrency', 'abc', '12345']],
   ])('leaves %j to yargs', async (args) => {
     expect(await quickParse(args)).toBeUndefined();
   });
@@ -154,6 +154,27 @@ describe('parsing a plain run without yargs', () => {
     // The trace does show them when they are used: yargs for --help, pino once something is logged.
     expect(await loaded(['--help'])).toMatch(/node_modules\/yargs\//);
     expect(await loaded([server.url('/missing.jpg'), '-o', out])).toMatch(/node_modules\/pino\//);
+  });
+});
+
+describe('a number option given something else', () => {
+  // Regression: yargs reads `-c abc` as NaN, and the message said `null`.
+  const queue = ['--queue', 'redis://127.0.0.1:1'];
+  it.each([
+    [['-c', 'abc', 'http://h/a.jpg'], 'abc'],
+    [['--timeout=12x', 'http://h/a.jpg'], '12x'],
+    [['--per-host', 'two', 'http://h/a.jpg'], 'two'],
+    [['--retries', '3a', '-t', '2', 'http://h/a.jpg'], '3a'],
+    [['bench', '--repeat', 'abc'], 'abc'],
+    [['bench', '--local', '-c', 'many'], 'many'],
+    [['enqueue', ...queue, '--batch', 'lots', 'http://h/a.jpg'], 'lots'],
+    [['worker', ...queue, '--lock-ms', '1s'], '1s'],
+    [['status', ...queue, '--interval', 'often'], 'often'],
+  ])('%j is refused naming what was typed', async (args, typed) => {
+    const run = await runCli(args);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain(typed);
+    expect(run.stderr).not.toMatch(/\bnull\b|NaN/);
   });
 });
 

@@ -18,12 +18,14 @@ import { ClusterError } from './connection.js';
 export type Command = 'enqueue' | 'worker' | 'status';
 
 function base(command: Command, args: string[], usage: string) {
+  const bound = bindStdinDash(args);
   return strictParser(
-    yargs(bindStdinDash(args))
+    yargs(bound)
       .scriptName(`imgdl ${command}`)
       .usage(usage)
       .option('queue', { type: 'string', requiresArg: true, demandOption: true, describe: 'The queue: redis://HOST:PORT[/DB] (rediss:// for TLS)' }),
     false,
+    bound,
   );
 }
 
