@@ -7,9 +7,9 @@
  *   console.log(record.status, record.path);
  * }
  */
-export { download, type Source, type SourceEntry } from './download.js';
-export { planDownload, type PlannedItem } from './dry-run.js';
-export type { Progress } from './progress.js';
+export { download, type Source, type SourceEntry } from './run/download.js';
+export { planDownload, type PlannedItem } from './run/dry-run.js';
+export type { Progress } from './run/progress.js';
 export {
   ImgdlError,
   NetworkError,
@@ -21,7 +21,7 @@ export {
   type ErrorCode,
   type ErrorRecord,
 } from './errors.js';
-export { readList, itemsFromArgs, type ListItem } from './list.js';
+export { readList, itemsFromArgs, type ListItem } from './input/text-list.js';
 export { resolveOptions, OptionError, VERSION, type Options, type ResolvedOptions, type Mode, type OnExists } from './options.js';
-export type { ItemResult, ItemStatus, SkipReason } from './record.js';
-export { RunReport, formatSummary, type RunSummary, type SummaryStyle } from './report.js';
+export type { ItemResult, ItemStatus, SkipReason } from './record/record.js';
+export { RunReport, formatSummary, type RunSummary, type SummaryStyle } from './record/run-report.js';

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Progress } from './progress.js';
+import type { Progress } from './run/progress.js';
 
 /** How tasks are scheduled. The per-item pipeline is the same in every mode. */
 export type Mode = 'sequential' | 'concurrent' | 'workers';

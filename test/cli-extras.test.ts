@@ -3,8 +3,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
-import { fullParse, quickParse } from '../src/cli.js';
-import { formatSummary, type RunSummary } from '../src/report.js';
+import { fullParse, quickParse } from '../src/cli/main.js';
+import { formatSummary, type RunSummary } from '../src/record/run-report.js';
 import { listFiles, ROOT, runCli, serve, tempDir } from './helpers.js';
 
 /** Runs `node ARGS` without blocking this process's event loop (the fixture server lives in it). */
@@ -71,7 +71,7 @@ describe('help, completion and version', () => {
   it('loads no HTTP, logging, worker or queue code for --help and --version', () => {
     const probe = `
       import { createRequire } from 'node:module';
-      const { main } = await import(${JSON.stringify(path.join(ROOT, 'dist/cli.js'))});
+      const { main } = await import(${JSON.stringify(path.join(ROOT, 'dist/cli/main.js'))});
       await main(process.argv.slice(1));
       const loaded = Object.keys(createRequire(import.meta.url).cache).join('\\n') + '\\n' + process.moduleLoadList.join('\\n');
       process.stderr.write(loaded);
@@ -83,7 +83,7 @@ describe('help, completion and version', () => {
       expect(run.stderr).not.toMatch(heavy);
     }
     // The probe sees such modules when they are loaded.
-    const control = spawnSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(path.join(ROOT, 'dist/download.js'))}); process.stderr.write(Object.keys((await import('node:module')).createRequire(import.meta.url).cache).join('\\n'))`], { encoding: 'utf8' });
+    const control = spawnSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(path.join(ROOT, 'dist/run/download.js'))}); process.stderr.write(Object.keys((await import('node:module')).createRequire(import.meta.url).cache).join('\\n'))`], { encoding: 'utf8' });
     expect(control.stderr).toMatch(heavy);
   });
 
@@ -97,7 +97,7 @@ describe('help, completion and version', () => {
     const cluster = spawnSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(path.join(ROOT, 'dist/cluster/index.js'))}); ${cache}`], { encoding: 'utf8' });
     expect(cluster.stderr).toMatch(queue);
     // A dry run goes through the CLI's whole set-up for a run.
-    const run = spawnSync(process.execPath, ['--input-type=module', '-e', `const { main } = await import(${JSON.stringify(path.join(ROOT, 'dist/cli.js'))}); await main(['-n', 'http://h/a.jpg']); ${cache}`], { encoding: 'utf8' });
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', `const { main } = await import(${JSON.stringify(path.join(ROOT, 'dist/cli/main.js'))}); await main(['-n', 'http://h/a.jpg']); ${cache}`], { encoding: 'utf8' });
     expect(run.stderr).toContain('1 to download');
     expect(run.stderr).not.toMatch(queue);
   });

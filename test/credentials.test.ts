@@ -6,7 +6,7 @@
  */
 import { http, HttpResponse, type RequestHandler } from 'msw';
 import { describe, expect, it } from 'vitest';
-import { generatedImage } from '../src/fixture-server.js';
+import { generatedImage } from '../src/dev/fixture-server.js';
 import { listFiles, runCli, serve, tempDir } from './helpers.js';
 
 const png = generatedImage('png', 2_000);

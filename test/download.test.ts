@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
-import { generatedImage } from '../src/fixture-server.js';
+import { generatedImage } from '../src/dev/fixture-server.js';
 import { collect, listFiles, serve, tempDir } from './helpers.js';
 
 const jpeg = generatedImage('jpg', 2_000);
@@ -271,7 +271,7 @@ describe('download', () => {
       }
     }
     let seen = 0;
-    for await (const _ of (await import('../src/download.js')).download(endless(), { out, concurrency: 4 })) {
+    for await (const _ of (await import('../src/run/download.js')).download(endless(), { out, concurrency: 4 })) {
       if (++seen === 10) break;
     }
     // Ten results consumed: the source was read at most the window (1024 items at four slots) ahead.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fingerprint, FingerprintMap, FingerprintSet, type Fingerprint } from '../src/fingerprints.js';
+import { fingerprint, FingerprintMap, FingerprintSet, type Fingerprint } from '../src/names/fingerprints.js';
 
 /** The string whose UTF-16LE bytes are `bytes` (an even number of them), to check against byte-oriented test vectors. */
 function fromBytes(bytes: string): string {

@@ -9,7 +9,7 @@ import {
   startFixtureServer,
   type FixtureServer,
   type FixtureServerOptions,
-} from '../src/fixture-server.js';
+} from '../src/dev/fixture-server.js';
 
 const JPEG_MAGIC = Buffer.from([0xff, 0xd8, 0xff]);
 const JPEG_END = Buffer.from([0xff, 0xd9]);

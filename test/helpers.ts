@@ -8,11 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, expect } from 'vitest';
-import { download, type Source } from '../src/download.js';
-import { startFixtureServer, type FixtureServer, type FixtureServerOptions } from '../src/fixture-server.js';
+import { download, type Source } from '../src/run/download.js';
+import { startFixtureServer, type FixtureServer, type FixtureServerOptions } from '../src/dev/fixture-server.js';
 import type { ValidationError } from '../src/errors.js';
 import type { Options } from '../src/options.js';
-import type { ItemResult } from '../src/record.js';
+import type { ItemResult } from '../src/record/record.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {

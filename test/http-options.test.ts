@@ -7,7 +7,7 @@ import { http, HttpResponse } from 'msw';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent as IndexAgent } from 'undici';
-import { createAgent, fetchOne, fromUndici } from '../src/fetch.js';
+import { createAgent, fetchOne, fromUndici } from '../src/http/fetch.js';
 import { resolveOptions, VERSION } from '../src/options.js';
 import { collect, listFiles, ROOT, runCli, serve, tempDir } from './helpers.js';
 import { startProxy } from './proxy.js';

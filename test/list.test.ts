@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { caught } from './helpers.js';
 import type { ErrorCode } from '../src/errors.js';
-import { MAX_LINE_BYTES, itemsFromArgs, parseItemUrl, readList, redactUrl, type ListItem } from '../src/list.js';
+import { MAX_LINE_BYTES, itemsFromArgs, parseItemUrl, readList, redactUrl, type ListItem } from '../src/input/text-list.js';
 
 async function* chunksOf(...chunks: (string | Uint8Array)[]): AsyncGenerator<string | Uint8Array> {
   for (const chunk of chunks) yield chunk;

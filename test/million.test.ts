@@ -6,12 +6,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
-import { planDownload, type PlannedItem } from '../src/dry-run.js';
-import { generatedImage } from '../src/fixture-server.js';
-import { shardedPath } from '../src/naming.js';
+import { planDownload, type PlannedItem } from '../src/run/dry-run.js';
+import { generatedImage } from '../src/dev/fixture-server.js';
+import { shardedPath } from '../src/names/naming.js';
 import { resolveOptions, type Options } from '../src/options.js';
-import { createRunContext, type SourceEntry } from '../src/download.js';
-import { planItem } from '../src/item.js';
+import { createRunContext, type SourceEntry } from '../src/run/download.js';
+import { planItem } from '../src/item/item.js';
 import { collect, listFiles, runCli, serve, tempDir } from './helpers.js';
 
 const jpeg = generatedImage('jpg', 2_000);

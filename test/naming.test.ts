@@ -11,7 +11,7 @@ import {
   safeRelativePath,
   sanitizeSegment,
   splitExt,
-} from '../src/naming.js';
+} from '../src/names/naming.js';
 
 const hex = (text: string, length = 8): string => createHash('sha1').update(text).digest('hex').slice(0, length);
 const bytes = (text: string): number => Buffer.byteLength(text);

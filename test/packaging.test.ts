@@ -71,11 +71,11 @@ describe('the package', () => {
     const files = packed!.files.map((f) => f.path);
     expect(files).toContain('bin/imgdl.js');
     expect(files).toContain('dist/index.d.ts');
-    expect(files.filter((f) => !/^(bin\/|dist\/(cluster\/)?[\w-]+\.(js|d\.ts)$|README\.md$|package\.json$)/.test(f))).toEqual([]);
+    expect(files.filter((f) => !/^(bin\/|dist\/([\w-]+\/)?[\w-]+\.(js|d\.ts)$|README\.md$|package\.json$)/.test(f))).toEqual([]);
     expect(files).toContain('dist/cluster/index.js');
     expect(files.some((f) => /demo|\.map$|^src\/|^test\/|^dist\/bench\//.test(f))).toBe(false);
     // `imgdl bench --local` serves its images from the fixture server, so it ships.
-    expect(files).toContain('dist/fixture-server.js');
+    expect(files).toContain('dist/dev/fixture-server.js');
 
     // Installed as a user's project would, from npm's cache only: no network. The cache holds what `npm ci` of this
     // repository put there (tarballs, no registry metadata), so the consumer gets a lockfile pinning the same versions.

@@ -6,8 +6,8 @@
 import { http, HttpResponse } from 'msw';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { generatedImage } from '../src/fixture-server.js';
-import type { ItemResult } from '../src/record.js';
+import { generatedImage } from '../src/dev/fixture-server.js';
+import type { ItemResult } from '../src/record/record.js';
 import { collect, runCli, serve, tempDir } from './helpers.js';
 
 const jpeg = generatedImage('jpg', 800);
@@ -28,7 +28,7 @@ describe('per-host politeness', () => {
     const urls = [...Array.from({ length: 40 }, (_, i) => slow.url(`/slow/${i}.jpg`)), ...Array.from({ length: 40 }, (_, i) => fast.url(`/gen/${i}.jpg?bytes=500`))];
     const out = await tempDir();
     const results: ItemResult[] = [];
-    const { download } = await import('../src/download.js');
+    const { download } = await import('../src/run/download.js');
     for await (const result of download(urls, { out, concurrency: 4 })) {
       results.push(result);
       // With fast items still waiting, the hanging host has held two slots, its share, and no more. (Once the

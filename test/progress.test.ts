@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { http, HttpResponse } from 'msw';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Progress } from '../src/progress.js';
-import { ProgressLine } from '../src/progress-line.js';
+import type { Progress } from '../src/run/progress.js';
+import { ProgressLine } from '../src/cli/progress-line.js';
 import { collect, ROOT, runCli, serve, tempDir } from './helpers.js';
 import { runInPty } from './pty.js';
 

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { COMMANDS, parseArgs, type Command } from '../src/cluster/cli.js';
+import { COMMANDS, parseArgs, type Command } from '../src/cli/cluster.js';
 import { codeBlocks, readmeSection } from './helpers.js';
 
 /** The README section these tests read. */

@@ -6,10 +6,10 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
-import { generatedImage } from '../src/fixture-server.js';
-import { linesBackwards } from '../src/merge.js';
-import type { ItemResult } from '../src/record.js';
-import { percentile, RunReport } from '../src/report.js';
+import { generatedImage } from '../src/dev/fixture-server.js';
+import { linesBackwards } from '../src/record/merge.js';
+import type { ItemResult } from '../src/record/record.js';
+import { percentile, RunReport } from '../src/record/run-report.js';
 import { runCli, serve, tempDir } from './helpers.js';
 
 const record = (ms: number): ItemResult => ({

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HttpStatusError, ImgdlError, TimeoutError, ValidationError } from '../src/errors.js';
-import { backoffMs, isRetryable, MAX_BACKOFF_MS, parseRetryAfter, retryDelayMs } from '../src/retry.js';
+import { backoffMs, isRetryable, MAX_BACKOFF_MS, parseRetryAfter, retryDelayMs } from '../src/item/retry.js';
 
 const NOW = Date.parse('2026-01-01T00:00:00Z');
 const policy = { retries: 3, retryDelayMs: 500, maxRetryAfterMs: 60_000 };

@@ -11,11 +11,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { http, HttpResponse, type RequestHandler } from 'msw';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { createRunContext, downloadWith } from '../src/download.js';
-import { generatedImage } from '../src/fixture-server.js';
+import { createRunContext, downloadWith } from '../src/run/download.js';
+import { generatedImage } from '../src/dev/fixture-server.js';
 import { resolveOptions, type Options } from '../src/options.js';
-import type { ItemResult } from '../src/record.js';
-import { partKey } from '../src/write.js';
+import type { ItemResult } from '../src/record/record.js';
+import { partKey } from '../src/output/write.js';
 import { head, rawServer } from './faults.js';
 import { collect, listFiles, serve, tempDir } from './helpers.js';
 

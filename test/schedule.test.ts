@@ -4,8 +4,8 @@
  * every assertion is about order and counts, never about how long anything took.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LocalHostGate, UNTIL_RELEASE, type HostGate } from '../src/hosts.js';
-import { Scheduler } from '../src/schedule.js';
+import { LocalHostGate, UNTIL_RELEASE, type HostGate } from '../src/run/host-gate.js';
+import { Scheduler } from '../src/run/scheduler.js';
 
 interface Job {
   host: string;

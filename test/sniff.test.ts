@@ -1,10 +1,10 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { generatedImage } from '../src/fixture-server.js';
+import { generatedImage } from '../src/dev/fixture-server.js';
 import { OptionError, parseSize, resolveOptions } from '../src/options.js';
 import { fileTypeFromBuffer } from 'file-type';
-import { extensionFits, looksLikeSvg, magicImage, sniffImage } from '../src/sniff.js';
+import { extensionFits, looksLikeSvg, magicImage, sniffImage } from '../src/image/sniff.js';
 import { ROOT } from './helpers.js';
 
 const fixture = (name: string) => fs.readFile(path.join(ROOT, 'fixtures/images', name));

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { http, HttpResponse, type RequestHandler } from 'msw';
 import { describe, expect, it } from 'vitest';
-import { generatedImage } from '../src/fixture-server.js';
+import { generatedImage } from '../src/dev/fixture-server.js';
 import { listFiles, runCli, serve, tempDir } from './helpers.js';
 
 // Larger than what is held in memory until complete, so that part of it reaches its part file.

@@ -4,10 +4,10 @@ import path from 'node:path';
 import { setTimeout } from 'node:timers/promises';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
-import { generatedImage } from '../src/fixture-server.js';
-import { HeaderProbe } from '../src/inspect.js';
+import { generatedImage } from '../src/dev/fixture-server.js';
+import { HeaderProbe } from '../src/image/inspect.js';
 import { OptionError, resolveOptions, type Mode } from '../src/options.js';
-import type { ItemResult } from '../src/record.js';
+import type { ItemResult } from '../src/record/record.js';
 import { ROOT, collect, listFiles, runCli, serve, tempDir } from './helpers.js';
 
 const byLine = (results: ItemResult[]): ItemResult[] => [...results].sort((a, b) => a.line - b.line);

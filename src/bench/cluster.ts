@@ -20,12 +20,12 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { CLI_PATH, formatTable, median } from '../bench.js';
+import { CLI_PATH, formatTable, median } from '../cli/bench.js';
 import { freePort, launchRedis } from './redis.js';
 import { QUEUE_NAME } from '../cluster/connection.js';
 import { enqueue } from '../cluster/enqueue.js';
 import { readStatus } from '../cluster/status.js';
-import { formatBytes, formatDuration } from '../report.js';
+import { formatBytes, formatDuration } from '../record/run-report.js';
 
 const node = process.execPath;
 const FILES = 2000;

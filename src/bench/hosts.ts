@@ -19,9 +19,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI_PATH, formatTable, median } from '../bench.js';
-import { generatedImage } from '../fixture-server.js';
-import { formatDuration } from '../report.js';
+import { CLI_PATH, formatTable, median } from '../cli/bench.js';
+import { generatedImage } from '../dev/fixture-server.js';
+import { formatDuration } from '../record/run-report.js';
 
 const GOOD_HOSTS = 8;
 const GOOD_ITEMS = 250;

@@ -19,8 +19,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
-import { CLI_PATH, formatTable, median } from '../bench.js';
-import { formatBytes, formatDuration } from '../report.js';
+import { CLI_PATH, formatTable, median } from '../cli/bench.js';
+import { formatBytes, formatDuration } from '../record/run-report.js';
 
 /** What the scenario needs from the suite. */
 export interface MillionTools {

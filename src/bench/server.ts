@@ -8,7 +8,7 @@
  *   node dist/bench/server.js [latencyMs]
  */
 import { createInterface } from 'node:readline';
-import { startFixtureServer } from '../fixture-server.js';
+import { startFixtureServer } from '../dev/fixture-server.js';
 
 const latencyMs = Number(process.argv[2] ?? 0);
 const server = await startFixtureServer({ latencyMs });

@@ -35,10 +35,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { CLI_PATH, formatTable, median } from '../bench.js';
+import { CLI_PATH, formatTable, median } from '../cli/bench.js';
 import { parseSize } from '../options.js';
 import { formatMillion, millionTargets, runMillion, type MillionResult } from './million.js';
-import { formatBytes, formatDuration } from '../report.js';
+import { formatBytes, formatDuration } from '../record/run-report.js';
 
 const SERVER_PATH = fileURLToPath(new URL('./server.js', import.meta.url));
 const REFERENCE_PATH = fileURLToPath(new URL('./reference.js', import.meta.url));

@@ -6,8 +6,8 @@
  */
 import { Queue } from 'bullmq';
 import type { Logger } from 'pino';
-import { toListItems, type Source } from '../download.js';
-import type { ListItem } from '../list.js';
+import { toListItems, type Source } from '../run/download.js';
+import type { ListItem } from '../input/text-list.js';
 import { OptionError, type Options } from '../options.js';
 import { QUEUE_NAME, isConnectionError, parseQueueUrl, preflight, unavailable } from './connection.js';
 import { batchId, carriedOptions, encodeBatch, type BatchData } from './jobs.js';

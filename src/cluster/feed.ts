@@ -3,7 +3,7 @@
  * read out as the run's pool has room, so one run can go from one batch to
  * the next without draining in between.
  */
-import type { ListItem } from '../list.js';
+import type { ListItem } from '../input/text-list.js';
 
 /** An async iterable of list items that others push into; it ends once {@link end} is called and it is empty. */
 export class Feed implements AsyncIterable<ListItem> {

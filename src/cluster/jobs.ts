@@ -4,7 +4,7 @@
  * content so that the same batch enqueued twice is one job.
  */
 import { createHash } from 'node:crypto';
-import type { ListItem } from '../list.js';
+import type { ListItem } from '../input/text-list.js';
 import { OptionError, resolveOptions, type Options } from '../options.js';
 import { ClusterError } from './connection.js';
 

@@ -12,9 +12,9 @@
  * from the response (Content-Disposition, the extension the bytes show) is
  * claimed then, one round trip for that item.
  */
-import type { NameClaims } from '../coordinate.js';
+import type { NameClaims } from '../run/thread-shared.js';
 import { ValidationError } from '../errors.js';
-import { foldName, hashedName, nameOwner } from '../naming.js';
+import { foldName, hashedName, nameOwner } from '../names/naming.js';
 import type { Store } from './store.js';
 
 /** The alternatives tried after the wanted name: 8 hex of the URL's digest, then all 40 (unique per URL). */

@@ -5,7 +5,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ErrorCode } from '../errors.js';
-import { formatBytes } from '../report.js';
+import { formatBytes } from '../record/run-report.js';
 import { QUEUE_NAME, connectProducer, parseQueueUrl } from './connection.js';
 import { Store } from './store.js';
 

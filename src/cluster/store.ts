@@ -19,7 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { ItemResult } from '../record.js';
+import type { ItemResult } from '../record/record.js';
 
 /** How a claimed item goes on, as the claim script answers. */
 export const Claim = {

@@ -35,7 +35,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { HostGate, HostLimits } from '../hosts.js';
+import type { HostGate, HostLimits } from '../run/host-gate.js';
 
 /** Answer to an acquire refused by the cap: the holders may be other workers, whose releases this one cannot hear, so it asks again this soon. */
 export const CAP_WAIT_MS = 50;

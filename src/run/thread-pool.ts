@@ -11,12 +11,12 @@
  * a replacement and the run goes on.
  */
 import { Piscina } from 'piscina';
-import { isCoordination, serveWorker, type NameClaims } from './coordinate.js';
-import type { DigestRegistry } from './dedupe.js';
-import { ImgdlError } from './errors.js';
-import { taskFailure, type Task } from './item.js';
-import type { ResolvedOptions } from './options.js';
-import type { ItemResult } from './record.js';
+import { isCoordination, serveWorker, type NameClaims } from './thread-shared.js';
+import type { DigestRegistry } from '../names/dedupe.js';
+import { ImgdlError } from '../errors.js';
+import { taskFailure, type Task } from '../item/item.js';
+import type { ResolvedOptions } from '../options.js';
+import type { ItemResult } from '../record/record.js';
 
 /** A {@link Task} in structured-clone form (a URL object does not survive `postMessage`). */
 export type WireTask = Omit<Task, 'url'> & { url: string };
@@ -36,8 +36,8 @@ export interface WorkerSetup {
 
 // Tests import src/*.ts directly, but a worker thread can only load the built JavaScript.
 const WORKER_FILE = import.meta.url.endsWith('.ts')
-  ? new URL('../dist/worker.js', import.meta.url).href
-  : new URL('./worker.js', import.meta.url).href;
+  ? new URL('../../dist/run/thread.js', import.meta.url).href
+  : new URL('./thread.js', import.meta.url).href;
 
 /** A pool of worker threads sized for one run. */
 export class WorkerPool {

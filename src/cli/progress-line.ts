@@ -5,8 +5,8 @@
  * clears the line before writing them so they never land in the middle of it.
  */
 import { Writable } from 'node:stream';
-import type { Progress } from './progress.js';
-import { formatBytes, formatDuration } from './report.js';
+import type { Progress } from '../run/progress.js';
+import { formatBytes, formatDuration } from '../record/run-report.js';
 
 /** The stream drawn on: a terminal (or anything that says it is one). */
 export type ProgressStream = NodeJS.WritableStream & { columns?: number | undefined };

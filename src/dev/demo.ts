@@ -6,10 +6,10 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { download } from './download.js';
+import { download } from '../run/download.js';
 import { startFixtureServer } from './fixture-server.js';
-import type { Mode } from './options.js';
-import { RunReport, formatBytes, formatDuration, type RunSummary } from './report.js';
+import type { Mode } from '../options.js';
+import { RunReport, formatBytes, formatDuration, type RunSummary } from '../record/run-report.js';
 
 const FILES = 80;
 const BYTES = 20_000;

@@ -13,20 +13,20 @@ import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Dispatcher } from 'undici';
-import type { NameClaims } from './coordinate.js';
-import type { DigestClaims } from './dedupe.js';
-import { ImgdlError, ValidationError, toErrorRecord } from './errors.js';
-import { fetchOne, header, type FetchedResponse } from './fetch.js';
-import { fingerprint, FingerprintSet, type Fingerprint } from './fingerprints.js';
-import { Inspector, type Inspection } from './inspect.js';
-import { parseItemUrl, redactUrl, type ListItem } from './list.js';
-import { PartIndex } from './listing.js';
-import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, shardedPath, splitExt, type NameRegistry } from './naming.js';
-import type { HostGate } from './hosts.js';
-import type { ResolvedOptions, Shard } from './options.js';
-import type { ItemResult, SkipReason } from './record.js';
+import type { NameClaims } from '../run/thread-shared.js';
+import type { DigestClaims } from '../names/dedupe.js';
+import { ImgdlError, ValidationError, toErrorRecord } from '../errors.js';
+import { fetchOne, header, type FetchedResponse } from '../http/fetch.js';
+import { fingerprint, FingerprintSet, type Fingerprint } from '../names/fingerprints.js';
+import { Inspector, type Inspection } from '../image/inspect.js';
+import { parseItemUrl, redactUrl, type ListItem } from '../input/text-list.js';
+import { PartIndex } from '../output/folder-listing.js';
+import { filenameFromContentDisposition, nameFromUrl, resolveInside, safeRelativePath, shardedPath, splitExt, type NameRegistry } from '../names/naming.js';
+import type { HostGate } from '../run/host-gate.js';
+import type { ResolvedOptions, Shard } from '../options.js';
+import type { ItemResult, SkipReason } from '../record/record.js';
 import { nextTryIn, waitBeforeRetry } from './retry.js';
-import { extensionFits, SNIFF_BYTES, sniffImage, type Sniffed } from './sniff.js';
+import { extensionFits, SNIFF_BYTES, sniffImage, type Sniffed } from '../image/sniff.js';
 import {
   commitFile,
   EarlyPart,
@@ -45,7 +45,7 @@ import {
   type OpenPart,
   type PartMeta,
   type Received,
-} from './write.js';
+} from '../output/write.js';
 
 /** A listed item that passed validation and has a place to go. */
 export interface Task {

@@ -4,7 +4,7 @@
  * number of items, so a report over millions of records stays small, and
  * percentiles stay exact to the 0.1 ms records are given in.
  */
-import type { ErrorCode } from './errors.js';
+import type { ErrorCode } from '../errors.js';
 import type { ItemResult } from './record.js';
 
 /** The run summary printed by `--json`, and shown in words on stderr otherwise. */

@@ -9,7 +9,7 @@
  * bad line becomes one failed item instead of stopping the run.
  */
 import { Buffer, isUtf8 } from 'node:buffer';
-import { ValidationError, type ErrorCode } from './errors.js';
+import { ValidationError, type ErrorCode } from '../errors.js';
 
 /** One line of a list (or one positional argument), not yet validated. */
 export interface ListItem {

@@ -16,11 +16,11 @@ import v8 from 'node:v8';
 import type { Logger } from 'pino';
 import type { Argv as Yargs } from 'yargs';
 import parseAsText from 'yargs-parser';
-import { describeError } from './errors.js';
-import type { BatchedSource } from './download.js';
-import { itemsFromArgs, readListBatches, type ListItem } from './list.js';
+import { describeError } from '../errors.js';
+import type { BatchedSource } from '../run/download.js';
+import { itemsFromArgs, readListBatches, type ListItem } from '../input/text-list.js';
 // Only what parsing needs is imported up front: --help and --version must not pay for HTTP, pino or workers.
-import { HASHES, LAYOUTS, MODES, ON_EXISTS, OptionError, VERSION, parseSize, resolveOptions, type HashAlgorithm, type Layout, type Mode, type OnExists, type Options } from './options.js';
+import { HASHES, LAYOUTS, MODES, ON_EXISTS, OptionError, VERSION, parseSize, resolveOptions, type HashAlgorithm, type Layout, type Mode, type OnExists, type Options } from '../options.js';
 
 /** A usage error: exit code 2, message shown as is. */
 export class UsageError extends Error {
@@ -358,7 +358,7 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
   if (args[0] === 'bench') return benchMain(args.slice(1));
   if (args[0] === 'report') return reportMain(args.slice(1));
   // Loaded only for these commands: the main command never loads the queue's code (bullmq, ioredis).
-  if (args[0] === 'enqueue' || args[0] === 'worker' || args[0] === 'status') return (await import('./cluster/cli.js')).clusterMain(args[0], args.slice(1));
+  if (args[0] === 'enqueue' || args[0] === 'worker' || args[0] === 'status') return (await import('./cluster.js')).clusterMain(args[0], args.slice(1));
   let argv: Argv;
   try {
     const bound = bindStdinDash(args);
@@ -416,8 +416,8 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
 
   if (argv.dryRun) return dryRun(allItems(argv.urls, inputs), options, argv.out);
 
-  const { download } = await import('./download.js');
-  const { RunReport, formatSummary } = await import('./report.js');
+  const { download } = await import('../run/download.js');
+  const { RunReport, formatSummary } = await import('../record/run-report.js');
   const resolved = resolveOptions(options);
   const report = new RunReport(resolved.mode, resolved.concurrency);
   const stopping = stopOnSignals(logger, resolved.graceMs);
@@ -502,7 +502,7 @@ function parseHeaders(flags: readonly string[]): Record<string, string> {
 
 /** `--dry-run`: one `URL<TAB>FILE` line per item on stdout, decided exactly as a run would, with no request made. */
 async function dryRun(items: AsyncIterable<ListItem>, options: Options, out: string): Promise<number> {
-  const { planBatches } = await import('./dry-run.js');
+  const { planBatches } = await import('../run/dry-run.js');
   const { join, sep } = path;
   const counts = { download: 0, skipped: 0, failed: 0 };
   // Planned paths are plain relative paths: prefixing the folder once gives what joining each would.
@@ -556,7 +556,7 @@ async function reportMain(args: string[]): Promise<number> {
     process.stderr.write(`imgdl report: ${(error as Error).message}\nTry 'imgdl report --help'.\n`);
     return 2;
   }
-  const { summarizeManifests, formatManifestSummary } = await import('./merge.js');
+  const { summarizeManifests, formatManifestSummary } = await import('../record/merge.js');
   let summary;
   try {
     summary = await summarizeManifests(argv.manifests);
@@ -645,7 +645,7 @@ async function benchMain(args: string[]): Promise<number> {
   try {
     let lines: string[];
     if (argv.local) {
-      const { startFixtureServer, MAX_GENERATED_BYTES } = await import('./fixture-server.js');
+      const { startFixtureServer, MAX_GENERATED_BYTES } = await import('../dev/fixture-server.js');
       let size: number | undefined;
       try {
         size = parseSize('size', argv.size);

@@ -12,10 +12,10 @@ import { createRequire } from 'node:module';
 import { rootCertificates } from 'node:tls';
 import type * as Undici from 'undici';
 import type { Dispatcher } from 'undici';
-import { HttpStatusError, ImgdlError, NetworkError, TimeoutError, ValidationError } from './errors.js';
-import { redactUrl } from './list.js';
-import type { ResolvedOptions } from './options.js';
-import { parseRetryAfter } from './retry.js';
+import { HttpStatusError, ImgdlError, NetworkError, TimeoutError, ValidationError } from '../errors.js';
+import { redactUrl } from '../input/text-list.js';
+import type { ResolvedOptions } from '../options.js';
+import { parseRetryAfter } from '../item/retry.js';
 
 /** A 2xx response; its body comes through {@link ResponseBody.pipe}, and must be piped or aborted. */
 export interface FetchedResponse {

@@ -4,7 +4,7 @@
  * `Retry-After` on 429 and 503, within a cap).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ImgdlError, type ErrorCode } from './errors.js';
+import { ImgdlError, type ErrorCode } from '../errors.js';
 
 /** Longest backoff between two tries, whatever the attempt number. */
 export const MAX_BACKOFF_MS = 30_000;

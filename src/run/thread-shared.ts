@@ -10,8 +10,8 @@
  * the main thread has answered; this happens only for those renamed items.
  */
 import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
-import { claimsOverPort, serveClaims, type DigestClaims, type DigestRegistry } from './dedupe.js';
-import type { NameRegistry } from './naming.js';
+import { claimsOverPort, serveClaims, type DigestClaims, type DigestRegistry } from '../names/dedupe.js';
+import type { NameRegistry } from '../names/naming.js';
 
 /** How a name is claimed; {@link NameRegistry} in the main thread, a proxy of it in a worker. */
 export interface NameClaims {

@@ -19,10 +19,10 @@ import { createHash } from 'node:crypto';
 import { closeSync, open, renameSync, rmSync, writev, writevSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { FileSystemError, ImgdlError, ValidationError } from './errors.js';
-import type { BodySink, ResponseBody } from './fetch.js';
-import { splitExt } from './naming.js';
-import type { OnExists } from './options.js';
+import { FileSystemError, ImgdlError, ValidationError } from '../errors.js';
+import type { BodySink, ResponseBody } from '../http/fetch.js';
+import { splitExt } from '../names/naming.js';
+import type { OnExists } from '../options.js';
 
 /** Suffix of the temp file an item is written to before it is complete. */
 export const PART_SUFFIX = '.part';

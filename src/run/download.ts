@@ -3,21 +3,21 @@
  * The CLI, `bench`, and the tests all drive the downloader through here.
  */
 import fs from 'node:fs/promises';
-import type { NameClaims } from './coordinate.js';
-import { DigestRegistry } from './dedupe.js';
-import { HttpStatusError, ImgdlError } from './errors.js';
-import { createAgent } from './fetch.js';
-import { LocalHostGate, type HostGate } from './hosts.js';
-import { failedTry, LAYOUT_NAMES, makeRunContext, planItem, skipSaved, startTries, tryTask, type Retry, type RunContext, type Task, type Tries } from './item.js';
-import type { ListItem } from './list.js';
-import { NameRegistry } from './naming.js';
-import { resolveOptions, type Options } from './options.js';
+import type { NameClaims } from './thread-shared.js';
+import { DigestRegistry } from '../names/dedupe.js';
+import { HttpStatusError, ImgdlError } from '../errors.js';
+import { createAgent } from '../http/fetch.js';
+import { LocalHostGate, type HostGate } from './host-gate.js';
+import { failedTry, LAYOUT_NAMES, makeRunContext, planItem, skipSaved, startTries, tryTask, type Retry, type RunContext, type Task, type Tries } from '../item/item.js';
+import type { ListItem } from '../input/text-list.js';
+import { NameRegistry } from '../names/naming.js';
+import { resolveOptions, type Options } from '../options.js';
 import { runPool, type PoolWork } from './pool.js';
 import { ProgressTracker } from './progress.js';
-import { ManifestWriter, readDoneKeys, type ItemResult } from './record.js';
-import { RETRY_AFTER_STATUSES } from './retry.js';
-import { fileSystemError } from './write.js';
-import type { ResolvedOptions } from './options.js';
+import { ManifestWriter, readDoneKeys, type ItemResult } from '../record/record.js';
+import { RETRY_AFTER_STATUSES } from '../item/retry.js';
+import { fileSystemError } from '../output/write.js';
+import type { ResolvedOptions } from '../options.js';
 
 /** One entry of a source: a URL, a URL with the file name to give it, or a list item with its origin. */
 export type SourceEntry = string | { url: string; name?: string | undefined } | ListItem;
@@ -102,7 +102,7 @@ export async function* downloadWith(
   const manifest = resolved.manifest === undefined ? undefined : new ManifestWriter(resolved.manifest);
   // Loaded only for this mode, so other runs never pay for piscina's import.
   const workers =
-    resolved.mode === 'workers' ? new (await import('./workers.js')).WorkerPool(resolved, ctx.signal, ctx.names, ctx.digests as DigestRegistry | undefined) : undefined;
+    resolved.mode === 'workers' ? new (await import('./thread-pool.js')).WorkerPool(resolved, ctx.signal, ctx.names, ctx.digests as DigestRegistry | undefined) : undefined;
   const log = resolved.logger;
   // Draining stops new items from starting; aborting (ctx.abort) also stops those in flight.
   const drain = new AbortController();

@@ -3,11 +3,11 @@
  * run context, and the same {@link runTask} every mode uses.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { connectToMain } from './coordinate.js';
-import { createAgent } from './fetch.js';
-import { LAYOUT_NAMES, makeRunContext, runTask } from './item.js';
-import type { ItemResult } from './record.js';
-import type { WorkerMessage, WorkerSetup } from './workers.js';
+import { connectToMain } from './thread-shared.js';
+import { createAgent } from '../http/fetch.js';
+import { LAYOUT_NAMES, makeRunContext, runTask } from '../item/item.js';
+import type { ItemResult } from '../record/record.js';
+import type { WorkerMessage, WorkerSetup } from './thread-pool.js';
 
 const { options } = workerData as WorkerSetup;
 // Names and digests are the main thread's, so that every thread sees every claim. Aborting a run

@@ -11,9 +11,9 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { fingerprint, FingerprintSet, type Fingerprint } from './fingerprints.js';
-import { foldName, SHARD_FILES, splitExt } from './naming.js';
-import type { Layout } from './options.js';
+import { fingerprint, FingerprintSet, type Fingerprint } from '../names/fingerprints.js';
+import { foldName, SHARD_FILES, splitExt } from '../names/naming.js';
+import type { Layout } from '../options.js';
 import { exists, PART_SUFFIX } from './write.js';
 
 /** One folder's listing, filled as the directory streams in. */

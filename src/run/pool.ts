@@ -15,8 +15,8 @@
  * is consumed. So memory stays flat however long the list and however slow
  * the consumer, and the window grows only while some host holds its items back.
  */
-import type { HostGate } from './hosts.js';
-import { Scheduler } from './schedule.js';
+import type { HostGate } from './host-gate.js';
+import { Scheduler } from './scheduler.js';
 
 /** How one turn of a task ended: its result, or a wait before its next turn. */
 export type Turn<R> = { result: R } | { retryInMs: number };

@@ -9,10 +9,10 @@
  */
 import type { Readable } from 'node:stream';
 import yargs from 'yargs';
-import { UsageError, allItems, bindStdinDash, guardOutputs, itemFlags, itemOptions, openInputs, strictParser, type ItemArgv } from '../cli.js';
+import { UsageError, allItems, bindStdinDash, guardOutputs, itemFlags, itemOptions, openInputs, strictParser, type ItemArgv } from './main.js';
 import { describeError } from '../errors.js';
 import { OptionError } from '../options.js';
-import { ClusterError } from './connection.js';
+import { ClusterError } from '../cluster/connection.js';
 
 /** A cluster command. */
 export type Command = 'enqueue' | 'worker' | 'status';
@@ -124,8 +124,8 @@ async function enqueueMain(args: string[]): Promise<number> {
     names.push('-');
   }
   const inputs: Array<{ name: string; stream: Readable }> = await openInputs(names);
-  const { enqueue } = await import('./enqueue.js');
-  const { createLogger, levelFor } = await import('../log.js');
+  const { enqueue } = await import('../cluster/enqueue.js');
+  const { createLogger, levelFor } = await import('./log.js');
   const logger = createLogger({ level: levelFor(0, false), color: false });
   guardOutputs();
   try {
@@ -159,9 +159,9 @@ interface WorkerArgv {
 async function workerMain(args: string[]): Promise<number> {
   const argv = (await workerParser(args).parseAsync()) as unknown as WorkerArgv;
   if (argv.help) return 0;
-  const { runWorker } = await import('./worker.js');
-  const { createLogger, levelFor } = await import('../log.js');
-  const { formatSummary } = await import('../report.js');
+  const { runWorker } = await import('../cluster/worker.js');
+  const { createLogger, levelFor } = await import('./log.js');
+  const { formatSummary } = await import('../record/run-report.js');
   const color = argv.color ?? (process.stderr.isTTY === true && !('NO_COLOR' in process.env));
   const logger = createLogger({ level: levelFor(argv.verbose, argv.quiet), color });
   guardOutputs();
@@ -211,7 +211,7 @@ async function statusMain(args: string[]): Promise<number> {
   const argv = (await statusParser(args).parseAsync()) as unknown as StatusArgv;
   if (argv.help) return 0;
   if (!Number.isInteger(argv.interval) || argv.interval < 100) throw new UsageError(`--interval must be an integer of at least 100, got ${argv.interval}`);
-  const { formatStatus, formatStatusLine, queueStatus } = await import('./status.js');
+  const { formatStatus, formatStatusLine, queueStatus } = await import('../cluster/status.js');
   guardOutputs();
   if (!argv.watch) {
     const status = await queueStatus(argv.queue);

@@ -5,7 +5,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import type { HashAlgorithm } from './options.js';
+import type { HashAlgorithm } from '../options.js';
 
 /** Image facts read from the header bytes. */
 export interface ImageFacts {

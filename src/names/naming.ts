@@ -10,7 +10,7 @@
 import { Buffer, isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { ValidationError } from './errors.js';
+import { ValidationError } from '../errors.js';
 import { fingerprint, FingerprintMap, type Fingerprint } from './fingerprints.js';
 
 /** Max bytes of one file name (UTF-8). */

@@ -8,11 +8,11 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Mode } from './options.js';
-import { formatBytes, formatDuration, type RunSummary } from './report.js';
+import type { Mode } from '../options.js';
+import { formatBytes, formatDuration, type RunSummary } from '../record/run-report.js';
 
 /** The built CLI, run as a child for every measured run. */
-export const CLI_PATH = fileURLToPath(new URL('../bin/imgdl.js', import.meta.url));
+export const CLI_PATH = fileURLToPath(new URL('../../bin/imgdl.js', import.meta.url));
 
 /** What {@link runBench} measures. */
 export interface BenchOptions {

@@ -84,7 +84,7 @@ export const MAX_GENERATED_BYTES = 64 * 1024 * 1024;
 
 const DEFAULT_GENERATED_BYTES = 20_000;
 // Resolved from this module so it works from src/ (tests) and dist/ (published) alike.
-const FIXTURES_DIR = fileURLToPath(new URL('../fixtures/images/', import.meta.url));
+const FIXTURES_DIR = fileURLToPath(new URL('../../fixtures/images/', import.meta.url));
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
   '.jpg': 'image/jpeg',
   '.jpeg': 'image/jpeg',

@@ -10,9 +10,9 @@
  * millions of records needs tens of megabytes, not gigabytes.
  */
 import fs from 'node:fs/promises';
-import { fingerprint, FingerprintSet, type Fingerprint } from './fingerprints.js';
+import { fingerprint, FingerprintSet, type Fingerprint } from '../names/fingerprints.js';
 import type { ItemResult } from './record.js';
-import { formatBytes, formatDuration, formatFailures, RunReport, type RunSummary } from './report.js';
+import { formatBytes, formatDuration, formatFailures, RunReport, type RunSummary } from './run-report.js';
 
 /**
  * The summary of merged manifests: a run's `--json` summary, with what

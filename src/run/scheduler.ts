@@ -11,7 +11,7 @@
  * Plain callbacks, no promise per decision: a run of millions of items makes
  * millions of them.
  */
-import { UNTIL_RELEASE, type HostGate } from './hosts.js';
+import { UNTIL_RELEASE, type HostGate } from './host-gate.js';
 
 /** One host's waiting tasks and what holds them back. */
 interface HostState<T> {

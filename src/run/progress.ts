@@ -3,7 +3,7 @@
  * library emits {@link Progress} snapshots through `options.onProgress`; the
  * CLI's progress line is one such consumer and knows nothing more than this.
  */
-import type { ItemResult } from './record.js';
+import type { ItemResult } from '../record/record.js';
 
 /** A snapshot of a run in progress. Each call of `onProgress` receives a fresh object. */
 export interface Progress {
