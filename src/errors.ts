@@ -42,7 +42,23 @@ export type ErrorCode =
   /** The run was stopped before this item finished. */
   | 'ABORTED'
   /** A worker thread died while it held this item. */
-  | 'WORKER_CRASHED';
+  | 'WORKER_CRASHED'
+  /** An option whose value cannot be used (library or CLI). */
+  | 'INVALID_OPTION'
+  /** A command line that cannot be run: unknown flag, missing argument, unreadable input file. */
+  | 'USAGE'
+  | ClusterErrorCode;
+
+/** Stable codes of the cluster's own errors (item failures keep the core's codes). */
+export type ClusterErrorCode =
+  /** `--queue` is not a `redis://` or `rediss://` URL. */
+  | 'INVALID_QUEUE_URL'
+  /** Redis could not be reached, or dropped the connection of a command that must not wait. */
+  | 'REDIS_UNAVAILABLE'
+  /** Redis may evict keys under memory pressure, which would lose jobs and results. */
+  | 'REDIS_EVICTS'
+  /** A job whose data imgdl cannot read (written by something else, or by an incompatible version). */
+  | 'BAD_JOB';
 
 /** What an error looks like in the manifest, the logs and worker messages. */
 export interface ErrorRecord {
@@ -124,6 +140,35 @@ export class FileSystemError extends ImgdlError {
   override name = 'FileSystemError';
   constructor(message: string, details: ErrorDetails = {}, code: 'FILESYSTEM' | 'DISK_FULL' = 'FILESYSTEM') {
     super(code, message, details);
+  }
+}
+
+/** Thrown for an option whose value cannot be used; the CLI maps it to exit code 2. */
+export class OptionError extends ImgdlError {
+  override name = 'OptionError';
+  constructor(
+    readonly option: string,
+    readonly value: unknown,
+    expected: string,
+  ) {
+    super('INVALID_OPTION', `invalid value for option "${option}": ${JSON.stringify(value)} (expected ${expected})`);
+  }
+}
+
+/** A command line that cannot be run; the CLI prints it with a pointer to `--help` and exits 2. */
+export class UsageError extends ImgdlError {
+  override name = 'UsageError';
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('USAGE', message, details);
+  }
+}
+
+/** An error of the cluster commands, with a code that never changes. */
+export class ClusterError extends ImgdlError {
+  override name = 'ClusterError';
+  declare readonly code: ClusterErrorCode;
+  constructor(code: ClusterErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, options);
   }
 }
 

@@ -9,7 +9,10 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { OptionError } from './errors.js';
 import type { Progress } from './run/progress.js';
+
+export { OptionError };
 
 /** How tasks are scheduled. The per-item pipeline is the same in every mode. */
 export type Mode = 'sequential' | 'concurrent' | 'workers';
@@ -189,18 +192,6 @@ export interface ResolvedOptions {
 /** The version in package.json (it names the User-Agent and `--version`). */
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
-/** Thrown for an option whose value cannot be used; the CLI maps it to exit code 2. */
-export class OptionError extends Error {
-  override name = 'OptionError';
-  readonly code = 'INVALID_OPTION';
-  constructor(
-    readonly option: string,
-    readonly value: unknown,
-    expected: string,
-  ) {
-    super(`invalid value for option "${option}": ${JSON.stringify(value)} (expected ${expected})`);
-  }
-}
 
 function integer(option: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;

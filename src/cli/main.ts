@@ -16,16 +16,14 @@ import v8 from 'node:v8';
 import type { Logger } from 'pino';
 import type { Argv as Yargs } from 'yargs';
 import parseAsText from 'yargs-parser';
-import { describeError } from '../errors.js';
+import { describeError, UsageError } from '../errors.js';
+
+export { UsageError };
 import type { BatchedSource } from '../run/download.js';
 import { itemsFromArgs, readListBatches, type ListItem } from '../input/text-list.js';
 // Only what parsing needs is imported up front: --help and --version must not pay for HTTP, pino or workers.
 import { HASHES, LAYOUTS, MODES, ON_EXISTS, OptionError, VERSION, parseSize, resolveOptions, type HashAlgorithm, type Layout, type Mode, type OnExists, type Options } from '../options.js';
 
-/** A usage error: exit code 2, message shown as is. */
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 /** What {@link itemFlags} parses. */
 export interface ItemArgv {

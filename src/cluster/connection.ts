@@ -14,29 +14,10 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import { ClusterError, type ClusterErrorCode } from '../errors.js';
 
-/** Stable codes of the cluster's own errors (item failures keep the core's codes). */
-export type ClusterErrorCode =
-  /** `--queue` is not a `redis://` or `rediss://` URL. */
-  | 'INVALID_QUEUE_URL'
-  /** Redis could not be reached, or dropped the connection of a command that must not wait. */
-  | 'REDIS_UNAVAILABLE'
-  /** Redis may evict keys under memory pressure, which would lose jobs and results. */
-  | 'REDIS_EVICTS'
-  /** A job whose data imgdl cannot read (written by something else, or by an incompatible version). */
-  | 'BAD_JOB';
+export { ClusterError, type ClusterErrorCode };
 
-/** An error of the cluster commands, with a code that never changes. */
-export class ClusterError extends Error {
-  override name = 'ClusterError';
-  constructor(
-    readonly code: ClusterErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
 
 /** Where a queue lives: a parsed `--queue` URL. */
 export interface QueueAddress {
