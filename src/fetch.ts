@@ -8,14 +8,13 @@
  * to the pool.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { createRequire } from 'node:module';
 import { rootCertificates } from 'node:tls';
-import type * as Undici from 'undici';
 import type { Dispatcher } from 'undici';
 import { HttpStatusError, ImgdlError, NetworkError, TimeoutError, ValidationError } from './errors.js';
 import { redactUrl } from './list.js';
 import type { ResolvedOptions } from './options.js';
 import { parseRetryAfter } from './retry.js';
+import { fromUndici } from './undici.js';
 
 /** A 2xx response; its body comes through {@link ResponseBody.pipe}, and must be piped or aborted. */
 export interface FetchedResponse {
@@ -50,26 +49,6 @@ export interface ResponseBody {
    * gets no more calls. For bodies not worth reading (too large, not wanted).
    */
   abort(): void;
-}
-
-const load = createRequire(import.meta.url);
-
-/**
- * One of undici's own modules, by its path in undici 7's `lib/`, rather than
- * through undici's index, which also loads fetch, WebSocket, EventSource, the
- * cache and the mocks: ~110 ms of CPU at every start, against ~35 ms for the
- * four imgdl uses. A later 7.x release (the range users install) may move a
- * file: then the same export comes from the index, slower to load but never
- * broken.
- */
-export function fromUndici<T>(file: string, pick: (undici: typeof Undici) => T): T {
-  try {
-    const found = load(`undici/lib/${file}`) as unknown;
-    if (typeof found === 'function') return found as T;
-  } catch {
-    // Moved or renamed: fall through to the index.
-  }
-  return pick(load('undici') as typeof Undici);
 }
 
 const Agent = fromUndici('dispatcher/agent.js', (undici) => undici.Agent);

@@ -7,8 +7,9 @@ import { http, HttpResponse } from 'msw';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent as IndexAgent } from 'undici';
-import { createAgent, fetchOne, fromUndici } from '../src/fetch.js';
+import { createAgent, fetchOne } from '../src/fetch.js';
 import { resolveOptions, VERSION } from '../src/options.js';
+import { fromUndici } from '../src/undici.js';
 import { collect, listFiles, ROOT, runCli, serve, tempDir } from './helpers.js';
 import { startProxy } from './proxy.js';
 
