@@ -13,6 +13,7 @@ import type { Dispatcher } from 'undici';
 import { HttpStatusError, ImgdlError, NetworkError, TimeoutError, ValidationError } from './errors.js';
 import { redactUrl } from './list.js';
 import type { ResolvedOptions } from './options.js';
+import { PassThroughHandler } from './pass-through-handler.js';
 import { parseRetryAfter } from './retry.js';
 import { fromUndici } from './undici.js';
 
@@ -120,29 +121,16 @@ function countBody(onBytes: (n: number) => void): Dispatcher.DispatcherComposeIn
 }
 
 /** Passes every callback through, telling `onBytes` the size of each body chunk. */
-class CountingHandler implements Dispatcher.DispatchHandler {
+class CountingHandler extends PassThroughHandler {
   constructor(
-    readonly handler: Dispatcher.DispatchHandler,
+    handler: Dispatcher.DispatchHandler,
     readonly onBytes: (n: number) => void,
-  ) {}
-  onRequestStart(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestStart']>>): void {
-    this.handler.onRequestStart?.(...args);
+  ) {
+    super(handler);
   }
-  onRequestUpgrade(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestUpgrade']>>): void {
-    this.handler.onRequestUpgrade?.(...args);
-  }
-  onResponseStart(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>): void {
-    this.handler.onResponseStart?.(...args);
-  }
-  onResponseData(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseData']>>): void {
+  override onResponseData(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseData']>>): void {
     this.onBytes(args[1].length);
     this.handler.onResponseData?.(...args);
-  }
-  onResponseEnd(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseEnd']>>): void {
-    this.handler.onResponseEnd?.(...args);
-  }
-  onResponseError(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseError']>>): void {
-    this.handler.onResponseError?.(...args);
   }
 }
 
