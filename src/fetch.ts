@@ -10,10 +10,11 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { HttpStatusError, ImgdlError, NetworkError, TimeoutError, ValidationError } from './errors.js';
+import { HttpStatusError, ImgdlError, NetworkError, ProxyError, TimeoutError, ValidationError } from './errors.js';
 import { redactUrl } from './list.js';
 import type { ResolvedOptions } from './options.js';
 import { PassThroughHandler } from './pass-through-handler.js';
+import { proxySettings, ProxyDispatcher } from './proxy.js';
 import { parseRetryAfter } from './retry.js';
 import { fromUndici } from './undici.js';
 
@@ -53,8 +54,6 @@ export interface ResponseBody {
 }
 
 const Agent = fromUndici('dispatcher/agent.js', (undici) => undici.Agent);
-const ProxyAgent = fromUndici('dispatcher/proxy-agent.js', (undici) => undici.ProxyAgent);
-const EnvHttpProxyAgent = fromUndici('dispatcher/env-http-proxy-agent.js', (undici) => undici.EnvHttpProxyAgent);
 const decompress = fromUndici('interceptor/decompress.js', (undici) => undici.interceptors.decompress);
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -63,15 +62,12 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 export type AgentOptions = Pick<ResolvedOptions, 'timeoutMs' | 'perHost'> &
   Partial<Pick<ResolvedOptions, 'proxy' | 'insecure' | 'ca'>>;
 
-/** The proxy variables undici's EnvHttpProxyAgent reads, in either case. */
-const PROXY_ENV = ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy'];
-
 /**
  * Opens a run's HTTP dispatcher: keep-alive, separate connect/headers/body-idle
  * timeouts, optional per-origin cap; through `options.proxy`, or the
- * environment's proxies when one is set; gzip/br/deflate bodies decoded; and
- * `onBytes` told of every decoded body chunk. Always a dispatcher of its own:
- * the global one is never read or changed.
+ * environment's proxies when one is set (see proxy.ts); gzip/br/deflate bodies
+ * decoded; and `onBytes` told of every decoded body chunk. Always a dispatcher
+ * of its own: the global one is never read or changed.
  */
 export function createAgent(options: AgentOptions, onBytes?: (n: number) => void): Dispatcher {
   const tls = {
@@ -86,14 +82,10 @@ export function createAgent(options: AgentOptions, onBytes?: (n: number) => void
     bodyTimeout: options.timeoutMs,
     keepAliveTimeout: 10_000,
     connect: tls,
-    // Tunnelling is for https targets; plain http goes to the proxy as an absolute-URL request, as curl does.
-    proxyTunnel: false,
-    requestTls: tls,
   };
-  let dispatcher: Dispatcher;
-  if (typeof options.proxy === 'string') dispatcher = new ProxyAgent({ ...base, uri: options.proxy });
-  else if (options.proxy !== false && PROXY_ENV.some((name) => process.env[name])) dispatcher = new EnvHttpProxyAgent(base);
-  else dispatcher = new Agent(base);
+  const direct = new Agent(base);
+  const proxies = proxySettings(options.proxy);
+  const dispatcher = proxies === undefined ? direct : new ProxyDispatcher(proxies, direct, { agent: base, requestTls: tls });
   // compose() wraps in order, so the counter sits outside the decoder and counts decoded bytes.
   const decode = decompressInterceptor();
   return onBytes ? dispatcher.compose(decode, countBody(onBytes)) : dispatcher.compose(decode);
@@ -146,6 +138,8 @@ export function header(headers: IncomingHttpHeaders, name: string): string | und
  * whatever it looks like, since undici rejects with the signal's own reason.
  */
 export function classifyNetworkError(error: unknown, url: string, signal?: AbortSignal): ImgdlError {
+  // A proxy's failure reaches every request that waited on its connection: each gets a copy with its own URL.
+  if (error instanceof ProxyError && error.url === undefined) return new ProxyError(error.code, error.message, { url, status: error.status, cause: error.cause });
   if (error instanceof ImgdlError) return error;
   if (signal?.aborted) return new ImgdlError('ABORTED', 'stopped before it finished', { url, cause: error });
   const code = (error as { code?: unknown } | null)?.code;
@@ -169,7 +163,7 @@ export function classifyNetworkError(error: unknown, url: string, signal?: Abort
 /**
  * GETs `url`, following up to `options.maxRedirects` redirects. Resolves with
  * a 2xx response; rejects with HTTP_STATUS, TOO_MANY_REDIRECTS, REDIRECT_LOOP,
- * BAD_REDIRECT, ETIMEDOUT, NETWORK or ABORTED.
+ * BAD_REDIRECT, ETIMEDOUT, NETWORK, PROXY_AUTH or ABORTED.
  */
 export async function fetchOne(
   url: URL,
