@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { freePort } from '../src/bench/redis.js';
 import { generatedImage, type FixtureServer } from '../src/fixture-server.js';
 import { proxyFor, proxySettings, toProxy } from '../src/proxy.js';
-import { ROOT, runCli, serve, tempDir, type CliRun } from './helpers.js';
+import { collect, ROOT, runCli, serve, tempDir, type CliRun } from './helpers.js';
 import { startTinyproxy } from './tinyproxy.js';
 
 const TLS = path.join(ROOT, 'fixtures/tls');
@@ -137,6 +137,40 @@ describe('http through a proxy', () => {
     );
     expect(await proxy.requests()).toHaveLength(2);
     expect(plain.stats.requests).toBe(1);
+  });
+});
+
+describe('proxy settings', () => {
+  it('sends every request of a library run through options.proxy', async () => {
+    const server = await serve();
+    const proxy = await startTinyproxy();
+    const urls = [server.url('/gen/a.jpg'), server.url('/gen/b.jpg')];
+    const records = await collect(urls, { out: await tempDir(), proxy: proxy.url });
+    expect(records.map((r) => r.status)).toEqual(['ok', 'ok']);
+    expect((await proxy.requests()).map((r) => `${r.method} ${r.target}`).sort()).toEqual(urls.map((url) => `GET ${url}`).sort());
+    expect(server.stats.requests).toBe(2);
+  });
+
+  it('uses HTTP_PROXY from the environment by default, and not for NO_PROXY hosts or with --no-proxy', async () => {
+    const server = await serve();
+    const proxy = await startTinyproxy();
+    const env = { HTTP_PROXY: proxy.url };
+    const byEnv = await imgdl([server.url('/gen/env.jpg'), '-o', await tempDir()], env);
+    expect(byEnv.code, byEnv.stderr).toBe(0);
+    const seen = async (): Promise<string[]> => (await proxy.requests()).map((r) => r.target);
+    expect(await seen()).toEqual([server.url('/gen/env.jpg')]);
+
+    const excluded = await imgdl([server.url('/gen/direct.jpg'), '-o', await tempDir()], { ...env, NO_PROXY: '127.0.0.1' });
+    const refused = await imgdl([server.url('/gen/flag.jpg'), '-o', await tempDir(), '--no-proxy'], env);
+    expect([excluded.code, refused.code]).toEqual([0, 0]);
+    expect(await seen()).toHaveLength(1);
+    expect(server.stats.requests).toBe(3);
+  });
+
+  it('names a malformed proxy variable as a usage error', async () => {
+    const run = await imgdl(['http://127.0.0.1:9/a.jpg', '-o', await tempDir()], { HTTP_PROXY: 'notaurl' });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('HTTP_PROXY (environment)');
   });
 });
 
