@@ -23,6 +23,8 @@ export type ErrorCode =
   | 'NETWORK'
   /** Connecting, waiting for headers, or waiting for the next body chunk took too long. */
   | 'ETIMEDOUT'
+  /** The proxy answered 407 (or 401 to a CONNECT): it wants credentials, or refused the ones in its URL. Not retried. */
+  | 'PROXY_AUTH'
   /** More redirects than allowed. */
   | 'TOO_MANY_REDIRECTS'
   /** A redirect came back to a URL already visited. */
@@ -102,6 +104,16 @@ export class ImgdlError extends Error {
 /** Connecting, sending or receiving failed. */
 export class NetworkError extends ImgdlError {
   override name = 'NetworkError';
+}
+
+/**
+ * A proxy could not be reached, wants credentials (PROXY_AUTH) or would not
+ * open a tunnel: the message names the proxy, credentials redacted, rather
+ * than the server behind it. Its code is the one the failure would have had
+ * without a proxy (NETWORK, ETIMEDOUT, HTTP_STATUS) but for PROXY_AUTH.
+ */
+export class ProxyError extends ImgdlError {
+  override name = 'ProxyError';
 }
 
 /** A timeout elapsed (connect, headers, or body idle). */

@@ -15,6 +15,7 @@ export {
   NetworkError,
   TimeoutError,
   HttpStatusError,
+  ProxyError,
   ValidationError,
   FileSystemError,
   describeError,

@@ -111,9 +111,12 @@ export interface Options {
    */
   locationTrusted?: boolean | undefined;
   /**
-   * HTTP(S) proxy URL for every request [`--proxy`]. Default: `HTTPS_PROXY`,
-   * `HTTP_PROXY` and `NO_PROXY` (or their lower-case forms) from the
-   * environment; `false` ignores the environment [`--no-proxy`].
+   * HTTP(S) proxy URL for every request [`--proxy`]: https targets go
+   * through a CONNECT tunnel, http ones as absolute-URL requests; credentials
+   * as `http://user:pass@host:port` (percent-encoded) are sent to the proxy
+   * as Proxy-Authorization. Default: `HTTPS_PROXY`, `HTTP_PROXY` and
+   * `NO_PROXY` (or their lower-case forms) from the environment; `false`
+   * ignores the environment [`--no-proxy`].
    */
   proxy?: string | false | undefined;
   /** Skip TLS certificate verification [`-k, --insecure`]. Default false. Logged as a warning when on. */

@@ -292,3 +292,18 @@ describe('close()', () => {
     await expect(server.close()).resolves.toBeUndefined();
   });
 });
+
+describe('tls', () => {
+  it('speaks HTTPS with the given key and certificate, and says so in its origin', async () => {
+    const tls = new URL('../fixtures/tls/', import.meta.url);
+    const [key, cert, ca] = await Promise.all(['server.key', 'server.pem', 'ca.pem'].map((name) => readFile(new URL(name, tls))));
+    const server = await serve({ tls: { key: key!, cert: cert! } });
+    expect(server.origin).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const agent = new Agent({ connect: { ca: ca! } });
+    agents.push(agent);
+    const { status, body } = await fetchBytes(server.url('/gen/a.png?bytes=500'), { dispatcher: agent });
+    expect(status).toBe(200);
+    expect(body.equals(generatedImage('png', 500))).toBe(true);
+    expect(server.stats.requests).toBe(1);
+  });
+});

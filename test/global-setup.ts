@@ -1,17 +1,21 @@
 /**
- * Runs once before the suite: the cluster tests need a real redis-server.
- * On a fresh machine, running as root with apt-get (as CI does), it is
- * installed from Debian's package; anywhere else the suite stops at once
- * with the one command to run, rather than failing test by test.
+ * Runs once before the suite: the cluster tests need a real redis-server,
+ * the proxy tests a real tinyproxy. On a fresh machine, running as root with
+ * apt-get (as CI does), the missing ones are installed from Debian's
+ * packages; anywhere else the suite stops at once with the one command to
+ * run, rather than failing test by test.
  */
 import { spawnSync } from 'node:child_process';
 
-/** The one command that makes redis-server available, for messages. */
-const INSTALL_REDIS = 'apt-get install -y redis-server';
+/** Each service the suite starts: its Debian package (and binary), and what the tests use it for. */
+const SERVICES = [
+  { name: 'redis-server', versionFlag: '--version', for: 'the cluster tests' },
+  { name: 'tinyproxy', versionFlag: '-v', for: 'the proxy tests' },
+] as const;
 
-/** True when `redis-server` runs from PATH. */
-function redisInstalled(): boolean {
-  return spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
+/** True when `command` runs from PATH. */
+function installed(command: string, versionFlag: string): boolean {
+  return spawnSync(command, [versionFlag], { stdio: 'ignore' }).status === 0;
 }
 
 function run(command: string, args: string[]): boolean {
@@ -23,14 +27,18 @@ function run(command: string, args: string[]): boolean {
 }
 
 export default function setup(): void {
-  if (redisInstalled()) return;
+  const missing = SERVICES.filter((service) => !installed(service.name, service.versionFlag));
+  if (missing.length === 0) return;
+  const names = missing.map((service) => service.name);
   const root = process.getuid?.() === 0;
   const apt = spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status === 0;
   if (root && apt) {
-    process.stderr.write('redis-server is missing: installing Debian\'s package for the cluster tests\n');
+    process.stderr.write(`${names.join(' and ')} missing: installing Debian's packages for ${missing.map((s) => s.for).join(' and ')}\n`);
     // The package lists may be absent on a fresh image: update once if the first try fails.
-    const installed = run('apt-get', ['install', '-y', '-q', 'redis-server']) || (run('apt-get', ['update', '-q']) && run('apt-get', ['install', '-y', '-q', 'redis-server']));
-    if (installed && redisInstalled()) return;
+    const install = ['install', '-y', '-q', ...names];
+    const done = run('apt-get', install) || (run('apt-get', ['update', '-q']) && run('apt-get', install));
+    if (done && missing.every((service) => installed(service.name, service.versionFlag))) return;
   }
-  throw new Error(`the cluster tests need redis-server on PATH; install it with: ${root ? '' : 'sudo '}${INSTALL_REDIS}`);
+  const needs = missing.map((service) => `${service.for} need ${service.name} on PATH`).join('; ');
+  throw new Error(`${needs}; install with: ${root ? '' : 'sudo '}apt-get install -y ${names.join(' ')}`);
 }

@@ -7,10 +7,10 @@ import { http, HttpResponse } from 'msw';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent as IndexAgent } from 'undici';
-import { createAgent, fetchOne, fromUndici } from '../src/http/fetch.js';
+import { createAgent, fetchOne } from '../src/http/fetch.js';
 import { resolveOptions, VERSION } from '../src/options.js';
+import { fromUndici } from '../src/http/undici.js';
 import { collect, listFiles, ROOT, runCli, serve, tempDir } from './helpers.js';
-import { startProxy } from './proxy.js';
 
 const TLS = path.join(ROOT, 'fixtures/tls');
 const IMAGE = Buffer.from('\xff\xd8\xff\xe0 not really a jpeg, but bytes we can compare '.repeat(50), 'latin1');
@@ -107,40 +107,6 @@ describe("undici's modules", () => {
   it('come from their own files, and from the index when a release has moved them', () => {
     expect(fromUndici('dispatcher/agent.js', () => undefined)).toBe(IndexAgent);
     expect(fromUndici('dispatcher/moved-elsewhere.js', (undici) => undici.Agent)).toBe(IndexAgent);
-  });
-});
-
-describe('proxies', () => {
-  it('sends every request through --proxy', async () => {
-    const server = await serve();
-    const proxy = await startProxy();
-    const urls = [server.url('/gen/a.jpg'), server.url('/gen/b.jpg')];
-    const records = await collect(urls, { out: await tempDir(), proxy: proxy.url });
-    expect(records.map((r) => r.status)).toEqual(['ok', 'ok']);
-    expect(proxy.seen.sort()).toEqual(urls.sort());
-    expect(server.stats.requests).toBe(2);
-  });
-
-  it('uses HTTP_PROXY from the environment by default, and not for NO_PROXY hosts or with --no-proxy', async () => {
-    const server = await serve();
-    const proxy = await startProxy();
-    // undici prefers the lower-case variables, so they are unset to make the upper-case ones count.
-    const env = { HTTP_PROXY: proxy.url, http_proxy: undefined, NO_PROXY: undefined, no_proxy: undefined };
-    const byEnv = await runCli([server.url('/gen/env.jpg'), '-o', await tempDir()], { env });
-    expect(byEnv.code, byEnv.stderr).toBe(0);
-    expect(proxy.seen).toEqual([server.url('/gen/env.jpg')]);
-
-    const excluded = await runCli([server.url('/gen/direct.jpg'), '-o', await tempDir()], { env: { ...env, NO_PROXY: '127.0.0.1' } });
-    const refused = await runCli([server.url('/gen/flag.jpg'), '-o', await tempDir(), '--no-proxy'], { env });
-    expect([excluded.code, refused.code]).toEqual([0, 0]);
-    expect(proxy.seen).toHaveLength(1);
-    expect(server.stats.requests).toBe(3);
-  });
-
-  it('names a malformed proxy variable as a usage error', async () => {
-    const run = await runCli(['http://127.0.0.1:9/a.jpg', '-o', await tempDir()], { env: { HTTP_PROXY: 'notaurl', http_proxy: undefined } });
-    expect(run.code).toBe(2);
-    expect(run.stderr).toContain('HTTP_PROXY (environment)');
   });
 });
 

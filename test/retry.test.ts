@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HttpStatusError, ImgdlError, TimeoutError, ValidationError } from '../src/errors.js';
+import { HttpStatusError, ImgdlError, ProxyError, TimeoutError, ValidationError } from '../src/errors.js';
 import { backoffMs, isRetryable, MAX_BACKOFF_MS, parseRetryAfter, retryDelayMs } from '../src/item/retry.js';
 
 const NOW = Date.parse('2026-01-01T00:00:00Z');
@@ -17,6 +17,9 @@ describe('retry policy', () => {
     ['an abort', new ImgdlError('ABORTED', 'stopped'), false],
     ['a disk full', new ImgdlError('DISK_FULL', 'ENOSPC'), false],
     ['a foreign error', new Error('x'), false],
+    ['a proxy that wants credentials', new ProxyError('PROXY_AUTH', 'proxy asks', { status: 407 }), false],
+    ['a proxy that refused the connection', new ProxyError('NETWORK', 'proxy refused'), true],
+    ['a proxy answering CONNECT with 502', new ProxyError('HTTP_STATUS', 'proxy answered', { status: 502 }), true],
   ])('retries %s: %s', (_label, error, expected) => {
     expect(isRetryable(error)).toBe(expected);
   });

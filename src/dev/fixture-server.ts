@@ -9,6 +9,7 @@
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { basename, extname } from 'node:path';
 import { Readable } from 'node:stream';
@@ -47,6 +48,11 @@ export interface FixtureServerOptions {
    * guess. Default 0 (no wait).
    */
   holdUntilInFlight?: number;
+  /**
+   * A PEM key and certificate: the server then speaks HTTPS, and its origin
+   * is `https://…`. Default none (plain HTTP).
+   */
+  tls?: { key: string | Buffer; cert: string | Buffer };
 }
 
 /** What the server has seen; counted at the server so tests count instead of timing. */
@@ -102,7 +108,7 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
  * `Range: bytes=N-` and `bytes=N-M` with a 206.
  */
 export async function startFixtureServer(options: FixtureServerOptions = {}): Promise<FixtureServer> {
-  const { handlers = [], latencyMs = 0, host = '127.0.0.1', holdUntilInFlight = 0 } = options;
+  const { handlers = [], latencyMs = 0, host = '127.0.0.1', holdUntilInFlight = 0, tls } = options;
   const stats = createStats();
   let origin = '';
   // Requests waiting for holdUntilInFlight to be reached; released together, once.
@@ -115,7 +121,9 @@ export async function startFixtureServer(options: FixtureServerOptions = {}): Pr
     return undefined;
   };
 
-  const server = createServer((req, res) => {
+  const server = tls === undefined ? createServer(onRequest) : createTlsServer(tls, onRequest);
+
+  function onRequest(req: IncomingMessage, res: ServerResponse): void {
     const path = req.url ?? '/';
     stats.firstRequestAt ??= Date.now();
     stats.requests++;
@@ -138,7 +146,7 @@ export async function startFixtureServer(options: FixtureServerOptions = {}): Pr
       if (res.headersSent) res.destroy();
       else sendText(res, 500, `fixture server error: ${String(error)}`);
     });
-  });
+  }
 
   async function respond(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
     await holdOrRelease();
@@ -188,7 +196,7 @@ export async function startFixtureServer(options: FixtureServerOptions = {}): Pr
   server.listen(0, host);
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
-  origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  origin = `${tls === undefined ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
   let closing: Promise<void> | undefined;
   return {

@@ -8,14 +8,15 @@
  * to the pool.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { createRequire } from 'node:module';
 import { rootCertificates } from 'node:tls';
-import type * as Undici from 'undici';
 import type { Dispatcher } from 'undici';
-import { HttpStatusError, ImgdlError, NetworkError, TimeoutError, ValidationError } from '../errors.js';
+import { HttpStatusError, ImgdlError, NetworkError, ProxyError, TimeoutError, ValidationError } from '../errors.js';
 import { redactUrl } from '../input/text-list.js';
 import type { ResolvedOptions } from '../options.js';
+import { PassThroughHandler } from './pass-through-handler.js';
+import { proxySettings, ProxyDispatcher } from './proxy.js';
 import { parseRetryAfter } from '../item/retry.js';
+import { fromUndici } from './undici.js';
 
 /** A 2xx response; its body comes through {@link ResponseBody.pipe}, and must be piped or aborted. */
 export interface FetchedResponse {
@@ -52,29 +53,7 @@ export interface ResponseBody {
   abort(): void;
 }
 
-const load = createRequire(import.meta.url);
-
-/**
- * One of undici's own modules, by its path in undici 7's `lib/`, rather than
- * through undici's index, which also loads fetch, WebSocket, EventSource, the
- * cache and the mocks: ~110 ms of CPU at every start, against ~35 ms for the
- * four imgdl uses. A later 7.x release (the range users install) may move a
- * file: then the same export comes from the index, slower to load but never
- * broken.
- */
-export function fromUndici<T>(file: string, pick: (undici: typeof Undici) => T): T {
-  try {
-    const found = load(`undici/lib/${file}`) as unknown;
-    if (typeof found === 'function') return found as T;
-  } catch {
-    // Moved or renamed: fall through to the index.
-  }
-  return pick(load('undici') as typeof Undici);
-}
-
 const Agent = fromUndici('dispatcher/agent.js', (undici) => undici.Agent);
-const ProxyAgent = fromUndici('dispatcher/proxy-agent.js', (undici) => undici.ProxyAgent);
-const EnvHttpProxyAgent = fromUndici('dispatcher/env-http-proxy-agent.js', (undici) => undici.EnvHttpProxyAgent);
 const decompress = fromUndici('interceptor/decompress.js', (undici) => undici.interceptors.decompress);
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -83,15 +62,12 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 export type AgentOptions = Pick<ResolvedOptions, 'timeoutMs' | 'perHost'> &
   Partial<Pick<ResolvedOptions, 'proxy' | 'insecure' | 'ca'>>;
 
-/** The proxy variables undici's EnvHttpProxyAgent reads, in either case. */
-const PROXY_ENV = ['HTTPS_PROXY', 'HTTP_PROXY', 'https_proxy', 'http_proxy'];
-
 /**
  * Opens a run's HTTP dispatcher: keep-alive, separate connect/headers/body-idle
  * timeouts, optional per-origin cap; through `options.proxy`, or the
- * environment's proxies when one is set; gzip/br/deflate bodies decoded; and
- * `onBytes` told of every decoded body chunk. Always a dispatcher of its own:
- * the global one is never read or changed.
+ * environment's proxies when one is set (see proxy.ts); gzip/br/deflate bodies
+ * decoded; and `onBytes` told of every decoded body chunk. Always a dispatcher
+ * of its own: the global one is never read or changed.
  */
 export function createAgent(options: AgentOptions, onBytes?: (n: number) => void): Dispatcher {
   const tls = {
@@ -106,14 +82,10 @@ export function createAgent(options: AgentOptions, onBytes?: (n: number) => void
     bodyTimeout: options.timeoutMs,
     keepAliveTimeout: 10_000,
     connect: tls,
-    // Tunnelling is for https targets; plain http goes to the proxy as an absolute-URL request, as curl does.
-    proxyTunnel: false,
-    requestTls: tls,
   };
-  let dispatcher: Dispatcher;
-  if (typeof options.proxy === 'string') dispatcher = new ProxyAgent({ ...base, uri: options.proxy });
-  else if (options.proxy !== false && PROXY_ENV.some((name) => process.env[name])) dispatcher = new EnvHttpProxyAgent(base);
-  else dispatcher = new Agent(base);
+  const direct = new Agent(base);
+  const proxies = proxySettings(options.proxy);
+  const dispatcher = proxies === undefined ? direct : new ProxyDispatcher(proxies, direct, { agent: base, requestTls: tls });
   // compose() wraps in order, so the counter sits outside the decoder and counts decoded bytes.
   const decode = decompressInterceptor();
   return onBytes ? dispatcher.compose(decode, countBody(onBytes)) : dispatcher.compose(decode);
@@ -141,29 +113,16 @@ function countBody(onBytes: (n: number) => void): Dispatcher.DispatcherComposeIn
 }
 
 /** Passes every callback through, telling `onBytes` the size of each body chunk. */
-class CountingHandler implements Dispatcher.DispatchHandler {
+class CountingHandler extends PassThroughHandler {
   constructor(
-    readonly handler: Dispatcher.DispatchHandler,
+    handler: Dispatcher.DispatchHandler,
     readonly onBytes: (n: number) => void,
-  ) {}
-  onRequestStart(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestStart']>>): void {
-    this.handler.onRequestStart?.(...args);
+  ) {
+    super(handler);
   }
-  onRequestUpgrade(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onRequestUpgrade']>>): void {
-    this.handler.onRequestUpgrade?.(...args);
-  }
-  onResponseStart(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>): void {
-    this.handler.onResponseStart?.(...args);
-  }
-  onResponseData(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseData']>>): void {
+  override onResponseData(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseData']>>): void {
     this.onBytes(args[1].length);
     this.handler.onResponseData?.(...args);
-  }
-  onResponseEnd(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseEnd']>>): void {
-    this.handler.onResponseEnd?.(...args);
-  }
-  onResponseError(...args: Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseError']>>): void {
-    this.handler.onResponseError?.(...args);
   }
 }
 
@@ -179,6 +138,8 @@ export function header(headers: IncomingHttpHeaders, name: string): string | und
  * whatever it looks like, since undici rejects with the signal's own reason.
  */
 export function classifyNetworkError(error: unknown, url: string, signal?: AbortSignal): ImgdlError {
+  // A proxy's failure reaches every request that waited on its connection: each gets a copy with its own URL.
+  if (error instanceof ProxyError && error.url === undefined) return new ProxyError(error.code, error.message, { url, status: error.status, cause: error.cause });
   if (error instanceof ImgdlError) return error;
   if (signal?.aborted) return new ImgdlError('ABORTED', 'stopped before it finished', { url, cause: error });
   const code = (error as { code?: unknown } | null)?.code;
@@ -202,7 +163,7 @@ export function classifyNetworkError(error: unknown, url: string, signal?: Abort
 /**
  * GETs `url`, following up to `options.maxRedirects` redirects. Resolves with
  * a 2xx response; rejects with HTTP_STATUS, TOO_MANY_REDIRECTS, REDIRECT_LOOP,
- * BAD_REDIRECT, ETIMEDOUT, NETWORK or ABORTED.
+ * BAD_REDIRECT, ETIMEDOUT, NETWORK, PROXY_AUTH or ABORTED.
  */
 export async function fetchOne(
   url: URL,

@@ -4,10 +4,10 @@
  * would give, and no request is made.
  */
 import { createRunContext, isBatched, toListItem, type Source, type SourceEntry } from './download.js';
-import { fromUndici } from '../http/fetch.js';
 import { planItem, skipSaved, type Planned, type RunContext } from '../item/item.js';
 import type { ListItem } from '../input/text-list.js';
 import { resolveOptions, type Options } from '../options.js';
+import { fromUndici } from '../http/undici.js';
 
 /** What a run would do with one item. */
 export interface PlannedItem {
