@@ -133,6 +133,19 @@ function images(server: { url(p: string): string }, n: number, bytes = 2000): st
   return Array.from({ length: n }, (_, i) => server.url(`/gen/${i + 1}.jpg?bytes=${bytes}`));
 }
 
+describe('enqueue', () => {
+  it('sends a long list in overlapping round trips, each job added and counted once', async () => {
+    const redis = await startRedis();
+    // 2000 jobs of one item: 100 round trips of 20 jobs, up to 4 of them in flight while the list is read.
+    const urls = Array.from({ length: 2000 }, (_, i) => `http://h.example/${i}.jpg`);
+    expect(await enqueue(urls, { queue: redis.url, batch: 1 })).toEqual({ items: 2000, jobs: 2000, addedItems: 2000, addedJobs: 2000 });
+    expect(await enqueue(urls, { queue: redis.url, batch: 1 })).toEqual({ items: 2000, jobs: 2000, addedItems: 0, addedJobs: 0 });
+    const queue = new Queue('imgdl', { connection: { host: '127.0.0.1', port: redis.port } });
+    expect(await queue.getJobCounts('waiting')).toEqual({ waiting: 2000 });
+    await queue.close();
+  });
+});
+
 describe('imgdl enqueue, worker, status', () => {
   it('enqueued twice, run: each URL is fetched once and counted once', async () => {
     const redis = await startRedis();

@@ -5,6 +5,7 @@
  * content, so enqueuing the same list again adds nothing.
  */
 import { Queue } from 'bullmq';
+import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import { toListItems, type Source } from '../run/download.js';
 import type { ListItem } from '../input/text-list.js';
@@ -43,6 +44,12 @@ export interface EnqueueResult {
 
 /** Jobs sent to Redis per round trip. */
 const JOBS_PER_CALL = 20;
+/**
+ * Round trips in flight while the list goes on being read: enough to hide
+ * Redis's latency behind the reading, and a bound on what is held
+ * (JOBS_PER_CALL × this many jobs, besides the one being filled).
+ */
+const CALLS_IN_FLIGHT = 4;
 
 /**
  * Adds every item of `source` to the queue. Throws OptionError for bad
@@ -62,35 +69,21 @@ export async function enqueue(source: Source, options: EnqueueOptions): Promise<
   queue.on('error', () => undefined);
   const result: EnqueueResult = { items: 0, jobs: 0, addedItems: 0, addedJobs: 0 };
   let pending: BatchData[] = [];
+  const calls = pLimit(CALLS_IN_FLIGHT);
+  const inFlight = new Set<Promise<void>>();
+  let failed: { error: unknown } | undefined;
 
+  // Hands the pending jobs to a round trip; waits only while CALLS_IN_FLIGHT are already under way.
   const flush = async (): Promise<void> => {
+    if (pending.length === 0) return;
     const batches = pending;
     pending = [];
-    if (batches.length === 0) return;
-    const ids = batches.map(batchId);
-    const known = await store.wereListed(ids);
-    const fresh = batches.flatMap((data, i) => (known[i] ? [] : [{ data, id: ids[i]! }]));
-    await queue.addBulk(
-      fresh.map(({ data, id }) => ({
-        name: 'batch',
-        data,
-        opts: {
-          jobId: id,
-          // Records live in the queue's own keys; a finished job's list of URLs is only memory.
-          removeOnComplete: true,
-          // A batch fails only on a fault of the worker's machine (a full disk): retried a few times, then kept to look at.
-          attempts: 3,
-          backoff: { type: 'exponential', delay: 10_000 },
-        },
-      })),
-    );
-    // Counted after the add: a crash in between leaves a job that the next enqueue counts, never a count without a job.
-    for (const { data, id } of fresh) {
-      if (await store.listed(id, data.items.length)) {
-        result.addedJobs++;
-        result.addedItems += data.items.length;
-      }
-    }
+    // A failure is kept, not thrown into the void: the producer stops reading at its next flush.
+    const call = calls(() => send(store, queue, batches, result)).catch((error: unknown) => void (failed ??= { error }));
+    inFlight.add(call);
+    void call.finally(() => inFlight.delete(call));
+    if (calls.activeCount + calls.pendingCount > CALLS_IN_FLIGHT) await call;
+    if (failed) throw failed.error;
   };
 
   try {
@@ -109,7 +102,11 @@ export async function enqueue(source: Source, options: EnqueueOptions): Promise<
       result.jobs++;
     }
     await flush();
+    await Promise.all(inFlight);
+    if (failed) throw failed.error;
   } catch (error) {
+    // Every call ends before the client closes under it.
+    await Promise.all(inFlight);
     if (error instanceof OptionError) throw error;
     // Anything Redis says mid-way is a dropped or refused connection for a producer that fails fast.
     if (isConnectionError(error)) throw unavailable(address, error);
@@ -119,4 +116,32 @@ export async function enqueue(source: Source, options: EnqueueOptions): Promise<
     client.disconnect();
   }
   return result;
+}
+
+/** One round trip's jobs: the ones Redis has not seen are added, then counted. */
+async function send(store: Store, queue: Queue, batches: BatchData[], result: EnqueueResult): Promise<void> {
+  const ids = batches.map(batchId);
+  const known = await store.wereListed(ids);
+  const fresh = batches.flatMap((data, i) => (known[i] ? [] : [{ data, id: ids[i]! }]));
+  await queue.addBulk(
+    fresh.map(({ data, id }) => ({
+      name: 'batch',
+      data,
+      opts: {
+        jobId: id,
+        // Records live in the queue's own keys; a finished job's list of URLs is only memory.
+        removeOnComplete: true,
+        // A batch fails only on a fault of the worker's machine (a full disk): retried a few times, then kept to look at.
+        attempts: 3,
+        backoff: { type: 'exponential', delay: 10_000 },
+      },
+    })),
+  );
+  // Counted after the add: a crash in between leaves a job that the next enqueue counts, never a count without a job.
+  for (const { data, id } of fresh) {
+    if (await store.listed(id, data.items.length)) {
+      result.addedJobs++;
+      result.addedItems += data.items.length;
+    }
+  }
 }
