@@ -1,11 +1,12 @@
 /**
  * The queue's records, written straight through the store against a real
  * redis-server: what a record does to the one stored before it (the table
- * above the RECORD script in store.ts).
+ * above the RECORD script in store.ts), and that only the worker holding a
+ * batch's lock writes any.
  */
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { Recorded, Store } from '../src/cluster/store.js';
+import { Recorded, Store, type BatchLock } from '../src/cluster/store.js';
 import type { ErrorCode } from '../src/errors.js';
 import type { ItemResult } from '../src/record.js';
 import { startRedis } from './redis.js';
@@ -27,11 +28,17 @@ const RECORDS = {
 } satisfies Record<string, ItemResult>;
 type Kind = keyof typeof RECORDS;
 
-/** A store on a fresh redis-server. */
-async function freshStore(): Promise<{ store: Store; redis: Redis }> {
+/** A store on a fresh redis-server, and a lock on `jobs` as BullMQ keeps it for the worker holding each. */
+async function freshStore(...jobs: string[]): Promise<{ store: Store; redis: Redis; locks: BatchLock[] }> {
   const server = await startRedis();
   const redis = new Redis(server.url);
-  return { store: new Store(redis, 'imgdl'), redis };
+  const locks = [];
+  for (const job of jobs) {
+    const lock = { key: `bull:imgdl:${job}:lock`, token: `token of ${job}` };
+    await redis.set(lock.key, lock.token, 'PX', 600_000);
+    locks.push(lock);
+  }
+  return { store: new Store(redis, 'imgdl'), redis, locks };
 }
 
 /** The records stored, and the counters, as `status` reads them. */
@@ -69,11 +76,12 @@ describe("the queue's records", () => {
     ['skipped', 'failed', 'skipped', Recorded.Stood],
     ['skipped', 'skipped', 'skipped', Recorded.Stood],
   ])('stored %s, then %s written: %s is kept (answer %i)', async (before, written, kept, answer) => {
-    const { store, redis } = await freshStore();
+    const { store, redis, locks } = await freshStore('b-1');
+    const lock = locks[0]!;
     try {
       await store.claim('b-1', [['k', 0]]);
-      if (before !== null) await store.record('k', 'b-1#0', RECORDS[before]);
-      expect(await store.record('k', 'b-1#0', RECORDS[written])).toBe(answer);
+      if (before !== null) await store.record('k', 'b-1#0', RECORDS[before], lock);
+      expect(await store.record('k', 'b-1#0', RECORDS[written], lock)).toBe(answer);
       const now = await stored(store);
       const expected = holding(kept);
       expect(now.records.map((r) => [r.status, r.error?.code])).toEqual([[expected.status, RECORDS[kept].error?.code]]);
@@ -86,13 +94,13 @@ describe("the queue's records", () => {
   });
 
   it.each<Kind>(['ok', 'failed', 'skipped'])("a duplicate's %s record is refused: only the listing that owns an item records it", async (written) => {
-    const { store, redis } = await freshStore();
+    const { store, redis, locks } = await freshStore('b-1', 'b-2');
     try {
       expect(await store.claim('b-1', [['k', 0]])).toEqual([0]);
       // Another batch lists the same URL: its listing is counted once as a skipped duplicate, and never run.
       expect(await store.claim('b-2', [['k', 0]])).toEqual([3]);
-      await store.record('k', 'b-1#0', RECORDS.ok);
-      expect(await store.record('k', 'b-2#0', RECORDS[written])).toBe(Recorded.NotOwner);
+      await store.record('k', 'b-1#0', RECORDS.ok, locks[0]!);
+      expect(await store.record('k', 'b-2#0', RECORDS[written], locks[1]!)).toBe(Recorded.NotOwner);
       const now = await stored(store);
       expect(now.records.map((r) => r.status)).toEqual(['ok']);
       expect(now.counts).toMatchObject({ ok: '1', failed: '0', skipped: '1', duplicates: '1', bytes: '2000' });
@@ -101,8 +109,38 @@ describe("the queue's records", () => {
     }
   });
 
+  it.each<[lock: string, written: Kind]>([
+    ['gone (expired, or the job finished)', 'ok'],
+    ['gone (expired, or the job finished)', 'failed'],
+    ['gone (expired, or the job finished)', 'skipped'],
+    ["another worker's", 'ok'],
+    ["another worker's", 'failed'],
+    ["another worker's", 'skipped'],
+  ])('a batch whose lock is %s writes no %s record', async (lockState, written) => {
+    const { store, redis, locks } = await freshStore('b-1');
+    const lock = locks[0]!;
+    try {
+      await store.claim('b-1', [['k', 0], ['k2', 1]]);
+      // The item is saved, and then the lock is not this worker's any more.
+      await store.record('k', 'b-1#0', RECORDS.ok, lock);
+      if (lockState.startsWith('gone')) await redis.del(lock.key);
+      else await redis.set(lock.key, 'token of the worker that took it over');
+      // The worker that held it first wakes up and writes with its own token.
+      expect(await store.record('k', 'b-1#0', RECORDS[written], lock)).toBe(Recorded.LockLost);
+      // Nor a record for an item that had none.
+      expect(await store.record('k2', 'b-1#1', RECORDS[written], lock)).toBe(Recorded.LockLost);
+      const now = await stored(store);
+      expect(now.records.map((r) => r.status)).toEqual(['ok']);
+      expect(now.counts).toMatchObject({ ok: '1', failed: '0', skipped: '0', bytes: '2000' });
+      expect(now.errors).toEqual({});
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   it('count an item once however often its record is written, and move the counters when it changes', async () => {
-    const { store, redis } = await freshStore();
+    const { store, redis, locks } = await freshStore('b-1', 'b-2');
+    const [b1, b2] = locks as [BatchLock, BatchLock];
     try {
       const counts = async (): Promise<Record<string, string>> => (await store.read()).counts;
       expect(await store.claim('b-1', [['k1', 0], ['k1', 1], ['k2', 2]])).toEqual([0, 3, 0]);
@@ -110,17 +148,17 @@ describe("the queue's records", () => {
       expect(await store.claim('b-1', [['k1', 0], ['k1', 1], ['k2', 2]])).toEqual([1, 3, 1]);
       expect(await counts()).toMatchObject({ skipped: '1', duplicates: '1' });
 
-      expect(await store.record('k1', 'b-1#0', RECORDS.failed)).toBe(1);
-      expect(await store.record('k1', 'b-1#0', RECORDS.failed)).toBe(0);
+      expect(await store.record('k1', 'b-1#0', RECORDS.failed, b1)).toBe(1);
+      expect(await store.record('k1', 'b-1#0', RECORDS.failed, b1)).toBe(0);
       expect(await counts()).toMatchObject({ failed: '1', bytes: '0' });
       expect((await store.read()).errors).toEqual({ HTTP_STATUS: '1' });
       // It succeeds on a later run: failed goes down, ok up, once.
-      expect(await store.record('k1', 'b-1#0', RECORDS.ok)).toBe(1);
-      expect(await store.record('k1', 'b-1#0', RECORDS.ok)).toBe(0);
+      expect(await store.record('k1', 'b-1#0', RECORDS.ok, b1)).toBe(1);
+      expect(await store.record('k1', 'b-1#0', RECORDS.ok, b1)).toBe(0);
       // A later run that finds the file there does not turn a saved item into a skipped one.
-      expect(await store.record('k1', 'b-1#0', RECORDS.skipped)).toBe(0);
+      expect(await store.record('k1', 'b-1#0', RECORDS.skipped, b1)).toBe(0);
       // Only the listing that owns an item records it.
-      expect(await store.record('k1', 'b-2#0', RECORDS.failed)).toBe(-1);
+      expect(await store.record('k1', 'b-2#0', RECORDS.failed, b2)).toBe(-1);
       expect(await counts()).toMatchObject({ ok: '1', failed: '0', skipped: '1', bytes: '2000' });
       expect((await store.read()).errors).toEqual({ HTTP_STATUS: '0' });
       expect(await store.claim('b-1', [['k1', 0]])).toEqual([2]);
