@@ -1,12 +1,17 @@
 /**
  * The cluster under faults, through the built CLI and a real redis-server:
- * a worker killed with SIGKILL mid-batch, and Redis itself killed and
- * restarted from its append-only file mid-run. Progress is read at the
- * fixture server (requests counted) and in the queue, never from a clock.
+ * a worker killed with SIGKILL mid-batch, one frozen with SIGSTOP past its
+ * lock and woken once another finished its batches, and Redis itself killed
+ * and restarted from its append-only file mid-run. Progress is read at the
+ * fixture server (requests counted and held) and in the queue, never from a
+ * clock.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { Redis } from 'ioredis';
+import { http } from 'msw';
 import { describe, expect, it, vi } from 'vitest';
+import { Store } from '../src/cluster/store.js';
 import { listFile, startCli, statusOf, until } from './cluster-helpers.js';
 import { listFiles, runCli, serve, tempDir } from './helpers.js';
 import { startRedis } from './redis.js';
@@ -20,6 +25,12 @@ async function expectAllSaved(out: string, n: number): Promise<void> {
   const files = await listFiles(out);
   expect(files).toEqual(Array.from({ length: n }, (_, i) => `${i + 1}.jpg`).sort());
   for (const file of files) expect((await fs.stat(path.join(out, file))).size).toBe(SIZE);
+}
+
+/** True once process `pid` is stopped (SIGSTOP): its state in /proc is T. */
+async function isStopped(pid: number): Promise<boolean> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
 }
 
 describe('a cluster run', () => {
@@ -82,5 +93,69 @@ describe('a cluster run', () => {
     expect(server.stats.requests).toBeGreaterThan(during);
     await expectAllSaved(out, n);
     expect(await statusOf(redis.url)).toMatchObject({ total: n, ok: n, failed: 0, skipped: 0, pending: 0 });
+  });
+
+  it('a worker frozen past --lock-ms, woken after another finished its batches, records nothing of them: ok stays ok', async () => {
+    const redis = await startRedis();
+    const n = 300;
+    const concurrency = 4;
+    // The frozen worker's first answers go through, so that it has saved files (and opens its next part files
+    // early); the requests after them are held, so that it is frozen with all its downloads in flight.
+    const answered = 8;
+    let requests = 0;
+    let held: Array<() => void> | undefined = [];
+    const server = await serve({
+      handlers: [
+        http.get('*/gen/:name', async () => {
+          const holding = held;
+          if (++requests > answered && holding) await new Promise<void>((resolve) => holding.push(resolve));
+          // Nothing returned: the built-in route answers.
+          return undefined;
+        }),
+      ],
+    });
+    const dir = await tempDir();
+    const out = path.join(dir, 'shared');
+    const urls = Array.from({ length: n }, (_, i) => server.url(`/gen/${i + 1}.jpg?bytes=${SIZE}`));
+    const added = await runCli(['enqueue', '--queue', redis.url, '-i', await listFile(dir, urls), '--batch', '50']);
+    expect(added.code, added.stderr).toBe(0);
+    const worker = (): ReturnType<typeof startCli> =>
+      startCli(['worker', '--queue', redis.url, '-o', out, '-c', String(concurrency), '--lock-ms', '1500', '--exit-when-empty', '-v', '--json']);
+
+    const frozen = worker();
+    await until(() => held!.length === concurrency, 'the first worker to have all its downloads in flight');
+    const client = new Redis(redis.url);
+    try {
+      const store = new Store(client, 'imgdl');
+      await until(async () => (await store.read()).counts.ok === String(answered), 'the first worker to record what it saved');
+    } finally {
+      client.disconnect();
+    }
+    frozen.child.kill('SIGSTOP');
+    await until(() => isStopped(frozen.child.pid!), 'the first worker to be stopped');
+    // Answered while it is frozen: the answers wait in its sockets until it wakes up.
+    const release = held!;
+    held = undefined;
+    for (const answer of release) answer();
+
+    // The other worker takes its batches over once their locks run out, and finishes the queue.
+    const other = await worker().done;
+    expect(other.code, other.stderr.slice(-2000)).toBe(0);
+    expect(other.stderr).toMatch(/batch b-[0-9a-f]+ was taken back from a worker that stopped answering/);
+    await expectAllSaved(out, n);
+    expect(await statusOf(redis.url)).toMatchObject({ total: n, ok: n, failed: 0 });
+
+    frozen.child.kill('SIGCONT');
+    const woken = await frozen.done;
+    expect(woken.code, woken.stderr.slice(-2000)).toBe(0);
+    // What it brought back replaced nothing: every file saved once and whole, every item ok.
+    await expectAllSaved(out, n);
+    const status = await statusOf(redis.url);
+    expect(status).toMatchObject({ total: n, ok: n, failed: 0, skipped: 0, pending: 0, bytes: n * SIZE });
+    expect(status.errors).toEqual({});
+    expect(status.jobs).toEqual({ waiting: 0, active: 0, delayed: 0, completed: n / 50, failed: 0 });
+    // It recorded what it saved before it froze, and nothing after.
+    expect(JSON.parse(woken.stdout)).toMatchObject({ total: answered, ok: answered, failed: 0, skipped: 0, batches: 0, handedBack: 0 });
+    expect(woken.stderr).toContain('this worker was silent past --lock-ms and the batch was taken back');
   });
 });

@@ -85,49 +85,6 @@ describe('options carried by jobs', () => {
   });
 });
 
-function result(status: ItemResult['status'], bytes: number, code?: 'HTTP_STATUS'): ItemResult {
-  return {
-    url: 'http://h/a.jpg', source: 'list', line: 1, status, path: status === 'ok' ? 'a.jpg' : null, bytes, ms: Math.random() * 100,
-    httpStatus: 200, attempts: 1, contentType: null, sniffedType: null, skipReason: null,
-    error: code ? { code, message: 'server answered HTTP 500' } : null,
-  };
-}
-
-describe('the queue\'s records', () => {
-  it('count an item once however often its record is written, and move the counters when it changes', async () => {
-    const server = await startRedis();
-    const redis = new Redis(server.url);
-    try {
-      const store = new Store(redis, 'imgdl');
-      const counts = async (): Promise<Record<string, string>> => (await store.read()).counts;
-      expect(await store.claim('b-1', [['k1', 0], ['k1', 1], ['k2', 2]])).toEqual([0, 3, 0]);
-      // The same batch claimed again (a re-delivery): its own items resume, the duplicate is not counted twice.
-      expect(await store.claim('b-1', [['k1', 0], ['k1', 1], ['k2', 2]])).toEqual([1, 3, 1]);
-      expect(await counts()).toMatchObject({ skipped: '1', duplicates: '1' });
-
-      expect(await store.record('k1', 'b-1#0', result('failed', 0, 'HTTP_STATUS'))).toBe(1);
-      expect(await store.record('k1', 'b-1#0', result('failed', 0, 'HTTP_STATUS'))).toBe(0);
-      expect(await counts()).toMatchObject({ failed: '1', bytes: '0' });
-      expect((await store.read()).errors).toEqual({ HTTP_STATUS: '1' });
-      // It succeeds on a later run: failed goes down, ok up, once.
-      expect(await store.record('k1', 'b-1#0', result('ok', 2000))).toBe(1);
-      expect(await store.record('k1', 'b-1#0', result('ok', 2000))).toBe(0);
-      // A later run that finds the file there does not turn a saved item into a skipped one.
-      expect(await store.record('k1', 'b-1#0', { ...result('skipped', 0), skipReason: 'exists' })).toBe(0);
-      // Only the listing that owns an item records it.
-      expect(await store.record('k1', 'b-2#0', result('failed', 0, 'HTTP_STATUS'))).toBe(-1);
-      expect(await counts()).toMatchObject({ ok: '1', failed: '0', skipped: '1', bytes: '2000' });
-      expect((await store.read()).errors).toEqual({ HTTP_STATUS: '0' });
-      expect(await store.claim('b-1', [['k1', 0]])).toEqual([2]);
-      const records = [];
-      for await (const r of store.records()) records.push(r);
-      expect(records.map((r) => r.status)).toEqual(['ok']);
-    } finally {
-      redis.disconnect();
-    }
-  });
-});
-
 /** A list of `n` generated images on `server`. */
 function images(server: { url(p: string): string }, n: number, bytes = 2000): string[] {
   return Array.from({ length: n }, (_, i) => server.url(`/gen/${i + 1}.jpg?bytes=${bytes}`));

@@ -13,6 +13,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createRunContext, downloadWith } from '../src/run/download.js';
 import { generatedImage } from '../src/dev/fixture-server.js';
+import type { ListItem } from '../src/input/text-list.js';
 import { resolveOptions, type Options } from '../src/options.js';
 import type { ItemResult } from '../src/record/record.js';
 import { partKey } from '../src/output/write.js';
@@ -612,5 +613,48 @@ describe('a full disk', () => {
     expect(results[0]?.error?.message).toContain('ENOSPC');
     expect(server.stats.requests).toBe(1);
     expect(await listFiles(out)).toEqual([]);
+  });
+});
+
+describe('items their caller takes back', () => {
+  it('stop alone, in flight or before they start, as ABORTED and unlogged, and the rest of the run goes on', async () => {
+    const server = await serve({
+      // Never answered: only taking the item back ends its request.
+      handlers: [http.get('*/held.jpg', () => new Promise<never>(() => undefined))],
+    });
+    const out = await tempDir();
+    const item = (line: number, p: string): ListItem => ({ url: server.url(p), source: 'list', line });
+    const items = [item(1, '/held.jpg'), item(2, '/gen/never.jpg'), ...[0, 1, 2, 3].map((i) => item(3 + i, `/gen/${i}.jpg`))];
+    const inFlight = new AbortController();
+    const before = new AbortController();
+    before.abort(new Error('taken back'));
+    const signals = new Map([
+      [items[0]!, inFlight.signal],
+      [items[1]!, before.signal],
+    ]);
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _encoding, done) => done(void lines.push(chunk.toString())) }));
+    const ctx = await createRunContext(resolveOptions({ out, concurrency: 2, logger }), undefined, { itemSignal: (i) => signals.get(i) });
+    const taken = (async () => {
+      while (server.stats.byPath.get('/held.jpg') === undefined) await delay(10);
+      inFlight.abort(new Error('taken back'));
+    })();
+    const results: ItemResult[] = [];
+    for await (const result of downloadWith(items, ctx)) results.push(result);
+    await taken;
+    results.sort((a, b) => a.line - b.line);
+    expect(results.map((r) => [r.line, r.status, r.error?.code ?? null, r.attempts])).toEqual([
+      [1, 'failed', 'ABORTED', 1],
+      [2, 'failed', 'ABORTED', 0],
+      [3, 'ok', null, 1],
+      [4, 'ok', null, 1],
+      [5, 'ok', null, 1],
+      [6, 'ok', null, 1],
+    ]);
+    expect(server.stats.byPath.has('/gen/never.jpg')).toBe(false);
+    expect(await listFiles(out)).toEqual(['0.jpg', '1.jpg', '2.jpg', '3.jpg']);
+    // Whoever took them back says so; the run logs only the items it finished.
+    expect(lines.filter((line) => line.includes('held.jpg') || line.includes('never.jpg'))).toEqual([]);
+    expect(lines.filter((line) => line.includes('"status":"ok"'))).toHaveLength(4);
   });
 });

@@ -29,6 +29,15 @@ export class Feed implements AsyncIterable<ListItem> {
     this.#wakeUp();
   }
 
+  /** Takes out the items waiting that `picked` chooses (a batch taken back), and says how many there were. */
+  drop(picked: (item: ListItem) => boolean): number {
+    const kept = this.#items.slice(this.#head).filter((item) => !picked(item));
+    const dropped = this.waiting - kept.length;
+    this.#items = kept;
+    this.#head = 0;
+    return dropped;
+  }
+
   /** No more items: the iteration ends once those waiting are read. */
   end(): void {
     this.#ended = true;

@@ -16,6 +16,10 @@
  * - `names` (hash): folded file name → owner, as the core's name registry.
  * - `batches`, `done`, `dupes` (sets): jobs enqueued, jobs finished, and
  *   listings counted as duplicates.
+ *
+ * One key of BullMQ's is read too: a job's lock, which a record must come
+ * with (see {@link BatchLock}), so that a worker that lost its batch writes
+ * nothing more of it.
  */
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -34,6 +38,26 @@ export const Claim = {
 } as const;
 /** One of {@link Claim}'s answers. */
 export type Claim = (typeof Claim)[keyof typeof Claim];
+
+/** What {@link Store.record} answers; see the table above the RECORD script. */
+export const Recorded = {
+  /** New, or changed: the counters moved. */
+  Counted: 1,
+  /** Written again unchanged, or kept as it was (a failure after a saved file): the counters stood. */
+  Stood: 0,
+  /** Another listing owns the item (this one is its duplicate): nothing written. */
+  NotOwner: -1,
+  /** The batch's lock is not the writer's any more: nothing written. */
+  LockLost: -2,
+} as const;
+/** One of {@link Recorded}'s answers. */
+export type Recorded = (typeof Recorded)[keyof typeof Recorded];
+
+/** The lock BullMQ holds a batch's job under: its key, and the token of the worker holding it. */
+export interface BatchLock {
+  key: string;
+  token: string;
+}
 
 const CLAIM = `
 local out = {}
@@ -61,7 +85,36 @@ end
 return out
 `;
 
+/**
+ * What a record does to the one already stored for its item (columns: the
+ * record written; rows: what is stored). "kept" leaves the stored record and
+ * the counters as they are; "replaced" moves the counters from the old status
+ * to the new one (nothing moves when status, bytes and error code are equal).
+ *
+ * | stored \ written     | ok       | failed   | skipped  |
+ * | -------------------- | -------- | -------- | -------- |
+ * | nothing (claimed)    | written  | written  | written  |
+ * | ok                   | replaced | kept     | kept     |
+ * | failed               | replaced | replaced | replaced |
+ * | skipped              | replaced | kept     | replaced |
+ *
+ * Refused whatever is stored, and nothing is written:
+ * - a record from a listing that does not own the item (a duplicate: its
+ *   listing was counted once as skipped and duplicate when claimed): -1;
+ * - a record of a batch whose BullMQ lock the writer no longer holds (it was
+ *   silent past `--lock-ms` and the batch was taken back, and maybe finished
+ *   by another worker): -2. Checked here, in the same script as the write, so
+ *   no record slips in between a check and the write.
+ *
+ * An item with a record is never run again by its listing (see CLAIM), so a
+ * record that follows an ok or a skipped one comes from a worker that ran the
+ * item at the same time and lost: its failure (a part file the other worker
+ * renamed, a request cut short) says nothing about the file, which is on
+ * disk. A failure only ever replaces a failure; a "skipped" never replaces a
+ * saved file (a rerun that finds the file there).
+ */
 const RECORD = `
+if redis.call('GET', KEYS[5]) ~= ARGV[9] then return -2 end
 local key, listing, status, code = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
 local summary = status .. '\\t' .. ARGV[4] .. '\\t' .. code
 local value = redis.call('HGET', KEYS[1], key)
@@ -75,8 +128,8 @@ if value then
   end
   if old then
     local oldStatus, oldBytes, oldCode = string.match(old, '^(%a+)\\t(%d+)\\t(.*)$')
-    -- A saved file stays saved: a later run that finds it there does not make it "skipped".
-    if oldStatus == 'ok' and status == 'skipped' then return 0 end
+    if status == 'failed' and oldStatus ~= 'failed' then return 0 end
+    if status == 'skipped' and oldStatus == 'ok' then return 0 end
     redis.call('HINCRBY', KEYS[2], oldStatus, -1)
     if oldBytes ~= '0' then redis.call('HINCRBY', KEYS[2], 'bytes', '-' .. oldBytes) end
     if oldCode ~= '' then redis.call('HINCRBY', KEYS[3], oldCode, -1) end
@@ -125,7 +178,7 @@ return 0
 /** Redis commands the scripts add to a client. */
 interface Scripts {
   imgdlClaim(items: string, counts: string, dupes: string, ...args: Array<string | number>): Promise<number[]>;
-  imgdlRecord(items: string, counts: string, errors: string, examples: string, ...args: Array<string | number>): Promise<number>;
+  imgdlRecord(items: string, counts: string, errors: string, examples: string, lock: string, ...args: Array<string | number>): Promise<Recorded>;
   imgdlNames(names: string, ...args: Array<string | number>): Promise<number[]>;
   imgdlListed(batches: string, counts: string, jobId: string, items: number): Promise<number>;
 }
@@ -149,7 +202,7 @@ export class Store {
 
   constructor(redis: Redis, queue: string) {
     redis.defineCommand('imgdlClaim', { numberOfKeys: 3, lua: CLAIM });
-    redis.defineCommand('imgdlRecord', { numberOfKeys: 4, lua: RECORD });
+    redis.defineCommand('imgdlRecord', { numberOfKeys: 5, lua: RECORD });
     redis.defineCommand('imgdlNames', { numberOfKeys: 1, lua: NAMES });
     redis.defineCommand('imgdlListed', { numberOfKeys: 2, lua: LISTED });
     this.#redis = redis as Redis & Scripts;
@@ -169,17 +222,19 @@ export class Store {
   }
 
   /**
-   * Writes an item's record, and moves the counters only if the record is new
-   * or its status, bytes or error code changed. Resolves to 1 when counted,
-   * 0 when the counts stood, -1 when another listing owns the item.
+   * Writes an item's record for the batch held under `lock`, as the table
+   * above the RECORD script says, and moves the counters only if the record
+   * is new or its status, bytes or error code changed. Resolves to one of
+   * {@link Recorded}: nothing is written once `lock` is not held any more.
    */
-  record(key: string, listing: string, result: ItemResult): Promise<number> {
+  record(key: string, listing: string, result: ItemResult, lock: BatchLock): Promise<Recorded> {
     const code = result.error?.code ?? '';
     return this.#redis.imgdlRecord(
       this.#key('items'),
       this.#key('counts'),
       this.#key('errors'),
       this.#key('examples'),
+      lock.key,
       key,
       listing,
       result.status,
@@ -188,6 +243,7 @@ export class Store {
       result.url,
       JSON.stringify(result),
       Date.now(),
+      lock.token,
     );
   }
 

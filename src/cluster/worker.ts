@@ -23,6 +23,15 @@
  * - stopping (`stopSignal`) closes the worker: no new batch is taken, items
  *   in flight get `graceMs` to finish, and a batch left unfinished is handed
  *   back to the queue at once (not left to stall).
+ *
+ * A worker silent past `lockMs` (frozen, suspended, cut off) loses its
+ * batches: another worker takes them over and may finish them before this
+ * one wakes up. What this one then brings back is stale, so every record is
+ * written with the batch's lock, which the store checks in the same script
+ * (see store.ts). The batch is taken back from this worker as soon as it
+ * knows, from a refused record, a lock it could not renew, or the stalled
+ * check: its downloads stop, the rest of its items never start, nothing more
+ * of it is recorded, and BullMQ's job is left to whoever holds it now.
  */
 import fs from 'node:fs/promises';
 import { Queue, UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
@@ -41,7 +50,7 @@ import { Feed } from './feed.js';
 import { RedisHostGate } from './host-gate.js';
 import { decodeBatch } from './jobs.js';
 import { ClusterNames } from './names.js';
-import { Claim, Store, itemKey } from './store.js';
+import { Claim, Recorded, Store, itemKey, type BatchLock } from './store.js';
 
 /** How many times a batch may lose its worker before BullMQ fails it for good. */
 export const MAX_STALLED = 5;
@@ -104,6 +113,13 @@ interface Entry {
 
 /** A batch in a run: how many of its items are still out, and what was recorded. */
 interface BatchState {
+  id: string;
+  /** The lock its job is held under; every record is written with it. */
+  lock: BatchLock;
+  /** Aborted when the batch is taken back from this worker (its lock is lost): stops its items. */
+  withdrawn: AbortController;
+  /** The run its items went into, once handed over. */
+  run?: Run;
   left: number;
   recorded: number;
   counts: { ok: number; failed: number; skipped: number };
@@ -121,6 +137,8 @@ interface Run {
   /** Items pushed into it so far. */
   fed: number;
   ended: boolean;
+  /** True once a batch taken back from this worker was in it: the next batch starts a new run. */
+  retired: boolean;
   /** `source\nline` → entries in flight, to route results back. */
   routes: Map<string, Entry[]>;
   finished: Promise<void>;
@@ -170,6 +188,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   let finishedBatches = 0;
   let handedBack = 0;
   const busy = { batches: 0 };
+  /** The batches being run, by job ID. */
+  const held = new Map<string, BatchState>();
+  /** Each item handed to a run → its batch's signal, which stops it when the batch is taken back. */
+  const itemSignals = new WeakMap<ListItem, AbortSignal>();
   const resolvedOut = resolveOptions({ out }).out;
   let outage = false;
   const onError = (error: Error): void => {
@@ -199,7 +221,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   /** Hands a batch's entries to the current run (or a new one), in turn with every other batch. */
   function enter(key: string, resolved: ResolvedOptions, entries: readonly Entry[]): Promise<Run> {
     const next = switching.then(async () => {
-      if (current && (current.key !== key || current.fed >= ROTATE_AFTER || current.ended)) {
+      if (current && (current.key !== key || current.fed >= ROTATE_AFTER || current.ended || current.retired)) {
         current.feed.end();
         await current.finished;
         current = undefined;
@@ -224,12 +246,12 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   }
 
   function startRun(key: string, resolved: ResolvedOptions): Run {
-    const run: Run = { key, feed: new Feed(), fed: 0, ended: false, routes: new Map(), finished: Promise.resolve() };
+    const run: Run = { key, feed: new Feed(), fed: 0, ended: false, retired: false, routes: new Map(), finished: Promise.resolve() };
     run.finished = (async () => {
       try {
         // What the whole queue shares comes in here: the names, and each host's budget (--per-host, --rate,
         // a server's pause), answered from Redis for all workers.
-        const ctx = await createRunContext(resolved, undefined, { names, hosts: gateFor(resolved) });
+        const ctx = await createRunContext(resolved, undefined, { names, hosts: gateFor(resolved), itemSignal: (item) => itemSignals.get(item) });
         for await (const result of downloadWith(run.feed, ctx)) await settle(run, result);
       } catch (error) {
         log?.error(`a run stopped: ${describeError(error)}`);
@@ -251,19 +273,46 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     if (entries?.length === 0) run.routes.delete(where);
     if (entry === undefined) return;
     const batch = entry.batch!;
-    if (!(result.error && TRANSIENT.has(result.error.code))) {
+    // What a batch taken back from this worker did here is stale: the worker that holds it now decides.
+    if (!batch.withdrawn.signal.aborted && !(result.error && TRANSIENT.has(result.error.code))) {
       const record = entry.claim === Claim.Resumed || batch.rerun ? await recovered(result, resolvedOut) : result;
-      batch.recorded++;
-      batch.counts[record.status]++;
-      report.add(record);
-      options.onRecord?.(record);
-      batch.writes.push(store.record(entry.key, entry.listing, record));
+      batch.writes.push(
+        store.record(entry.key, entry.listing, record, batch.lock).then((answer) => {
+          if (answer === Recorded.LockLost) return withdraw(batch, 'its lock had gone when a record was written');
+          batch.recorded++;
+          batch.counts[record.status]++;
+          report.add(record);
+          options.onRecord?.(record);
+        }),
+      );
     }
     if (--batch.left === 0) batch.wake();
   }
 
+  /** Takes a batch back from this worker once its lock is lost: see the module comment. */
+  function withdraw(batch: BatchState, why: string): void {
+    if (batch.withdrawn.signal.aborted) return;
+    log?.warn(`batch ${batch.id}: ${why} (this worker was silent past --lock-ms and the batch was taken back); its downloads here stop and nothing more of it is recorded here`);
+    batch.withdrawn.abort(new Error(`batch ${batch.id} was taken back`));
+    if (batch.run) leaveRun(batch, batch.run);
+  }
+
+  /**
+   * A batch taken back leaves its run: its items not read yet are dropped (they would each wait for a
+   * slot and a host's turn only to end), those read end as its signal says, and the run takes no
+   * further batch (it has seen the batch's URLs, and a batch that comes back here must run them again).
+   */
+  function leaveRun(batch: BatchState, run: Run): void {
+    run.retired = true;
+    const signal = batch.withdrawn.signal;
+    batch.left -= run.feed.drop((item) => itemSignals.get(item) === signal);
+    if (batch.left === 0) batch.wake();
+  }
+
   async function processBatch(job: Job, token?: string): Promise<{ ok: number; failed: number; skipped: number }> {
     const id = job.id!;
+    const lockToken = token ?? job.token;
+    if (lockToken === undefined) throw new Error(`batch ${id}: BullMQ gave no lock token`);
     const stop = stopping.signal;
     let batch;
     let resolved;
@@ -290,6 +339,10 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     claims.forEach((claim, i) => (entries[i]!.claim = claim));
     const toRun = entries.filter((e) => e.claim === Claim.New || e.claim === Claim.Resumed);
     const state: BatchState = {
+      id,
+      // BullMQ's own lock key, which its extendLock and moveToFinished scripts check against the token the same way.
+      lock: { key: `${queue.toKey(id)}:lock`, token: lockToken },
+      withdrawn: new AbortController(),
       left: toRun.length,
       recorded: 0,
       counts: { ok: 0, failed: 0, skipped: 0 },
@@ -299,11 +352,18 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       wake: () => undefined,
     };
     const over = new Promise<void>((resolve) => (state.wake = resolve));
+    // Until the job's processor returns (see the Worker below).
+    held.set(id, state);
     const wanted = toRun.flatMap((e) => (e.url ? named(e.item, e.url) : []));
     if (toRun.length > 0) {
       await names.prepare(wanted);
-      for (const entry of toRun) entry.batch = state;
+      for (const entry of toRun) {
+        entry.batch = state;
+        itemSignals.set(entry.item, state.withdrawn.signal);
+      }
       const run = await enter(JSON.stringify(batch.options), resolved, toRun);
+      state.run = run;
+      if (state.withdrawn.signal.aborted) leaveRun(state, run);
       await over;
       // Entries a stopped run never reached go back with the batch.
       for (const entry of toRun) {
@@ -316,6 +376,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       names.forget(wanted);
     }
     await Promise.all(state.writes);
+    // BullMQ leaves the job alone on a WaitingError: it is another worker's now, or waits for one.
+    if (state.withdrawn.signal.aborted) throw new WaitingError();
     if (state.recorded < toRun.length) {
       if (stop.aborted && token !== undefined) {
         log?.info(`batch ${id}: handed back with ${toRun.length - state.recorded} of ${toRun.length} items unfinished`);
@@ -339,6 +401,8 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       try {
         return await processBatch(job, token);
       } finally {
+        // Unless this worker took the same job again meanwhile (a token is the job's for one taking).
+        if (held.get(job.id!)?.lock.token === (token ?? job.token)) held.delete(job.id!);
         busy.batches--;
       }
     },
@@ -354,7 +418,18 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     },
   );
   worker.on('error', onError);
-  worker.on('stalled', (jobId) => log?.info(`batch ${jobId} was taken back from a worker that stopped answering; it will run again`));
+  worker.on('stalled', (jobId) => {
+    log?.info(`batch ${jobId} was taken back from a worker that stopped answering; it will run again`);
+    // This worker's own stalled check may find its own batch: then this worker is the one that stopped answering.
+    const state = held.get(jobId);
+    if (state) withdraw(state, 'the stalled check took it back');
+  });
+  worker.on('lockRenewalFailed', (jobIds: string[]) => {
+    for (const jobId of jobIds) {
+      const state = held.get(jobId);
+      if (state) withdraw(state, 'its lock could not be renewed');
+    }
+  });
   worker.on('failed', (job, error) => {
     if (error.name !== 'WaitingError') log?.error(`batch ${job?.id ?? '?'} failed: ${describeError(error)}`);
   });

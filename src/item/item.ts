@@ -97,6 +97,14 @@ export interface RunContext {
   digests?: DigestClaims | undefined;
   /** Who decides when a request to a host may start; one kept elsewhere (the cluster's, in Redis) replaces the run's own. */
   hosts?: HostGate | undefined;
+  /**
+   * What stops one item alone, for a caller that may take back items it handed the run (the cluster
+   * takes back a batch whose lock its worker lost). Once an item's signal aborts, the item starts no
+   * request, or stops the one in flight, and ends as a failed ABORTED record that the run does not
+   * log (the caller reports it); the run goes on. Not seen by the threads of the workers mode. Unset,
+   * only `signal` stops items.
+   */
+  itemSignal?: ((item: ListItem) => AbortSignal | undefined) | undefined;
 }
 
 /**
@@ -106,7 +114,7 @@ export interface RunContext {
 export function makeRunContext(
   options: ResolvedOptions,
   agent: Dispatcher,
-  shared: Pick<RunContext, 'names' | 'registry' | 'done' | 'digests' | 'hosts'>,
+  shared: Pick<RunContext, 'names' | 'registry' | 'done' | 'digests' | 'hosts' | 'itemSignal'>,
 ): RunContext {
   const stop = new AbortController();
   // Every request in flight listens on this signal; their number is bounded by the pool, not by 10.
@@ -126,6 +134,22 @@ export function makeRunContext(
 
 /** The sharded layout's names: unique by position, so a name the bytes call for is taken as it is. */
 export const LAYOUT_NAMES: NameClaims = { claim: (relPath) => relPath };
+
+/** An item signal joined with a run's signal, kept per item signal (a cluster batch's items share one). */
+const joinedSignals = new WeakMap<AbortSignal, { run: AbortSignal; joined: AbortSignal }>();
+
+/** What stops a task: the run's signal, joined with the item's own when the caller gives it one. */
+function taskSignal(task: Task, ctx: RunContext): AbortSignal {
+  const own = ctx.itemSignal?.(task.item);
+  if (own === undefined) return ctx.signal;
+  const known = joinedSignals.get(own);
+  if (known?.run === ctx.signal) return known.joined;
+  const joined = AbortSignal.any([ctx.signal, own]);
+  // As the run's signal: every request of the items under it listens.
+  setMaxListeners(0, joined);
+  joinedSignals.set(own, { run: ctx.signal, joined });
+  return joined;
+}
 
 /** Scratch fingerprints for planning, which runs one item at a time. */
 const urlKey: Fingerprint = { hi: 0, lo: 0 };
@@ -286,7 +310,7 @@ export async function runTask(task: Task, ctx: RunContext): Promise<ItemResult> 
     const outcome = await tryTask(task, ctx, tries);
     if (!('retryInMs' in outcome)) return outcome;
     try {
-      await waitBeforeRetry(outcome.retryInMs, ctx.signal, task.shownUrl);
+      await waitBeforeRetry(outcome.retryInMs, taskSignal(task, ctx), task.shownUrl);
     } catch (error) {
       return failedTry(task, tries, error);
     }
@@ -299,6 +323,9 @@ export async function runTask(task: Task, ctx: RunContext): Promise<ItemResult> 
  * already saved. Never rejects.
  */
 export async function tryTask(task: Task, ctx: RunContext, tries: Tries): Promise<ItemResult | Retry> {
+  const signal = taskSignal(task, ctx);
+  // Stopped, or taken back by its caller, before this try: it does not start, not even to look at the disk.
+  if (signal.aborted) return failedTry(task, tries, new ImgdlError('ABORTED', 'stopped before it started', { url: task.shownUrl, cause: signal.reason }));
   try {
     if (tries.count === 0 && ctx.options.onExists === 'skip' && (await ctx.parts.exists(task.finalPath))) {
       // A part file beside a finished one is left from an older download: nothing will continue it.
@@ -309,7 +336,7 @@ export async function tryTask(task: Task, ctx: RunContext, tries: Tries): Promis
     return await attempt(task, ctx, tries);
   } catch (error) {
     try {
-      const wait = ctx.signal.aborted ? undefined : nextTryIn(error, tries.count, ctx.options);
+      const wait = signal.aborted ? undefined : nextTryIn(error, tries.count, ctx.options);
       if (wait === undefined) return failedTry(task, tries, error);
       ctx.options.logger?.debug({ url: task.shownUrl, attempt: tries.count, waitMs: wait, error: toErrorRecord(error) }, `retrying ${task.shownUrl} in ${wait} ms`);
       return { retryInMs: wait, error };
@@ -426,9 +453,10 @@ interface Answer {
  */
 async function request(task: Task, ctx: RunContext, tries: Tries, resume: Resumable | undefined): Promise<Answer> {
   const { options } = ctx;
+  const signal = taskSignal(task, ctx);
   tries.count++;
   const ranged = resume ? { range: `bytes=${resume.size}-`, 'if-range': resume.validator } : undefined;
-  let response = await fetchOne(task.url, ctx.agent, options, ctx.signal, ranged);
+  let response = await fetchOne(task.url, ctx.agent, options, signal, ranged);
   let continued = resume;
   if (resume && !(response.status === 206 && rangeContinues(response, resume))) {
     // A 200 is the whole file (the validator changed, or ranges are not served): write it from the start.
@@ -437,7 +465,7 @@ async function request(task: Task, ctx: RunContext, tries: Tries, resume: Resuma
     if (response.status === 206) {
       response.body.abort();
       tries.count++;
-      response = await fetchOne(task.url, ctx.agent, options, ctx.signal);
+      response = await fetchOne(task.url, ctx.agent, options, signal);
     }
   }
   tries.httpStatus = response.status;

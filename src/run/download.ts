@@ -69,12 +69,13 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
  * The state a run shares between its items: the agent, the names, the part
  * files and what an earlier run's manifest says is done. {@link download}
  * makes one; tests make their own to replace a seam such as `openPart`, and
- * the cluster's worker gives `names` a registry shared by every worker.
+ * the cluster's worker gives `names` a registry shared by every worker,
+ * `hosts` the queue's books, and `itemSignal` the signal of each item's batch.
  */
 export async function createRunContext(
   options: ResolvedOptions,
   onBytes?: (n: number) => void,
-  shared: { names?: NameClaims; hosts?: HostGate } = {},
+  shared: { names?: NameClaims; hosts?: HostGate; itemSignal?: RunContext['itemSignal'] } = {},
 ): Promise<RunContext> {
   // The sharded layout names by position: no registry, shared or not. A registry from outside is asked
   // for every name; the run's own also tells, while planning, a URL listed before (see planItem).
@@ -85,6 +86,7 @@ export async function createRunContext(
     done: options.manifest === undefined ? undefined : await readDoneKeys(options.manifest),
     digests: options.dedupe ? new DigestRegistry() : undefined,
     hosts: shared.hosts,
+    itemSignal: shared.itemSignal,
   });
 }
 
@@ -135,6 +137,8 @@ export async function* downloadWith(
     }
     progress.listComplete();
   }
+  /** Results of items their caller took back (see RunContext.itemSignal): the caller's to report, not logged here. */
+  const takenBack = new WeakSet<ItemResult>();
   const gate = ctx.hosts ?? new LocalHostGate({ perHost: resolved.perHost, rate: resolved.rate });
   const work: PoolWork<Queued, ItemResult> = {
     hostOf: (queued) => ('task' in queued ? queued.task.url.host : undefined),
@@ -161,6 +165,7 @@ export async function* downloadWith(
         await pauseFor(outcome, host!, task.shownUrl);
         return outcome;
       }
+      if (ctx.itemSignal?.(task.item)?.aborted) takenBack.add(outcome);
       progress.finished(outcome, true);
       return { result: outcome };
     },
@@ -187,7 +192,7 @@ export async function* downloadWith(
       // Items the manifest already records as done are not recorded again.
       if (result.skipReason !== 'manifest') manifest?.write(result);
       if (result.status === 'failed') {
-        log?.warn({ url: result.url, source: result.source, line: result.line, error: result.error }, `${result.source}:${result.line}: ${result.error?.message ?? 'failed'}`);
+        if (!takenBack.has(result)) log?.warn({ url: result.url, source: result.source, line: result.line, error: result.error }, `${result.source}:${result.line}: ${result.error?.message ?? 'failed'}`);
         if (result.error?.code === 'DISK_FULL' && !drain.signal.aborted) {
           // Every later item would fail the same way: let those in flight end, start no more.
           log?.error({ error: result.error }, 'disk full: no new downloads will start');
