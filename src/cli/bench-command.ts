@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { HASHES, MODES, parseSize, type Mode } from '../options.js';
+import { DEFAULTS, HASHES, MODES, parseSize, type Mode } from '../options.js';
 import { strictParser, type YargsModule } from './args.js';
 import { allItems, bindStdinDash, openInputs, type OpenedInput } from './inputs.js';
 import { EXIT } from './process.js';
@@ -40,7 +40,7 @@ function benchParser(yargs: YargsModule['default'], args: string[]) {
     .option('input', { alias: 'i', type: 'string', array: true, describe: 'Read URLs from FILE ("-" is stdin); repeatable' })
     .option('modes', { type: 'string', default: MODES.join(','), describe: 'Modes to compare, comma-separated' })
     .option('repeat', { type: 'number', default: 3, describe: 'Runs per mode (the table shows medians)' })
-    .option('concurrency', { alias: 'c', type: 'number', default: 16, describe: 'Downloads in flight (concurrent and workers)' })
+    .option('concurrency', { alias: 'c', type: 'number', default: DEFAULTS.concurrency, describe: 'Downloads in flight (concurrent and workers)' })
     .option('threads', { alias: 't', type: 'number', describe: 'Worker threads (workers mode)' })
     .option('hash', { type: 'string', choices: HASHES as string[], describe: 'Hash every file in every mode' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the rows as JSON on stdout' })

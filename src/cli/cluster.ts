@@ -9,7 +9,7 @@
  */
 import yargs from 'yargs';
 import { describeError, UsageError } from '../errors.js';
-import { OptionError } from '../options.js';
+import { DEFAULTS, OptionError } from '../options.js';
 import { ClusterError } from '../cluster/connection.js';
 import { itemFlags, itemOptions, strictParser, type ItemArgv } from './args.js';
 import { allItems, bindStdinDash, openInputs, type OpenedInput } from './inputs.js';
@@ -53,11 +53,11 @@ function workerParser(args: string[]) {
     args,
     '$0 --queue URL -o DIR [options]\n\nTake batches from the queue and download them into DIR (a shared folder, or this machine\'s disk). Ctrl-C or SIGTERM finishes or hands back the current batch.',
   )
-    .option('out', { alias: 'o', type: 'string', default: '.', describe: 'Output folder (created if missing)' })
-    .option('concurrency', { alias: 'c', type: 'number', default: 16, describe: 'Downloads in flight at once in this worker' })
+    .option('out', { alias: 'o', type: 'string', default: DEFAULTS.out, describe: 'Output folder (created if missing)' })
+    .option('concurrency', { alias: 'c', type: 'number', default: DEFAULTS.concurrency, describe: 'Downloads in flight at once in this worker' })
     .option('lock-ms', { type: 'number', default: 30_000, describe: 'How long a silent worker keeps a batch before another takes it over' })
     .option('exit-when-empty', { type: 'boolean', default: false, describe: 'Exit 0 once nothing is waiting or active in the queue' })
-    .option('grace', { type: 'number', default: 5000, describe: 'On Ctrl-C/SIGTERM, ms downloads in flight get to finish before the batch is handed back' })
+    .option('grace', { type: 'number', default: DEFAULTS.graceMs, describe: 'On Ctrl-C/SIGTERM, ms downloads in flight get to finish before the batch is handed back' })
     .option('json', { type: 'boolean', default: false, describe: "Print this worker's summary as JSON on stdout" })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only errors on stderr; no summary' })
     .option('verbose', { alias: 'v', type: 'count', describe: 'More logs: -v every batch and item, -vv debug' })
