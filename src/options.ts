@@ -155,10 +155,8 @@ export interface ItemOptions {
    */
   locationTrusted?: boolean | undefined;
   /**
-   * HTTP(S) proxy URL for every request [`--proxy`]; `false` ignores the
-   * environment [`--no-proxy`].
-   * @default `HTTPS_PROXY`, `HTTP_PROXY` and
-   * `NO_PROXY` (or their lower-case forms) from the environment
+   * HTTP(S) proxy URL for every request [`--proxy`]; `false` ignores the environment [`--no-proxy`].
+   * @default `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` (or their lower-case forms) from the environment
    */
   proxy?: string | false | undefined;
   /**
@@ -279,7 +277,12 @@ export interface RunOptions {
 /** Options of {@link download}: how each item is handled, and how the run goes. */
 export type Options = ItemOptions & RunOptions;
 
-/** {@link Options} with every default applied and every value checked, as {@link resolveOptions} returns them (frozen). */
+/**
+ * {@link Options} with every default applied and every value checked, as
+ * {@link resolveOptions} returns them: frozen, since the same object is handed
+ * on to everything a run calls. A copy (a spread, a clone sent to a thread) is
+ * plain data again, and resolving it checks it again.
+ */
 export interface ResolvedOptions {
   out: string;
   mode: Mode;
@@ -320,10 +323,25 @@ export interface ResolvedOptions {
 /** A day in ms: the longest any timeout, backoff or grace period may be. */
 const DAY_MS = 24 * 3600 * 1000;
 
+/** What {@link resolveOptions} returned: nobody else can forge an entry, and a copy (which anyone may change) is not one. */
+const resolvedByUs = new WeakSet<object>();
+
 /**
- * Applies defaults and validates; throws {@link OptionError} naming the option and value.
+ * Applies defaults and validates; throws {@link OptionError} naming the option
+ * and value. Given an object it returned, it returns that object at once: the
+ * CLI resolves a run's options once, to refuse a bad value before it reads
+ * anything, and hands the result to `download()`, which would otherwise check
+ * them all again (and read `cacert` again).
  */
-export function resolveOptions(options: Options = {}): ResolvedOptions {
+export function resolveOptions(options: Options | ResolvedOptions = {}): ResolvedOptions {
+  if (resolvedByUs.has(options)) return options as ResolvedOptions;
+  const resolved = Object.freeze(applyDefaults(options as Options));
+  resolvedByUs.add(resolved);
+  return resolved;
+}
+
+/** {@link resolveOptions}' work: every option checked, every default applied. */
+function applyDefaults(options: Options): ResolvedOptions {
   const mode = oneOf('mode', options.mode, MODES, DEFAULTS.mode);
   const concurrency = integer('concurrency', options.concurrency, DEFAULTS.concurrency, 1, 10_000);
   const perHost = options.perHost === undefined ? undefined : integer('perHost', options.perHost, 0, 1, 10_000);

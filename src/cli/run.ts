@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError, UsageError } from '../errors.js';
 import type { ListItem } from '../input/text-list.js';
-import { OptionError, resolveOptions, type Mode, type Options } from '../options.js';
+import { OptionError, resolveOptions, type Mode, type Options, type ResolvedOptions } from '../options.js';
 import { fullParse, itemOptions, quickParse, type Argv } from './args.js';
 import { allItems, bindStdinDash, openInputs, type OpenedInput } from './inputs.js';
 import type { ProgressLine } from './progress-line.js';
@@ -38,11 +38,12 @@ export async function runCommand(args: string[]): Promise<number> {
   if ((argv as { help?: boolean }).help || args.includes('--version') || args[0] === 'completion' || args.includes('--get-yargs-completions')) return EXIT.ok;
 
   const shell = await openShell(argv);
-  let options: Options;
+  // Part of the options, so that they are resolved (and checked) once, before anything is read; signals come later.
+  const stop = new AbortController();
+  let options: ResolvedOptions;
   let inputs: OpenedInput[];
   try {
-    options = runOptions(argv, shell);
-    resolveOptions(options);
+    options = resolveOptions(runOptions(argv, shell, stop.signal));
     inputs = await openInputs(inputNames(argv.urls, argv.input));
   } catch (error) {
     if (error instanceof UsageError || error instanceof OptionError) {
@@ -54,7 +55,7 @@ export async function runCommand(args: string[]): Promise<number> {
   }
 
   if (argv.dryRun) return dryRun(allItems(argv.urls, inputs), options, argv.out);
-  return run(argv, shell, options, inputs);
+  return run(argv, shell, options, inputs, stop);
 }
 
 /** The logger, and the progress line when stderr is a terminal that wants one. */
@@ -74,8 +75,8 @@ async function openShell(argv: Argv): Promise<Shell> {
   return { color, logger, progressLine };
 }
 
-/** The run's {@link Options}: the item options, then how the run is scheduled and reported. */
-function runOptions(argv: Argv, { logger, progressLine }: Shell): Options {
+/** The run's {@link Options}: the item options, then how the run is scheduled, reported and stopped. */
+function runOptions(argv: Argv, { logger, progressLine }: Shell, stopSignal: AbortSignal): Options {
   return {
     ...itemOptions(argv),
     out: argv.out,
@@ -87,17 +88,20 @@ function runOptions(argv: Argv, { logger, progressLine }: Shell): Options {
     manifest: argv.manifest,
     logger,
     graceMs: argv.grace,
+    stopSignal,
     onProgress: progressLine ? (progress) => progressLine.update(progress) : undefined,
   };
 }
 
-/** Downloads every item, then prints the summary; a failure that stops the run is reported, not thrown. */
-async function run(argv: Argv, { color, logger, progressLine }: Shell, options: Options, inputs: OpenedInput[]): Promise<number> {
+/**
+ * Downloads every item, then prints the summary; a failure that stops the run
+ * is reported, not thrown. A signal aborts `stop`, the options' `stopSignal`.
+ */
+async function run(argv: Argv, shell: Shell, resolved: ResolvedOptions, inputs: OpenedInput[], stop: AbortController): Promise<number> {
+  const { color, logger, progressLine } = shell;
   const { download } = await import('../run/download.js');
   const { RunReport, formatSummary } = await import('../record/run-report.js');
-  const resolved = resolveOptions(options);
   const report = new RunReport(resolved.mode, resolved.concurrency);
-  const stop = new AbortController();
   const stopping = stopOnSignals(
     stop,
     (signal) => logger.warn(`${signal}: no new downloads; waiting up to ${resolved.graceMs} ms for those in flight (again to exit now)`),
@@ -107,7 +111,8 @@ async function run(argv: Argv, { color, logger, progressLine }: Shell, options: 
   guardOutputs();
   let fatal = false;
   try {
-    for await (const result of download(allItems(argv.urls, inputs), { ...options, stopSignal: stop.signal })) report.add(result);
+    // The resolved object itself: download() takes it as it is, without checking it again.
+    for await (const result of download(allItems(argv.urls, inputs), resolved)) report.add(result);
   } catch (error) {
     progressLine?.stop();
     process.stderr.write(`imgdl: ${describeError(error)}\n`);
@@ -127,7 +132,7 @@ async function run(argv: Argv, { color, logger, progressLine }: Shell, options: 
 }
 
 /** `--dry-run`: one `URL<TAB>FILE` line per item on stdout, decided exactly as a run would, with no request made. */
-async function dryRun(items: AsyncIterable<ListItem>, options: Options, out: string): Promise<number> {
+async function dryRun(items: AsyncIterable<ListItem>, options: ResolvedOptions, out: string): Promise<number> {
   const { planBatches } = await import('../run/dry-run.js');
   const { join, sep } = path;
   const counts = { download: 0, skipped: 0, failed: 0 };
