@@ -104,85 +104,31 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 export async function startFixtureServer(options: FixtureServerOptions = {}): Promise<FixtureServer> {
   const { handlers = [], latencyMs = 0, host = '127.0.0.1', holdUntilInFlight = 0 } = options;
   const stats = createStats();
+  const hold = holdUntil(stats, holdUntilInFlight);
   let origin = '';
-  // Requests waiting for holdUntilInFlight to be reached; released together, once.
-  let held: Array<() => void> | undefined = holdUntilInFlight > 0 ? [] : undefined;
-  const holdOrRelease = (): Promise<void> | undefined => {
-    if (held === undefined) return undefined;
-    if (stats.inFlight < holdUntilInFlight) return new Promise<void>((resolve) => held?.push(resolve));
-    for (const release of held) release();
-    held = undefined;
-    return undefined;
-  };
 
   const server = createServer((req, res) => {
-    const path = req.url ?? '/';
-    stats.firstRequestAt ??= Date.now();
-    stats.requests++;
-    stats.byPath.set(path, (stats.byPath.get(path) ?? 0) + 1);
-    stats.inFlight++;
-    stats.peakInFlight = Math.max(stats.peakInFlight, stats.inFlight);
-
-    // 'finish' and 'close' can both fire; the request leaves flight only once.
-    const closed = new AbortController();
-    const settle = (): void => {
-      if (closed.signal.aborted) return;
-      closed.abort();
-      stats.inFlight--;
-    };
-    res.once('finish', settle);
-    res.once('close', settle);
-
-    respond(req, res, closed.signal).catch((error: unknown) => {
-      if (closed.signal.aborted) return;
+    const closed = track(stats, req, res);
+    respond(req, res, closed).catch((error: unknown) => {
+      if (closed.aborted) return;
       if (res.headersSent) res.destroy();
       else sendText(res, 500, `fixture server error: ${String(error)}`);
     });
   });
 
   async function respond(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
-    await holdOrRelease();
+    await hold();
     if (latencyMs > 0) await delay(latencyMs, undefined, { signal });
     // Concatenated, not resolved against the origin: a target like '//x/a.jpg' must stay a path, not name a host.
     const target = origin + (req.url ?? '/');
     if (!URL.canParse(target)) return sendText(res, 400, 'bad request target\n');
     const url = new URL(target);
-    if (handlers.length > 0 && (await respondWithHandlers(req, res, url, signal))) return;
+    if (handlers.length > 0 && (await respondWithHandlers(handlers, origin, req, res, url, signal))) return;
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (/^\/gen\/.+\.(jpg|png)$/.test(url.pathname)) return sendGenerated(req, res, url);
       if (url.pathname.startsWith('/fixtures/')) return sendFixture(req, res, url);
     }
     sendText(res, 404, 'not found\n');
-  }
-
-  async function respondWithHandlers(
-    req: IncomingMessage,
-    res: ServerResponse,
-    url: URL,
-    signal: AbortSignal,
-  ): Promise<boolean> {
-    // Imported on demand: msw is a dev dependency, and `imgdl bench` runs without it.
-    const { getResponse } = await import('msw');
-    const response = await getResponse([...handlers], await toWebRequest(req, url, signal), { baseUrl: origin });
-    if (!response) return false;
-    // HttpResponse.error() is msw's word for a network failure.
-    if (response.type === 'error') {
-      res.destroy();
-      return true;
-    }
-    res.statusCode = response.status;
-    if (response.statusText) res.statusMessage = response.statusText;
-    for (const [name, value] of response.headers) res.appendHeader(name, value);
-    if (!response.body || req.method === 'HEAD') {
-      await response.body?.cancel();
-      res.end();
-      return true;
-    }
-    // pipeline destroys the source when the client goes away, which cancels the
-    // web stream, so slow or endless handler bodies stop with the connection;
-    // a body that errors destroys the response, so the client sees it cut short.
-    await pipeline(Readable.fromWeb(response.body), res).catch(() => {});
-    return true;
   }
 
   server.listen(0, host);
@@ -204,6 +150,77 @@ export async function startFixtureServer(options: FixtureServerOptions = {}): Pr
       return closing;
     },
   };
+}
+
+/**
+ * Counts a request in `stats` as it arrives; the signal aborts when it leaves
+ * flight ('finish' and 'close' can both fire, and it leaves only once), so
+ * that whatever still answers it can stop.
+ */
+function track(stats: FixtureStats, req: IncomingMessage, res: ServerResponse): AbortSignal {
+  const path = req.url ?? '/';
+  stats.firstRequestAt ??= Date.now();
+  stats.requests++;
+  stats.byPath.set(path, (stats.byPath.get(path) ?? 0) + 1);
+  stats.inFlight++;
+  stats.peakInFlight = Math.max(stats.peakInFlight, stats.inFlight);
+  const closed = new AbortController();
+  const settle = (): void => {
+    if (closed.signal.aborted) return;
+    closed.abort();
+    stats.inFlight--;
+  };
+  res.once('finish', settle);
+  res.once('close', settle);
+  return closed.signal;
+}
+
+/**
+ * `holdUntilInFlight`: each request awaits what this returns, which keeps it
+ * waiting until `count` are in flight, then lets them all go together, once.
+ */
+function holdUntil(stats: FixtureStats, count: number): () => Promise<void> | undefined {
+  let held: Array<() => void> | undefined = count > 0 ? [] : undefined;
+  return () => {
+    if (held === undefined) return undefined;
+    if (stats.inFlight < count) return new Promise<void>((resolve) => held?.push(resolve));
+    for (const release of held) release();
+    held = undefined;
+    return undefined;
+  };
+}
+
+/** Answers with the first of the msw `handlers` that answers; false when none does. */
+async function respondWithHandlers(
+  handlers: readonly RequestHandler[],
+  origin: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  signal: AbortSignal,
+): Promise<boolean> {
+  // Imported on demand: msw is a dev dependency, and `imgdl bench` runs without it.
+  const { getResponse } = await import('msw');
+  const response = await getResponse([...handlers], await toWebRequest(req, url, signal), { baseUrl: origin });
+  if (!response) return false;
+  // HttpResponse.error() is msw's word for a network failure.
+  if (response.type === 'error') {
+    res.destroy();
+    return true;
+  }
+  res.statusCode = response.status;
+  if (response.statusText) res.statusMessage = response.statusText;
+  for (const [name, value] of response.headers) res.appendHeader(name, value);
+  if (!response.body || req.method === 'HEAD') {
+    await response.body?.cancel();
+    res.end();
+    return true;
+  }
+  // pipeline destroys the source when the client goes away, which cancels the
+  // web stream, so slow or endless handler bodies stop with the connection;
+  // a body that errors destroys the response, so the client sees it cut short.
+  await pipeline(Readable.fromWeb(response.body), res).catch(() => {});
+  return true;
 }
 
 function createStats(): FixtureStats {
