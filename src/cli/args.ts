@@ -80,8 +80,15 @@ const ITEM_OPTIONS = {
   cacert: { type: 'string', requiresArg: true, defaultDescription: "Node's bundled CAs", describe: 'PEM file of extra CA certificates to trust' },
 } as const satisfies Record<string, RunOption>;
 
+/**
+ * Every {@link ItemOptions} field but `maxRedirects`, which has no flag: a
+ * field added to ItemOptions does not compile in {@link itemOptions} until
+ * it has one.
+ */
+type FlaggedItemOptions = { [K in Exclude<keyof ItemOptions, 'maxRedirects'>]-?: ItemOptions[K] };
+
 /** The {@link ItemOptions} that {@link ITEM_OPTIONS} set; throws {@link UsageError} for a malformed `-H`. */
-export function itemOptions(argv: ItemArgv): ItemOptions {
+export function itemOptions(argv: ItemArgv): FlaggedItemOptions {
   return {
     hash: argv.hash as HashAlgorithm | undefined,
     perHost: argv.perHost,
