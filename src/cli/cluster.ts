@@ -1,7 +1,8 @@
 /**
  * The shell of the cluster commands, `imgdl enqueue`, `imgdl worker` and
- * `imgdl status`: their flags, signals, output and exit codes. The main CLI
- * loads this module only for them, so nothing else pays for BullMQ.
+ * `imgdl status`: their flags, output and exit codes; what they do on a
+ * signal is process.ts's rule, as for every command. The main CLI loads this
+ * module only for them, so nothing else pays for BullMQ.
  *
  * Exit codes ({@link EXIT}): 0 done, 1 when Redis cannot be reached or
  * refuses (or a worker stops on an error), 2 for a usage error, 130 after
