@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
-import { fullParse, quickParse } from '../src/cli/main.js';
+import { fullParse, quickParse } from '../src/cli/args.js';
 import { formatSummary, type RunSummary } from '../src/record/run-report.js';
 import { listFiles, ROOT, runCli, serve, tempDir } from './helpers.js';
 

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { fullParse } from '../src/cli/main.js';
+import { fullParse } from '../src/cli/args.js';
 import { parseShard, resolveOptions } from '../src/options.js';
 import { codeBlocks, readmeSection } from './helpers.js';
 

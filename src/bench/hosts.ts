@@ -138,6 +138,7 @@ export interface HostsBenchResult {
   items: number;
 }
 
+/** Runs the scenario `runs` times (mixed list and good hosts alone, interleaved); `progress` hears what runs. */
 export async function hostsBench(runs: number, progress?: (what: string) => void): Promise<HostsBenchResult> {
   const roles: Role[] = [...Array<Role>(GOOD_HOSTS).fill('good'), 'slow', '429'];
   const hosts = await Promise.all(roles.map((role, i) => startHost(role, `127.0.0.${i + 2}`)));
@@ -179,6 +180,7 @@ export async function hostsBench(runs: number, progress?: (what: string) => void
   }
 }
 
+/** The scenario's table and its slowdown, in the suite's style. */
 export function formatHostsBench(r: HostsBenchResult): string {
   const rate = (values: readonly number[]): string => `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
   const rows = r.hosts.map((h) => [h.host, h.role, String(h.requests), String(h.peakInFlight), h.filesPerSec.toFixed(1), String(h.tooMany), String(h.early)]);

@@ -1,18 +1,20 @@
 /**
  * The shell of the cluster commands, `imgdl enqueue`, `imgdl worker` and
- * `imgdl status`: their flags, signals, output and exit codes. The main CLI
- * loads this module only for them, so nothing else pays for BullMQ.
+ * `imgdl status`: their flags, output and exit codes; what they do on a
+ * signal is process.ts's rule, as for every command. The main CLI loads this
+ * module only for them, so nothing else pays for BullMQ.
  *
- * Exit codes: 0 done, 1 when Redis cannot be reached or refuses (or a worker
- * stops on an error), 2 for a usage error, 130 after SIGINT and 143 after
- * SIGTERM.
+ * Exit codes ({@link EXIT}): 0 done, 1 when Redis cannot be reached or
+ * refuses (or a worker stops on an error), 2 for a usage error, 130 after
+ * SIGINT and 143 after SIGTERM.
  */
-import type { Readable } from 'node:stream';
 import yargs from 'yargs';
-import { UsageError, allItems, bindStdinDash, guardOutputs, itemFlags, itemOptions, openInputs, strictParser, type ItemArgv } from './main.js';
-import { describeError } from '../errors.js';
-import { OptionError } from '../options.js';
+import { describeError, UsageError } from '../errors.js';
+import { DEFAULTS, OptionError } from '../options.js';
 import { ClusterError } from '../cluster/connection.js';
+import { itemFlags, itemOptions, strictParser, type ItemArgv } from './args.js';
+import { allItems, bindStdinDash, openInputs, type OpenedInput } from './inputs.js';
+import { EXIT, exitCodeAfter, guardOutputs, inputNames, releaseStdin, stopOnSignals, useColor } from './process.js';
 
 /** A cluster command. */
 export type Command = 'enqueue' | 'worker' | 'status';
@@ -52,11 +54,11 @@ function workerParser(args: string[]) {
     args,
     '$0 --queue URL -o DIR [options]\n\nTake batches from the queue and download them into DIR (a shared folder, or this machine\'s disk). Ctrl-C or SIGTERM finishes or hands back the current batch.',
   )
-    .option('out', { alias: 'o', type: 'string', default: '.', describe: 'Output folder (created if missing)' })
-    .option('concurrency', { alias: 'c', type: 'number', default: 16, describe: 'Downloads in flight at once in this worker' })
+    .option('out', { alias: 'o', type: 'string', default: DEFAULTS.out, describe: 'Output folder (created if missing)' })
+    .option('concurrency', { alias: 'c', type: 'number', default: DEFAULTS.concurrency, describe: 'Downloads in flight at once in this worker' })
     .option('lock-ms', { type: 'number', default: 30_000, describe: 'How long a silent worker keeps a batch before another takes it over' })
     .option('exit-when-empty', { type: 'boolean', default: false, describe: 'Exit 0 once nothing is waiting or active in the queue' })
-    .option('grace', { type: 'number', default: 5000, describe: 'On Ctrl-C/SIGTERM, ms downloads in flight get to finish before the batch is handed back' })
+    .option('grace', { type: 'number', default: DEFAULTS.graceMs, describe: 'On Ctrl-C/SIGTERM, ms downloads in flight get to finish before the batch is handed back' })
     .option('json', { type: 'boolean', default: false, describe: "Print this worker's summary as JSON on stdout" })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only errors on stderr; no summary' })
     .option('verbose', { alias: 'v', type: 'count', describe: 'More logs: -v every batch and item, -vv debug' })
@@ -94,14 +96,14 @@ export async function clusterMain(command: Command, args: string[]): Promise<num
   } catch (error) {
     if (error instanceof UsageError || error instanceof OptionError) {
       process.stderr.write(`imgdl ${command}: ${error.message}\nTry 'imgdl ${command} --help'.\n`);
-      return 2;
+      return EXIT.usage;
     }
     if (error instanceof ClusterError) {
       process.stderr.write(`imgdl ${command}: ${error.message}\n`);
-      return error.code === 'INVALID_QUEUE_URL' ? 2 : 1;
+      return error.code === 'INVALID_QUEUE_URL' ? EXIT.usage : EXIT.failed;
     }
     process.stderr.write(`imgdl ${command}: ${describeError(error)}\n`);
-    return 1;
+    return EXIT.failed;
   }
 }
 
@@ -116,14 +118,9 @@ interface EnqueueArgv extends ItemArgv {
 
 async function enqueueMain(args: string[]): Promise<number> {
   const argv = (await enqueueParser(args).parseAsync()) as unknown as EnqueueArgv;
-  if (argv.help) return 0;
+  if (argv.help) return EXIT.ok;
   const options = itemOptions(argv);
-  const names = argv.input ?? [];
-  if (argv.urls.length === 0 && names.length === 0) {
-    if (process.stdin.isTTY) throw new UsageError('no URLs: give them as arguments, with -i FILE, or pipe a list on stdin');
-    names.push('-');
-  }
-  const inputs: Array<{ name: string; stream: Readable }> = await openInputs(names);
+  const inputs: OpenedInput[] = await openInputs(inputNames(argv.urls, argv.input));
   const { enqueue } = await import('../cluster/enqueue.js');
   const { createLogger, levelFor } = await import('./log.js');
   const logger = createLogger({ level: levelFor(0, false), color: false });
@@ -137,9 +134,9 @@ async function enqueueMain(args: string[]): Promise<number> {
       process.stdout.write(`added ${added.addedItems} items in ${added.addedJobs} job${added.addedJobs === 1 ? '' : 's'} to ${argv.queue}${note}\n`);
     }
   } finally {
-    if (inputs.some((input) => input.name === 'stdin')) process.stdin.destroy();
+    releaseStdin(inputs);
   }
-  return 0;
+  return EXIT.ok;
 }
 
 interface WorkerArgv {
@@ -158,26 +155,19 @@ interface WorkerArgv {
 
 async function workerMain(args: string[]): Promise<number> {
   const argv = (await workerParser(args).parseAsync()) as unknown as WorkerArgv;
-  if (argv.help) return 0;
+  if (argv.help) return EXIT.ok;
   const { runWorker } = await import('../cluster/worker.js');
   const { createLogger, levelFor } = await import('./log.js');
   const { formatSummary } = await import('../record/run-report.js');
-  const color = argv.color ?? (process.stderr.isTTY === true && !('NO_COLOR' in process.env));
+  const color = useColor(argv.color);
   const logger = createLogger({ level: levelFor(argv.verbose, argv.quiet), color });
   guardOutputs();
   const stop = new AbortController();
-  let by: NodeJS.Signals | undefined;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (by !== undefined) {
-      process.stderr.write(`imgdl worker: ${signal} again, exiting now; the batch is taken over by another worker after --lock-ms\n`);
-      process.exit(signal === 'SIGTERM' ? 143 : 130);
-    }
-    by = signal;
-    logger.warn(`${signal}: taking no new batch; downloads in flight get ${argv.grace} ms, then the batch is handed back (again to exit now)`);
-    stop.abort(new Error(signal));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopping = stopOnSignals(
+    stop,
+    (signal) => logger.warn(`${signal}: taking no new batch; downloads in flight get ${argv.grace} ms, then the batch is handed back (again to exit now)`),
+    (signal) => `imgdl worker: ${signal} again, exiting now; the batch is taken over by another worker after --lock-ms\n`,
+  );
   try {
     const done = await runWorker({
       queue: argv.queue,
@@ -192,11 +182,9 @@ async function workerMain(args: string[]): Promise<number> {
     if (argv.json) process.stdout.write(JSON.stringify({ ...done.summary, batches: done.batches, handedBack: done.handedBack }) + '\n');
     else if (!argv.quiet) process.stderr.write(`${formatSummary(done.summary, { color })}\n  batches   ${done.batches} finished, ${done.handedBack} handed back\n`);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopping.dispose();
   }
-  if (by !== undefined) return by === 'SIGTERM' ? 143 : 130;
-  return 0;
+  return stopping.by === undefined ? EXIT.ok : exitCodeAfter(stopping.by);
 }
 
 interface StatusArgv {
@@ -209,24 +197,18 @@ interface StatusArgv {
 
 async function statusMain(args: string[]): Promise<number> {
   const argv = (await statusParser(args).parseAsync()) as unknown as StatusArgv;
-  if (argv.help) return 0;
+  if (argv.help) return EXIT.ok;
   if (!Number.isInteger(argv.interval) || argv.interval < 100) throw new UsageError(`--interval must be an integer of at least 100, got ${argv.interval}`);
   const { formatStatus, formatStatusLine, queueStatus } = await import('../cluster/status.js');
   guardOutputs();
   if (!argv.watch) {
     const status = await queueStatus(argv.queue);
     process.stdout.write(argv.json ? JSON.stringify(status) + '\n' : formatStatus(status) + '\n');
-    return 0;
+    return EXIT.ok;
   }
   // --watch: a fresh snapshot per refresh, the rate from the last two; stops on Ctrl-C/SIGTERM.
   const stop = new AbortController();
-  let by: NodeJS.Signals | undefined;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    by = signal;
-    stop.abort();
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const stopping = stopOnSignals(stop, () => undefined);
   const tty = process.stdout.isTTY === true;
   let last: { ok: number; at: number } | undefined;
   try {
@@ -249,9 +231,8 @@ async function statusMain(args: string[]): Promise<number> {
       });
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stopping.dispose();
     if (tty && !argv.json) process.stdout.write('\n');
   }
-  return by === 'SIGTERM' ? 143 : by === 'SIGINT' ? 130 : 0;
+  return stopping.by === undefined ? EXIT.ok : exitCodeAfter(stopping.by);
 }

@@ -17,8 +17,8 @@ export interface LogSettings {
   level: Level;
   /** Readable lines instead of JSON. Default: whether stderr is a TTY. */
   pretty?: boolean;
-  /** Colour in readable lines. Default: off when NO_COLOR is set. */
-  color?: boolean;
+  /** Colour in readable lines; the command decides, by the rule every command shares (useColor in process.ts). */
+  color: boolean;
   /** Where lines go. Default: stderr. */
   destination?: NodeJS.WritableStream;
 }
@@ -95,7 +95,6 @@ function makeLogger(settings: LogSettings): Logger {
   const pino = createRequire(import.meta.url)('pino') as typeof import('pino').default;
   const stderr = settings.destination ?? process.stderr;
   const pretty = settings.pretty ?? process.stderr.isTTY === true;
-  const color = settings.color ?? (pretty && !('NO_COLOR' in process.env));
-  const destination = pretty ? readableLines(stderr, color) : stderr;
+  const destination = pretty ? readableLines(stderr, settings.color) : stderr;
   return pino({ level: settings.level, base: null, timestamp: pino.stdTimeFunctions.isoTime }, destination as DestinationStream);
 }

@@ -16,8 +16,10 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { crc32, deflateSync } from 'node:zlib';
 import type { RequestHandler } from 'msw';
+import { generatedImage, MAX_GENERATED_BYTES } from './generated-image.js';
+
+export { generatedImage, MAX_GENERATED_BYTES };
 
 /** Options for {@link startFixtureServer}. */
 export interface FixtureServerOptions {
@@ -85,8 +87,6 @@ export interface FixtureServer {
   close(): Promise<void>;
 }
 
-/** Largest image {@link generatedImage} makes; beyond this a bad `?bytes=` would exhaust memory. */
-export const MAX_GENERATED_BYTES = 64 * 1024 * 1024;
 
 const DEFAULT_GENERATED_BYTES = 20_000;
 // Resolved from this module so it works from src/ (tests) and dist/ (published) alike.
@@ -110,87 +110,33 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 export async function startFixtureServer(options: FixtureServerOptions = {}): Promise<FixtureServer> {
   const { handlers = [], latencyMs = 0, host = '127.0.0.1', holdUntilInFlight = 0, tls } = options;
   const stats = createStats();
+  const hold = holdUntil(stats, holdUntilInFlight);
   let origin = '';
-  // Requests waiting for holdUntilInFlight to be reached; released together, once.
-  let held: Array<() => void> | undefined = holdUntilInFlight > 0 ? [] : undefined;
-  const holdOrRelease = (): Promise<void> | undefined => {
-    if (held === undefined) return undefined;
-    if (stats.inFlight < holdUntilInFlight) return new Promise<void>((resolve) => held?.push(resolve));
-    for (const release of held) release();
-    held = undefined;
-    return undefined;
-  };
 
   const server = tls === undefined ? createServer(onRequest) : createTlsServer(tls, onRequest);
 
   function onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const path = req.url ?? '/';
-    stats.firstRequestAt ??= Date.now();
-    stats.requests++;
-    stats.byPath.set(path, (stats.byPath.get(path) ?? 0) + 1);
-    stats.inFlight++;
-    stats.peakInFlight = Math.max(stats.peakInFlight, stats.inFlight);
-
-    // 'finish' and 'close' can both fire; the request leaves flight only once.
-    const closed = new AbortController();
-    const settle = (): void => {
-      if (closed.signal.aborted) return;
-      closed.abort();
-      stats.inFlight--;
-    };
-    res.once('finish', settle);
-    res.once('close', settle);
-
-    respond(req, res, closed.signal).catch((error: unknown) => {
-      if (closed.signal.aborted) return;
+    const closed = track(stats, req, res);
+    respond(req, res, closed).catch((error: unknown) => {
+      if (closed.aborted) return;
       if (res.headersSent) res.destroy();
       else sendText(res, 500, `fixture server error: ${String(error)}`);
     });
   }
 
   async function respond(req: IncomingMessage, res: ServerResponse, signal: AbortSignal): Promise<void> {
-    await holdOrRelease();
+    await hold();
     if (latencyMs > 0) await delay(latencyMs, undefined, { signal });
     // Concatenated, not resolved against the origin: a target like '//x/a.jpg' must stay a path, not name a host.
     const target = origin + (req.url ?? '/');
     if (!URL.canParse(target)) return sendText(res, 400, 'bad request target\n');
     const url = new URL(target);
-    if (handlers.length > 0 && (await respondWithHandlers(req, res, url, signal))) return;
+    if (handlers.length > 0 && (await respondWithHandlers(handlers, origin, req, res, url, signal))) return;
     if (req.method === 'GET' || req.method === 'HEAD') {
       if (/^\/gen\/.+\.(jpg|png)$/.test(url.pathname)) return sendGenerated(req, res, url);
       if (url.pathname.startsWith('/fixtures/')) return sendFixture(req, res, url);
     }
     sendText(res, 404, 'not found\n');
-  }
-
-  async function respondWithHandlers(
-    req: IncomingMessage,
-    res: ServerResponse,
-    url: URL,
-    signal: AbortSignal,
-  ): Promise<boolean> {
-    // Imported on demand: msw is a dev dependency, and `imgdl bench` runs without it.
-    const { getResponse } = await import('msw');
-    const response = await getResponse([...handlers], await toWebRequest(req, url, signal), { baseUrl: origin });
-    if (!response) return false;
-    // HttpResponse.error() is msw's word for a network failure.
-    if (response.type === 'error') {
-      res.destroy();
-      return true;
-    }
-    res.statusCode = response.status;
-    if (response.statusText) res.statusMessage = response.statusText;
-    for (const [name, value] of response.headers) res.appendHeader(name, value);
-    if (!response.body || req.method === 'HEAD') {
-      await response.body?.cancel();
-      res.end();
-      return true;
-    }
-    // pipeline destroys the source when the client goes away, which cancels the
-    // web stream, so slow or endless handler bodies stop with the connection;
-    // a body that errors destroys the response, so the client sees it cut short.
-    await pipeline(Readable.fromWeb(response.body), res).catch(() => {});
-    return true;
   }
 
   server.listen(0, host);
@@ -212,6 +158,77 @@ export async function startFixtureServer(options: FixtureServerOptions = {}): Pr
       return closing;
     },
   };
+}
+
+/**
+ * Counts a request in `stats` as it arrives; the signal aborts when it leaves
+ * flight ('finish' and 'close' can both fire, and it leaves only once), so
+ * that whatever still answers it can stop.
+ */
+function track(stats: FixtureStats, req: IncomingMessage, res: ServerResponse): AbortSignal {
+  const path = req.url ?? '/';
+  stats.firstRequestAt ??= Date.now();
+  stats.requests++;
+  stats.byPath.set(path, (stats.byPath.get(path) ?? 0) + 1);
+  stats.inFlight++;
+  stats.peakInFlight = Math.max(stats.peakInFlight, stats.inFlight);
+  const closed = new AbortController();
+  const settle = (): void => {
+    if (closed.signal.aborted) return;
+    closed.abort();
+    stats.inFlight--;
+  };
+  res.once('finish', settle);
+  res.once('close', settle);
+  return closed.signal;
+}
+
+/**
+ * `holdUntilInFlight`: each request awaits what this returns, which keeps it
+ * waiting until `count` are in flight, then lets them all go together, once.
+ */
+function holdUntil(stats: FixtureStats, count: number): () => Promise<void> | undefined {
+  let held: Array<() => void> | undefined = count > 0 ? [] : undefined;
+  return () => {
+    if (held === undefined) return undefined;
+    if (stats.inFlight < count) return new Promise<void>((resolve) => held?.push(resolve));
+    for (const release of held) release();
+    held = undefined;
+    return undefined;
+  };
+}
+
+/** Answers with the first of the msw `handlers` that answers; false when none does. */
+async function respondWithHandlers(
+  handlers: readonly RequestHandler[],
+  origin: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  signal: AbortSignal,
+): Promise<boolean> {
+  // Imported on demand: msw is a dev dependency, and `imgdl bench` runs without it.
+  const { getResponse } = await import('msw');
+  const response = await getResponse([...handlers], await toWebRequest(req, url, signal), { baseUrl: origin });
+  if (!response) return false;
+  // HttpResponse.error() is msw's word for a network failure.
+  if (response.type === 'error') {
+    res.destroy();
+    return true;
+  }
+  res.statusCode = response.status;
+  if (response.statusText) res.statusMessage = response.statusText;
+  for (const [name, value] of response.headers) res.appendHeader(name, value);
+  if (!response.body || req.method === 'HEAD') {
+    await response.body?.cancel();
+    res.end();
+    return true;
+  }
+  // pipeline destroys the source when the client goes away, which cancels the
+  // web stream, so slow or endless handler bodies stop with the connection;
+  // a body that errors destroys the response, so the client sees it cut short.
+  await pipeline(Readable.fromWeb(response.body), res).catch(() => {});
+  return true;
 }
 
 function createStats(): FixtureStats {
@@ -296,91 +313,4 @@ function sendBuffer(req: IncomingMessage, res: ServerResponse, body: Buffer, con
 function sendText(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
-}
-
-// Padding bytes; a readable pattern makes a hex dump of a generated image self-explanatory.
-const PAD = 'imgdl padding ';
-
-// An 8x8 greyscale baseline JPEG (made with Pillow, JFIF APP0 dropped), SOI first.
-const MIN_JPEG = Buffer.from(
-  '/9j/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/wAALCAAIAAgB' +
-    'AREA/8QAFAABAAAAAAAAAAAAAAAAAAAABP/EABsQAAIBBQAAAAAAAAAAAAAAABETkRI2Y4GC/9oACAEBAAA/AD2zkZygTUToR//Z',
-  'base64',
-);
-// Marker (2 bytes) + the length field's maximum (65535, which counts its own 2 bytes).
-const MAX_COM_SEGMENT = 2 + 0xffff;
-const COM_HEADER = 4;
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const chunk = Buffer.alloc(12 + data.length);
-  chunk.writeUInt32BE(data.length, 0);
-  chunk.write(type, 4, 'latin1');
-  data.copy(chunk, 8);
-  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + data.length)), 8 + data.length);
-  return chunk;
-}
-
-// A 1x1 8-bit greyscale PNG up to its last IDAT; padding goes between this and IEND.
-const PNG_HEAD = Buffer.concat([
-  Buffer.from('89504e470d0a1a0a', 'hex'),
-  pngChunk('IHDR', Buffer.from([0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0])),
-  pngChunk('IDAT', deflateSync(Buffer.from([0, 0x80]))),
-]);
-const PNG_IEND = pngChunk('IEND', Buffer.alloc(0));
-// Length, type and CRC around the padding; the lowercase first letter marks `pdNg` ancillary, so decoders skip it.
-const PNG_CHUNK_OVERHEAD = 12;
-
-const generated = new Map<string, Buffer>();
-
-/**
- * Deterministic, valid image bytes of exactly `bytes` length (cached per (type,bytes)).
- *
- * A tiny real image padded with JPEG COM segments or a PNG `pdNg` ancillary
- * chunk, so any decoder reads it and a download of a known size is checkable
- * byte for byte. Throws RangeError when `bytes` is not an integer, is below
- * the smallest such image (160 for jpg, 79 for png), or is above
- * {@link MAX_GENERATED_BYTES}.
- */
-export function generatedImage(type: 'jpg' | 'png', bytes: number): Buffer {
-  const key = `${type}:${bytes}`;
-  let image = generated.get(key);
-  if (!image) {
-    const min =
-      type === 'jpg' ? MIN_JPEG.length + COM_HEADER : PNG_HEAD.length + PNG_CHUNK_OVERHEAD + PNG_IEND.length;
-    if (!Number.isInteger(bytes) || bytes < min || bytes > MAX_GENERATED_BYTES) {
-      throw new RangeError(`generated ${type} size must be an integer from ${min} to ${MAX_GENERATED_BYTES}, got ${bytes}`);
-    }
-    image = type === 'jpg' ? paddedJpeg(bytes) : paddedPng(bytes);
-    generated.set(key, image);
-  }
-  return image;
-}
-
-function paddedJpeg(bytes: number): Buffer {
-  const out = Buffer.alloc(bytes, PAD);
-  MIN_JPEG.copy(out, 0, 0, 2);
-  // Spread the padding evenly so no segment falls under its 4-byte header.
-  const padding = bytes - MIN_JPEG.length;
-  const count = Math.ceil(padding / MAX_COM_SEGMENT);
-  let at = 2;
-  for (let i = 0; i < count; i++) {
-    const size = Math.floor(padding / count) + (i < padding % count ? 1 : 0);
-    out.writeUInt16BE(0xfffe, at);
-    out.writeUInt16BE(size - 2, at + 2);
-    at += size;
-  }
-  MIN_JPEG.copy(out, at, 2);
-  return out;
-}
-
-function paddedPng(bytes: number): Buffer {
-  const out = Buffer.alloc(bytes, PAD);
-  PNG_HEAD.copy(out);
-  const start = PNG_HEAD.length;
-  const dataLength = bytes - start - PNG_CHUNK_OVERHEAD - PNG_IEND.length;
-  out.writeUInt32BE(dataLength, start);
-  out.write('pdNg', start + 4, 'latin1');
-  out.writeUInt32BE(crc32(out.subarray(start + 4, start + 8 + dataLength)), start + 8 + dataLength);
-  PNG_IEND.copy(out, bytes - PNG_IEND.length);
-  return out;
 }

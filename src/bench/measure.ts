@@ -1,0 +1,109 @@
+/**
+ * How the suite measures a command: each run its own process under
+ * /usr/bin/time (peak RSS, user and system CPU) into a fresh folder, checked
+ * (file count and bytes) and removed, runs interleaved across commands.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+const TIME = '/usr/bin/time';
+
+/** One command of a scenario: how to run it into `out`. */
+export interface Contender {
+  name: string;
+  argv: (out: string) => string[];
+  /** False for commands that save nothing (start-up). */
+  saves: boolean;
+  /** True for the other tools (curl, wget2, aria2c): run once only when far off the pace. */
+  peer?: boolean;
+}
+
+/** What the runs of one command measured, one entry per run. */
+export interface Measured {
+  name: string;
+  walls: number[];
+  rss: number[];
+  /** User and system CPU seconds of each run. */
+  user: number[];
+  sys: number[];
+  /** Runs whose folder did not hold every file with every byte. */
+  incomplete: number;
+}
+
+/** Runs `argv` under /usr/bin/time; resolves with whole-process wall ms, peak RSS bytes and CPU seconds. */
+export async function timed(argv: string[], dir: string): Promise<{ wallMs: number; rss: number; user: number; sys: number; code: number | null }> {
+  const timeFile = path.join(dir, 'time.txt');
+  const withTime = existsSync(TIME) ? [TIME, '-f', '%M %U %S', '-o', timeFile, ...argv] : argv;
+  const started = performance.now();
+  const child = spawn(withTime[0]!, withTime.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  const wallMs = performance.now() - started;
+  let [rss, user, sys] = [Number.NaN, Number.NaN, Number.NaN];
+  if (withTime !== argv) {
+    const text = await fs.readFile(timeFile, 'utf8').catch(() => '');
+    const fields = (text.trim().split('\n').pop() ?? '').split(' ').map(Number);
+    [rss, user, sys] = [fields[0]! * 1024, fields[1]!, fields[2]!];
+  }
+  if (code !== 0) process.stderr.write(`\n${argv.join(' ').slice(0, 200)} exited with ${code}: ${stderr.trim().slice(-500)}\n`);
+  return { wallMs, rss, user, sys, code };
+}
+
+/** Files and bytes below `dir`. */
+async function tally(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  for (const entry of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    files++;
+    bytes += (await fs.stat(path.join(entry.parentPath, entry.name))).size;
+  }
+  return { files, bytes };
+}
+
+/** Runs every contender `runs` times, interleaved, each into a fresh folder. */
+export async function measure(
+  label: string,
+  contenders: readonly Contender[],
+  runs: number,
+  expected: { files: number; bytes: number },
+): Promise<Measured[]> {
+  const results: Measured[] = contenders.map((c) => ({ name: c.name, walls: [], rss: [], user: [], sys: [], incomplete: 0 }));
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'imgdl-suite-'));
+  try {
+    const dropped = new Set<number>();
+    for (let run = 1; run <= runs; run++) {
+      if (run === 2) {
+        // Bounded time: a peer over 3× the fastest after one run is far off the pace; one run says so.
+        // imgdl's own commands and the reference always get every run: they are what the suite measures.
+        const fastest = Math.min(...results.map((r) => r.walls[0] ?? Number.POSITIVE_INFINITY));
+        results.forEach((r, i) => contenders[i]!.peer && (r.walls[0] ?? 0) > 3 * fastest && dropped.add(i));
+      }
+      for (const [i, contender] of contenders.entries()) {
+        if (dropped.has(i)) continue;
+        if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${label}: ${contender.name} run ${run}/${runs}`);
+        const out = path.join(work, `out-${run}-${i}`);
+        await fs.mkdir(out);
+        const { wallMs, rss, user, sys, code } = await timed(contender.argv(out), work);
+        const result = results[i]!;
+        result.walls.push(wallMs);
+        result.rss.push(rss);
+        result.user.push(user);
+        result.sys.push(sys);
+        if (contender.saves) {
+          const got = await tally(out);
+          if (code !== 0 || got.files !== expected.files || got.bytes !== expected.bytes) result.incomplete++;
+        } else if (code !== 0) result.incomplete++;
+        await fs.rm(out, { recursive: true, force: true });
+      }
+    }
+  } finally {
+    if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
+    await fs.rm(work, { recursive: true, force: true });
+  }
+  return results;
+}
