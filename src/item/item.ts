@@ -15,8 +15,9 @@ import path from 'node:path';
 import type { Dispatcher } from 'undici';
 import type { NameClaims } from '../run/thread-shared.js';
 import type { DigestClaims } from '../names/dedupe.js';
-import { ImgdlError, ValidationError, toErrorRecord } from '../errors.js';
-import { fetchOne, header, type FetchedResponse } from '../http/fetch.js';
+import { fileSystemError, ImgdlError, notAnImage, toErrorRecord } from '../errors.js';
+import { header, type FetchedResponse } from '../http/body.js';
+import { fetchOne } from '../http/redirects.js';
 import { fingerprint, FingerprintSet, type Fingerprint } from '../names/fingerprints.js';
 import { Inspector, type Inspection } from '../image/inspect.js';
 import { parseItemUrl, redactUrl, type ListItem } from '../input/text-list.js';
@@ -30,7 +31,6 @@ import { extensionFits, SNIFF_BYTES, sniffImage, type Sniffed } from '../image/s
 import {
   commitFile,
   EarlyPart,
-  fileSystemError,
   partKey,
   partMetaPath,
   partPath,
@@ -647,19 +647,6 @@ function strongValidator(response: FetchedResponse): { meta: Omit<PartMeta, 'key
 function contentLength(response: FetchedResponse): number | undefined {
   const value = header(response.headers, 'content-length');
   return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
-}
-
-/** NOT_AN_IMAGE, quoting the start of the body so "it was an HTML page" is visible. */
-function notAnImage(head: Buffer, contentType: string | null, url: string): ValidationError {
-  const start = head.subarray(0, 32);
-  const printable = start.every((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127));
-  const shown = printable ? JSON.stringify(start.toString('latin1')) : `0x${start.toString('hex')}`;
-  return new ValidationError(
-    'NOT_AN_IMAGE',
-    `not an image: the body starts with ${head.length === 0 ? 'nothing (empty body)' : shown}` +
-      ` (Content-Type ${contentType ?? 'none'}); use --any-type to keep other files`,
-    { url },
-  );
 }
 
 /** A failed record for a task that could not run (a dead worker thread, an abort). */

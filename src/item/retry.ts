@@ -4,7 +4,7 @@
  * `Retry-After` on 429 and 503, within a cap).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ImgdlError, type ErrorCode } from '../errors.js';
+import { aborted, ImgdlError, type ErrorCode } from '../errors.js';
 
 /** Longest backoff between two tries, whatever the attempt number. */
 export const MAX_BACKOFF_MS = 30_000;
@@ -97,6 +97,6 @@ export async function waitBeforeRetry(ms: number, signal: AbortSignal, url: stri
   try {
     await sleep(ms, undefined, { signal });
   } catch (cause) {
-    throw new ImgdlError('ABORTED', 'stopped while waiting to retry', { url, cause });
+    throw aborted(url, 'stopped while waiting to retry', cause);
   }
 }

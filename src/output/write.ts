@@ -19,8 +19,8 @@ import { createHash } from 'node:crypto';
 import { closeSync, open, renameSync, rmSync, writev, writevSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { FileSystemError, ImgdlError, ValidationError } from '../errors.js';
-import type { BodySink, ResponseBody } from '../http/fetch.js';
+import { fileSystemError, ImgdlError, judgement } from '../errors.js';
+import type { BodySink, ResponseBody } from '../http/body.js';
 import { splitExt } from '../names/naming.js';
 import type { OnExists } from '../options.js';
 
@@ -40,18 +40,6 @@ export async function exists(file: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** System codes that mean the disk or the quota is full. */
-const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
-
-/** A file-system failure as an imgdl error that keeps the system code (ENOSPC, EACCES, ...) in its message; a full disk is DISK_FULL. */
-export function fileSystemError(error: unknown, action: string, file: string, url?: string): ImgdlError {
-  if (error instanceof ImgdlError) return error;
-  const code = (error as { code?: unknown } | null)?.code;
-  const label = typeof code === 'string' ? `${code} ` : '';
-  const full = typeof code === 'string' && DISK_FULL_CODES.has(code);
-  return new FileSystemError(`${full ? 'disk full: ' : ''}${label}while ${action} ${file}`, { url, cause: error }, full ? 'DISK_FULL' : 'FILESYSTEM');
 }
 
 /** Opens a part file for writing and resolves with its descriptor; `flags` is `'w'` (start over) or `'a'` (resume). */
@@ -426,12 +414,6 @@ class PartWriter implements BodySink {
     }
     this.#reject(failure);
   }
-}
-
-/** What `inspectHead` threw, as an imgdl error: its own refusals pass as they are. */
-function judgement(error: unknown, url: string | undefined): ImgdlError {
-  if (error instanceof ImgdlError) return error;
-  return new ValidationError('NOT_AN_IMAGE', `could not tell what the body is: ${String(error)}`, { url, cause: error });
 }
 
 /** Writes `chunks` (`bytes` in all) at the file's position, going on after a short write; off the loop. */

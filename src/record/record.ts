@@ -4,9 +4,8 @@
  */
 import fs from 'node:fs';
 import { createInterface } from 'node:readline';
-import type { ErrorRecord } from '../errors.js';
+import { fileSystemError, type ErrorRecord } from '../errors.js';
 import { fingerprint, FingerprintSet, type Fingerprint } from '../names/fingerprints.js';
-import { fileSystemError } from '../output/write.js';
 
 /** How an item ended. */
 export type ItemStatus = 'ok' | 'skipped' | 'failed';

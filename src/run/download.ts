@@ -5,7 +5,7 @@
 import fs from 'node:fs/promises';
 import type { NameClaims } from './thread-shared.js';
 import { DigestRegistry } from '../names/dedupe.js';
-import { HttpStatusError, ImgdlError } from '../errors.js';
+import { aborted, fileSystemError, HttpStatusError } from '../errors.js';
 import { createAgent } from '../http/fetch.js';
 import { LocalHostGate, type HostGate } from './host-gate.js';
 import { failedTry, LAYOUT_NAMES, makeRunContext, planItem, skipSaved, startTries, tryTask, type Retry, type RunContext, type Task, type Tries } from '../item/item.js';
@@ -16,7 +16,6 @@ import { runPool, type PoolWork } from './pool.js';
 import { ProgressTracker } from './progress.js';
 import { ManifestWriter, readDoneKeys, type ItemResult } from '../record/record.js';
 import { RETRY_AFTER_STATUSES } from '../item/retry.js';
-import { fileSystemError } from '../output/write.js';
 import type { ResolvedOptions } from '../options.js';
 
 /** One entry of a source: a URL, a URL with the file name to give it, or a list item with its origin. */
@@ -167,7 +166,7 @@ export async function* downloadWith(
     stopped: (queued) => {
       // Never started: left out, like the lines not read yet. Waiting for its next try: it ends here.
       if (!('task' in queued) || queued.tries === undefined) return undefined;
-      const result = failedTry(queued.task, queued.tries, new ImgdlError('ABORTED', 'stopped while waiting to retry', { url: queued.task.shownUrl }));
+      const result = failedTry(queued.task, queued.tries, aborted(queued.task.shownUrl, 'stopped while waiting to retry'));
       progress.finished(result, true);
       return result;
     },

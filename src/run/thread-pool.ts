@@ -13,7 +13,7 @@
 import { Piscina } from 'piscina';
 import { isCoordination, serveWorker, type NameClaims } from './thread-shared.js';
 import type { DigestRegistry } from '../names/dedupe.js';
-import { ImgdlError } from '../errors.js';
+import { aborted, ImgdlError } from '../errors.js';
 import { taskFailure, type Task } from '../item/item.js';
 import type { ResolvedOptions } from '../options.js';
 import type { ItemResult } from '../record/record.js';
@@ -80,7 +80,7 @@ export class WorkerPool {
     try {
       return await this.#pool.run({ task: wire } satisfies WorkerMessage);
     } catch (error) {
-      if (signal.aborted) return taskFailure(task, new ImgdlError('ABORTED', 'stopped before it finished', { url: task.shownUrl, cause: error }));
+      if (signal.aborted) return taskFailure(task, aborted(task.shownUrl, 'stopped before it finished', error));
       return taskFailure(task, new ImgdlError('WORKER_CRASHED', 'the worker thread downloading it stopped', { url: task.shownUrl, cause: error }));
     }
   }
