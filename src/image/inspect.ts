@@ -4,7 +4,6 @@
  * path passes each chunk, so a file is never read back.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import type { HashAlgorithm } from '../options.js';
 
 /** Image facts read from the header bytes. */
@@ -43,12 +42,6 @@ export class Inspector {
   see(chunk: Buffer): void {
     this.#hash?.update(chunk);
     if (!this.#probe.done) this.#probe.feed(chunk);
-  }
-
-  /** Takes in the first `length` bytes of `file` without passing them on: the part a resumed download already has. */
-  async absorbFile(file: string, length: number): Promise<void> {
-    if (length <= 0) return;
-    for await (const chunk of createReadStream(file, { start: 0, end: length - 1 })) this.see(chunk as Buffer);
   }
 
   /** The digest and image facts; call once, after the stream has finished. */

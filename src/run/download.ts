@@ -5,17 +5,18 @@
 import fs from 'node:fs/promises';
 import type { NameClaims } from './thread-shared.js';
 import { DigestRegistry } from '../names/dedupe.js';
-import { aborted, fileSystemError, HttpStatusError } from '../errors.js';
+import { fileSystemError } from '../errors.js';
 import { createAgent } from '../http/fetch.js';
 import { LocalHostGate, type HostGate } from './host-gate.js';
-import { failedTry, LAYOUT_NAMES, makeRunContext, planItem, skipSaved, startTries, tryTask, type Retry, type RunContext, type Task, type Tries } from '../item/item.js';
+import { startTries, stoppedWaiting, tryTask, type Retry, type Tries } from '../item/attempt.js';
+import { LAYOUT_NAMES, makeRunContext, type RunContext } from '../item/context.js';
+import { plan, type Task } from '../item/plan.js';
 import type { ListItem } from '../input/text-list.js';
 import { NameRegistry } from '../names/naming.js';
 import { resolveOptions, type Options } from '../options.js';
 import { runPool, type PoolWork } from './pool.js';
 import { ProgressTracker } from './progress.js';
 import { ManifestWriter, readDoneKeys, type ItemResult } from '../record/record.js';
-import { RETRY_AFTER_STATUSES } from '../item/retry.js';
 import type { ResolvedOptions } from '../options.js';
 
 /** One entry of a source: a URL, a URL with the file name to give it, or a list item with its origin. */
@@ -67,7 +68,7 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
 /**
  * The state a run shares between its items: the agent, the names, the part
  * files and what an earlier run's manifest says is done. {@link download}
- * makes one; tests make their own to replace a seam such as `openPart`, and
+ * makes one; tests make their own to replace a seam such as `sink`, and
  * the cluster's worker gives `names` a registry shared by every worker.
  */
 export async function createRunContext(
@@ -120,17 +121,16 @@ export async function* downloadWith(
   resolved.stopSignal?.addEventListener('abort', onStop, { once: true });
   if (resolved.insecure) log?.warn('TLS certificate verification is OFF (insecure): anyone on the path can read and alter these downloads');
 
-  async function* plan(): AsyncGenerator<Queued> {
+  async function* planAll(): AsyncGenerator<Queued> {
     // Every item's place in the whole list, other shards' included: the sharded layout names files by it.
     let position = 0;
     for await (const entry of source) {
       const item = toListItem(entry, ++position);
-      const planned = planItem(item, ctx, position - 1);
+      const planned = plan(item, ctx, position - 1, true);
       // Another shard's item is not part of this run at all.
       if (planned === undefined) continue;
       progress.read();
-      const decided = skipSaved(planned, ctx, true);
-      yield decided instanceof Promise ? await decided : decided;
+      yield planned instanceof Promise ? await planned : planned;
     }
     progress.listComplete();
   }
@@ -157,6 +157,7 @@ export async function* downloadWith(
       }
       const outcome = await tryTask(task, ctx, queued.tries);
       if ('retryInMs' in outcome) {
+        queued.tries = outcome.tries;
         await pauseFor(outcome, host!, task.shownUrl);
         return outcome;
       }
@@ -166,23 +167,23 @@ export async function* downloadWith(
     stopped: (queued) => {
       // Never started: left out, like the lines not read yet. Waiting for its next try: it ends here.
       if (!('task' in queued) || queued.tries === undefined) return undefined;
-      const result = failedTry(queued.task, queued.tries, aborted(queued.task.shownUrl, 'stopped while waiting to retry'));
+      const result = stoppedWaiting(queued.task, queued.tries);
       progress.finished(result, true);
       return result;
     },
   };
   /** A server's Retry-After on 429 or 503 holds back the whole host, not just this item; said once per pause. */
   const pauseFor = async (retry: Retry, host: string, url: string): Promise<void> => {
-    const { error } = retry;
-    if (!(error instanceof HttpStatusError) || error.retryAfterMs === undefined || error.status === undefined || !RETRY_AFTER_STATUSES.has(error.status)) return;
+    const status = retry.hostWait;
+    if (status === undefined) return;
     const fresh = await Promise.resolve(gate.pause(host, Date.now() + retry.retryInMs)).catch(() => false);
-    if (fresh) log?.warn({ host, url, status: error.status, waitMs: retry.retryInMs }, `${host} answered HTTP ${error.status} asking to wait ${Math.ceil(retry.retryInMs / 1000)} s: pausing every request to it until then`);
+    if (fresh) log?.warn({ host, url, status, waitMs: retry.retryInMs }, `${host} answered HTTP ${status} asking to wait ${Math.ceil(retry.retryInMs / 1000)} s: pausing every request to it until then`);
   };
 
   // Asked once: a line per saved file is logged only at -v, and building it costs an object and a string each.
   const logItems = log?.isLevelEnabled('info') === true;
   try {
-    for await (const result of runPool(plan(), { concurrency: resolved.concurrency, ...readAheadFor(resolved), gate, signal: drain.signal }, work)) {
+    for await (const result of runPool(planAll(), { concurrency: resolved.concurrency, ...readAheadFor(resolved), gate, signal: drain.signal }, work)) {
       // Items the manifest already records as done are not recorded again.
       if (result.skipReason !== 'manifest') manifest?.write(result);
       if (result.status === 'failed') {

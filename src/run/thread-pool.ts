@@ -14,7 +14,8 @@ import { Piscina } from 'piscina';
 import { isCoordination, serveWorker, type NameClaims } from './thread-shared.js';
 import type { DigestRegistry } from '../names/dedupe.js';
 import { aborted, ImgdlError } from '../errors.js';
-import { taskFailure, type Task } from '../item/item.js';
+import { taskFailure } from '../item/attempt.js';
+import type { Task } from '../item/plan.js';
 import type { ResolvedOptions } from '../options.js';
 import type { ItemResult } from '../record/record.js';
 

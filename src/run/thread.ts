@@ -5,7 +5,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { connectToMain } from './thread-shared.js';
 import { createAgent } from '../http/fetch.js';
-import { LAYOUT_NAMES, makeRunContext, runTask } from '../item/item.js';
+import { startTries, tryTask } from '../item/attempt.js';
+import { LAYOUT_NAMES, makeRunContext } from '../item/context.js';
+import { waitBeforeRetry } from '../item/retry.js';
 import type { ItemResult } from '../record/record.js';
 import type { WorkerMessage, WorkerSetup } from './thread-pool.js';
 
@@ -27,5 +29,12 @@ const CRASH_ON = process.env.IMGDL_TEST_CRASH_WORKER_ON;
 /** Downloads one item; piscina calls this for every task sent to this thread. */
 export default async function downloadInWorker({ task }: WorkerMessage): Promise<ItemResult> {
   if (CRASH_ON && task.url.includes(CRASH_ON)) process.exit(70);
-  return runTask({ ...task, url: new URL(task.url) }, ctx);
+  const planned = { ...task, url: new URL(task.url) };
+  const tries = startTries();
+  for (;;) {
+    const outcome = await tryTask(planned, ctx, tries);
+    if (!('retryInMs' in outcome)) return outcome;
+    await waitBeforeRetry(outcome.retryInMs, ctx.signal, planned.shownUrl);
+    Object.assign(tries, outcome.tries);
+  }
 }
