@@ -5,8 +5,8 @@
  * its steps top-down: prepare → request → name → receive → keep. State flows
  * down through the attempt's fields; the result comes back once, as a
  * record, or as the wait before the next try. The run's pool schedules the
- * tries, in every mode (run/download.ts; run/thread.ts runs one try per
- * message in `workers` mode), so a task waiting for its next one holds no slot.
+ * tries in every mode (run/download.ts; in `workers` mode run/thread.ts runs
+ * each try on a worker thread), so a task waiting for its next holds no slot.
  */
 import { aborted, HttpStatusError, ImgdlError, notAnImage, toErrorRecord } from '../errors.js';
 import { header, type FetchedResponse } from '../http/body.js';
@@ -18,7 +18,7 @@ import type { ItemResult } from '../record/record.js';
 import type { RunContext } from './context.js';
 import type { Task } from './plan.js';
 import { Receiver, type HeadJudge } from './receive.js';
-import { elapsed, factFields, failed, skipped } from './records.js';
+import { elapsed, factFields, failed, now, skipped } from './records.js';
 import { nextTryIn, RETRY_AFTER_STATUSES } from './retry.js';
 
 /** What an item's tries have learnt so far, handed from one try to the next; plain data, so it crosses threads. */
@@ -27,13 +27,13 @@ export interface Tries {
   count: number;
   httpStatus: number | null;
   contentType: string | null;
-  /** When the item started, from `performance.now()` in the thread that runs its tries. */
+  /** When the item's first try started, from {@link now}: the same clock in every thread. */
   started: number;
 }
 
 /** The state of an item before its first try. */
 export function startTries(): Tries {
-  return { count: 0, httpStatus: null, contentType: null, started: performance.now() };
+  return { count: 0, httpStatus: null, contentType: null, started: now() };
 }
 
 /** The answer of {@link tryTask} when a retryable failure has tries left; plain data, so it crosses threads. */

@@ -57,7 +57,16 @@ export function factFields(facts: Inspection): Pick<ItemResult, 'digest' | 'imag
   return fields;
 }
 
-/** Milliseconds since `since` (a `performance.now()`), to a tenth. */
+/**
+ * The time now in ms since the epoch, to a fraction of a millisecond: an
+ * item's tries may run in different threads, whose `performance.now()`
+ * counts from different origins.
+ */
+export function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** Milliseconds since `since` (a {@link now}), to a tenth. */
 export function elapsed(since: number): number {
-  return Math.round((performance.now() - since) * 10) / 10;
+  return Math.round((now() - since) * 10) / 10;
 }

@@ -143,24 +143,17 @@ export async function* downloadWith(
         return queued;
       }
       const { task } = queued;
-      if (workers) {
-        progress.started();
-        const result = await workers.run(task, ctx.signal);
-        // Worker threads have agents of their own, so their bytes are counted as each item finishes.
-        progress.bytes(result.bytes);
-        progress.finished(result, true);
-        return { result };
-      }
-      if (queued.tries === undefined) {
-        queued.tries = startTries();
-        progress.started();
-      }
-      const outcome = await tryTask(task, ctx, queued.tries);
+      if (queued.tries === undefined) progress.started();
+      // One try, here or on a worker thread (which starts the item's tries itself, so nothing more crosses for a first try).
+      const outcome = workers ? await workers.run(task, queued.tries, ctx.signal) : await tryTask(task, ctx, (queued.tries ??= startTries()));
       if ('retryInMs' in outcome) {
         queued.tries = outcome.tries;
-        await pauseFor(outcome, host!, task.shownUrl);
+        // In workers mode a server's pause holds only for its own item, as the README states.
+        if (!workers) await pauseFor(outcome, host!, task.shownUrl);
         return outcome;
       }
+      // Worker threads have agents of their own, so their bytes are counted as each item finishes.
+      if (workers) progress.bytes(outcome.bytes);
       progress.finished(outcome, true);
       return { result: outcome };
     },
