@@ -19,7 +19,7 @@ import parseAsText from 'yargs-parser';
 import { describeError, UsageError } from '../errors.js';
 
 export { UsageError };
-import type { BatchedSource } from '../run/download.js';
+import type { BatchedSource } from '../input/source.js';
 import { itemsFromArgs, readListBatches, type ListItem } from '../input/text-list.js';
 // Only what parsing needs is imported up front: --help and --version must not pay for HTTP, pino or workers.
 import { HASHES, LAYOUTS, MODES, ON_EXISTS, OptionError, VERSION, parseSize, resolveOptions, type HashAlgorithm, type Layout, type Mode, type OnExists, type Options } from '../options.js';

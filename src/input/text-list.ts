@@ -10,9 +10,10 @@
  */
 import { Buffer, isUtf8 } from 'node:buffer';
 import { ValidationError, type ErrorCode } from '../errors.js';
+import type { SourceItem } from './source.js';
 
-/** One line of a list (or one positional argument), not yet validated. */
-export interface ListItem {
+/** One line of a list (or one positional argument), not yet validated: a {@link SourceItem} that says where it was listed. */
+export interface ListItem extends SourceItem {
   /** The URL text as written (trimmed). For a too-long line, the start of it. */
   url: string;
   /** NAME given after the URL, if any. */

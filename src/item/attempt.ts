@@ -18,7 +18,7 @@ import type { ItemResult } from '../record/record.js';
 import type { RunContext } from './context.js';
 import type { Task } from './plan.js';
 import { Receiver, type HeadJudge } from './receive.js';
-import { elapsed, factFields, failed, now, skipped } from './records.js';
+import { carried, elapsed, factFields, failed, now, skipped } from './records.js';
 import { nextTryIn, RETRY_AFTER_STATUSES } from './retry.js';
 
 /** What an item's tries have learnt so far, handed from one try to the next; plain data, so it crosses threads. */
@@ -264,7 +264,7 @@ class Attempt implements HeadJudge {
     }
     // With --on-exists rename the file may have landed under another name than the one claimed.
     if (digests !== undefined && kept !== this.#relPath) digests.settle(digest!, kept);
-    return {
+    return carried(task.item, {
       url: task.shownUrl,
       source: task.item.source,
       line: task.item.line,
@@ -279,7 +279,7 @@ class Attempt implements HeadJudge {
       skipReason: null,
       error: null,
       ...factFields(facts),
-    };
+    });
   }
 
   /** Skipped because the name the response or the bytes call for already holds a file. */

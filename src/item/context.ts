@@ -9,8 +9,8 @@ import { FingerprintSet } from '../names/fingerprints.js';
 import type { NameRegistry } from '../names/naming.js';
 import type { ResolvedOptions } from '../options.js';
 import { PartIndex } from '../output/folder-listing.js';
-import { FolderSink } from '../output/folder-sink.js';
 import type { Sink } from '../output/sink.js';
+import { sinkFor } from '../output/sinks.js';
 import type { HostGate } from '../run/host-gate.js';
 import type { NameClaims } from '../run/thread-shared.js';
 
@@ -36,7 +36,7 @@ export interface RunContext {
   abort: (reason?: unknown) => void;
   /** Part files left by an earlier run, and the names each output folder already holds, for planning and the sink. */
   parts: PartIndex;
-  /** Where bodies are kept: the output folder's files, unless a caller (a test) gives another. */
+  /** Where bodies are kept, as the options choose (see output/sinks.ts); a caller may give another (a test's). */
   sink: Sink;
   /** Fingerprints of the URLs an earlier run's manifest records as done, when there was one. */
   done: FingerprintSet | undefined;
@@ -68,7 +68,7 @@ export function makeRunContext(
     signal: stop.signal,
     abort: (reason) => stop.abort(reason),
     parts,
-    sink: new FolderSink(options, parts),
+    sink: sinkFor(options, parts),
   };
 }
 

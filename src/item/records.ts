@@ -9,7 +9,7 @@ import type { ItemResult, SkipReason } from '../record/record.js';
 
 /** A skipped record: decided without a body (`attempts` and `httpStatus` say what was asked before). */
 export function skipped(item: ListItem, url: string, reason: SkipReason, path: string | null = null, attempts = 0, httpStatus: number | null = null): ItemResult {
-  return {
+  return carried(item, {
     url,
     source: item.source,
     line: item.line,
@@ -23,12 +23,12 @@ export function skipped(item: ListItem, url: string, reason: SkipReason, path: s
     sniffedType: null,
     skipReason: reason,
     error: null,
-  };
+  });
 }
 
 /** A failed record, its error in the plain `{code, message}` form that crosses threads. */
 export function failed(item: ListItem, url: string, error: unknown, ms: number, httpStatus: number | null, attempts: number): ItemResult {
-  return {
+  return carried(item, {
     url,
     source: item.source,
     line: item.line,
@@ -42,7 +42,13 @@ export function failed(item: ListItem, url: string, error: unknown, ms: number, 
     sniffedType: null,
     skipReason: null,
     error: toErrorRecord(error),
-  };
+  });
+}
+
+/** `record` with the fields the item's source gave it, when it gave any: the source's to carry, not the run's to read. */
+export function carried(item: ListItem, record: ItemResult): ItemResult {
+  if (item.fields !== undefined) record.fields = item.fields;
+  return record;
 }
 
 /** The inspection as record fields, leaving out what is unknown. */

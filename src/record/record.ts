@@ -53,6 +53,8 @@ export interface ItemResult {
   height?: number;
   /** With `dedupe`: the saved file (relative path) whose content this item repeats; the item is skipped as `same-content`. */
   duplicateOf?: string;
+  /** The fields its source gave the item, as given; absent when it gave none. */
+  fields?: Readonly<Record<string, unknown>>;
 }
 
 /**

@@ -11,33 +11,13 @@ import { LocalHostGate, type HostGate } from './host-gate.js';
 import { startTries, stoppedWaiting, tryTask, type Retry, type Tries } from '../item/attempt.js';
 import { LAYOUT_NAMES, makeRunContext, type RunContext } from '../item/context.js';
 import { plan, type Task } from '../item/plan.js';
-import type { ListItem } from '../input/text-list.js';
+import { toListItem, type Source } from '../input/source.js';
 import { NameRegistry } from '../names/naming.js';
 import { resolveOptions, type Options } from '../options.js';
 import { runPool, type PoolWork } from './pool.js';
 import { ProgressTracker } from './progress.js';
 import { ManifestWriter, readDoneKeys, type ItemResult } from '../record/record.js';
 import type { ResolvedOptions } from '../options.js';
-
-/** One entry of a source: a URL, a URL with the file name to give it, or a list item with its origin. */
-export type SourceEntry = string | { url: string; name?: string | undefined } | ListItem;
-
-/** What `download()` reads from: any iterable, sync or async, consumed lazily. */
-export type Source = Iterable<SourceEntry> | AsyncIterable<SourceEntry>;
-
-/**
- * A source that can also hand its entries over an array at a time, as it
- * reads them (the CLI's list reader): planning many at once (the dry run)
- * then skips an await per entry.
- */
-export interface BatchedSource<T extends SourceEntry = SourceEntry> extends AsyncIterable<T> {
-  batches(): AsyncIterable<T[]>;
-}
-
-/** True for a {@link BatchedSource}. */
-export function isBatched(source: Source): source is BatchedSource {
-  return typeof (source as Partial<BatchedSource>).batches === 'function';
-}
 
 /**
  * Downloads every item of `source` into `options.out`, yielding one
@@ -215,20 +195,4 @@ type Queued = { task: Task; tries?: Tries } | { result: ItemResult };
 function readAheadFor(options: ResolvedOptions): { buffer: number; readAhead: number } {
   if (options.mode === 'sequential') return { buffer: 1, readAhead: 1 };
   return { buffer: Math.max(256, 8 * options.concurrency), readAhead: Math.max(1024, 32 * options.concurrency) };
-}
-
-/**
- * A source entry as a {@link ListItem}; `index` numbers API entries (from 1). A function rather than
- * a generator around the source: each generator layer cost a tenth of a million-line dry run.
- */
-export function toListItem(entry: SourceEntry, index: number): ListItem {
-  if (typeof entry === 'string') return { url: entry, source: 'api', line: index };
-  if ('source' in entry && 'line' in entry) return entry;
-  return { url: entry.url, name: entry.name, source: 'api', line: index };
-}
-
-/** Every kind of source entry as a {@link ListItem}, numbering API entries from 1. */
-export async function* toListItems(source: Source): AsyncGenerator<ListItem> {
-  let index = 0;
-  for await (const entry of source) yield toListItem(entry, ++index);
 }

@@ -3,7 +3,8 @@
  * {@link plan} a real run uses, so the names shown are the names a run
  * would give, and no request is made.
  */
-import { createRunContext, isBatched, toListItem, type Source, type SourceEntry } from './download.js';
+import { createRunContext } from './download.js';
+import { isBatched, toListItem, type Source, type SourceEntry } from '../input/source.js';
 import { fromUndici } from '../http/fetch.js';
 import type { RunContext } from '../item/context.js';
 import { plan, type Planned } from '../item/plan.js';
