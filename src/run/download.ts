@@ -8,13 +8,13 @@ import { DigestRegistry } from '../names/dedupe.js';
 import { fileSystemError } from '../errors.js';
 import { createAgent } from '../http/fetch.js';
 import { LocalHostGate, type HostGate } from './host-gate.js';
-import { startTries, stoppedWaiting, tryTask, type Retry, type Tries } from '../item/attempt.js';
 import { LAYOUT_NAMES, makeRunContext, type RunContext } from '../item/context.js';
-import { plan, type Task } from '../item/plan.js';
+import { plan } from '../item/plan.js';
 import { toListItem, type Source } from '../input/source.js';
 import { NameRegistry } from '../names/naming.js';
 import { resolveOptions, type Options } from '../options.js';
-import { runPool, type PoolWork } from './pool.js';
+import { runPool } from './pool.js';
+import { RunTurns, type Queued } from './turns.js';
 import { ProgressTracker } from './progress.js';
 import { ManifestWriter, readDoneKeys, type ItemResult } from '../record/record.js';
 import type { ResolvedOptions } from '../options.js';
@@ -84,108 +84,91 @@ export async function* downloadWith(
   const workers =
     resolved.mode === 'workers' ? new (await import('./thread-pool.js')).WorkerPool(resolved, ctx.signal, ctx.names, ctx.digests as DigestRegistry | undefined) : undefined;
   const log = resolved.logger;
-  // Draining stops new items from starting; aborting (ctx.abort) also stops those in flight.
-  const drain = new AbortController();
-  let graceTimer: NodeJS.Timeout | undefined;
-  const onAbort = (): void => {
-    drain.abort();
-    ctx.abort(resolved.signal?.reason);
-  };
-  const onStop = (): void => {
-    drain.abort();
-    graceTimer ??= setTimeout(() => ctx.abort(new Error('grace period over')), resolved.graceMs);
-  };
-  if (resolved.signal?.aborted) onAbort();
-  resolved.signal?.addEventListener('abort', onAbort, { once: true });
-  if (resolved.stopSignal?.aborted) onStop();
-  resolved.stopSignal?.addEventListener('abort', onStop, { once: true });
+  const stops = new StopSwitches(ctx);
   if (resolved.insecure) log?.warn('TLS certificate verification is OFF (insecure): anyone on the path can read and alter these downloads');
-
-  async function* planAll(): AsyncGenerator<Queued> {
-    // Every item's place in the whole list, other shards' included: the sharded layout names files by it.
-    let position = 0;
-    for await (const entry of source) {
-      const item = toListItem(entry, ++position);
-      const planned = plan(item, ctx, position - 1, true);
-      // Another shard's item is not part of this run at all.
-      if (planned === undefined) continue;
-      progress.read();
-      yield planned instanceof Promise ? await planned : planned;
-    }
-    progress.listComplete();
-  }
   const gate = ctx.hosts ?? new LocalHostGate({ perHost: resolved.perHost, rate: resolved.rate });
-  const work: PoolWork<Queued, ItemResult> = {
-    hostOf: (queued) => ('task' in queued ? queued.task.url.host : undefined),
-    turn: async (queued, host) => {
-      if ('result' in queued) {
-        progress.finished(queued.result, false);
-        return queued;
-      }
-      const { task } = queued;
-      if (queued.tries === undefined) progress.started();
-      // One try, here or on a worker thread (which starts the item's tries itself, so nothing more crosses for a first try).
-      const outcome = workers ? await workers.run(task, queued.tries, ctx.signal) : await tryTask(task, ctx, (queued.tries ??= startTries()));
-      if ('retryInMs' in outcome) {
-        queued.tries = outcome.tries;
-        // In workers mode a server's pause holds only for its own item, as the README states.
-        if (!workers) await pauseFor(outcome, host!, task.shownUrl);
-        return outcome;
-      }
-      // Worker threads have agents of their own, so their bytes are counted as each item finishes.
-      if (workers) progress.bytes(outcome.bytes);
-      progress.finished(outcome, true);
-      return { result: outcome };
-    },
-    stopped: (queued) => {
-      // Never started: left out, like the lines not read yet. Waiting for its next try: it ends here.
-      if (!('task' in queued) || queued.tries === undefined) return undefined;
-      const result = stoppedWaiting(queued.task, queued.tries);
-      progress.finished(result, true);
-      return result;
-    },
-  };
-  /** A server's Retry-After on 429 or 503 holds back the whole host, not just this item; said once per pause. */
-  const pauseFor = async (retry: Retry, host: string, url: string): Promise<void> => {
-    const status = retry.hostWait;
-    if (status === undefined) return;
-    const fresh = await Promise.resolve(gate.pause(host, Date.now() + retry.retryInMs)).catch(() => false);
-    if (fresh) log?.warn({ host, url, status, waitMs: retry.retryInMs }, `${host} answered HTTP ${status} asking to wait ${Math.ceil(retry.retryInMs / 1000)} s: pausing every request to it until then`);
-  };
-
+  const poolOptions = { concurrency: resolved.concurrency, ...readAheadFor(resolved), gate, signal: stops.drain.signal };
   // Asked once: a line per saved file is logged only at -v, and building it costs an object and a string each.
   const logItems = log?.isLevelEnabled('info') === true;
   try {
-    for await (const result of runPool(planAll(), { concurrency: resolved.concurrency, ...readAheadFor(resolved), gate, signal: drain.signal }, work)) {
+    for await (const result of runPool(planAll(source, ctx, progress), poolOptions, new RunTurns(ctx, progress, gate, workers))) {
       // Items the manifest already records as done are not recorded again.
       if (result.skipReason !== 'manifest') manifest?.write(result);
-      if (result.status === 'failed') {
-        log?.warn({ url: result.url, source: result.source, line: result.line, error: result.error }, `${result.source}:${result.line}: ${result.error?.message ?? 'failed'}`);
-        if (result.error?.code === 'DISK_FULL' && !drain.signal.aborted) {
-          // Every later item would fail the same way: let those in flight end, start no more.
-          log?.error({ error: result.error }, 'disk full: no new downloads will start');
-          drain.abort();
-        }
-      } else if (logItems) {
-        log!.info({ url: result.url, path: result.path, status: result.status, bytes: result.bytes, ms: result.ms }, `${result.status} ${result.path ?? result.url}`);
-      }
+      if (result.status === 'failed') failedItem(result, ctx, stops.drain);
+      else if (logItems) log!.info({ url: result.url, path: result.path, status: result.status, bytes: result.bytes, ms: result.ms }, `${result.status} ${result.path ?? result.url}`);
       yield result;
     }
   } finally {
     // Also reached when the caller stops iterating early: abort what is still in flight.
-    clearTimeout(graceTimer);
-    drain.abort();
-    ctx.abort();
-    resolved.signal?.removeEventListener('abort', onAbort);
-    resolved.stopSignal?.removeEventListener('abort', onStop);
+    stops.release();
     manifest?.close();
     await ctx.agent.destroy().catch(() => undefined);
     await workers?.destroy().catch(() => undefined);
   }
 }
 
-/** A planned item as the pool holds it: with its tries once the first has started. */
-type Queued = { task: Task; tries?: Tries } | { result: ItemResult };
+/** Every item of `source`, planned in list order. */
+async function* planAll(source: Source, ctx: RunContext, progress: ProgressTracker): AsyncGenerator<Queued> {
+  // Every item's place in the whole list, other shards' included: the sharded layout names files by it.
+  let position = 0;
+  for await (const entry of source) {
+    const item = toListItem(entry, ++position);
+    const planned = plan(item, ctx, position - 1, true);
+    // Another shard's item is not part of this run at all.
+    if (planned === undefined) continue;
+    progress.read();
+    yield planned instanceof Promise ? await planned : planned;
+  }
+  progress.listComplete();
+}
+
+/** Logs a failed item; a full disk stops new items from starting, since every later one would fail the same way. */
+function failedItem(result: ItemResult, ctx: RunContext, drain: AbortController): void {
+  const log = ctx.options.logger;
+  log?.warn({ url: result.url, source: result.source, line: result.line, error: result.error }, `${result.source}:${result.line}: ${result.error?.message ?? 'failed'}`);
+  if (result.error?.code === 'DISK_FULL' && !drain.signal.aborted) {
+    // Let those in flight end, start no more.
+    log?.error({ error: result.error }, 'disk full: no new downloads will start');
+    drain.abort();
+  }
+}
+
+/**
+ * The run's two ways of stopping: `options.stopSignal` drains (no new items;
+ * those in flight get `graceMs`), `options.signal` aborts at once. Draining
+ * stops new items from starting; aborting (ctx.abort) also stops those in flight.
+ */
+class StopSwitches {
+  readonly drain = new AbortController();
+  readonly #ctx: RunContext;
+  #graceTimer: NodeJS.Timeout | undefined;
+  readonly #onAbort = (): void => {
+    this.drain.abort();
+    this.#ctx.abort(this.#ctx.options.signal?.reason);
+  };
+  readonly #onStop = (): void => {
+    this.drain.abort();
+    this.#graceTimer ??= setTimeout(() => this.#ctx.abort(new Error('grace period over')), this.#ctx.options.graceMs);
+  };
+
+  constructor(ctx: RunContext) {
+    this.#ctx = ctx;
+    const { signal, stopSignal } = ctx.options;
+    if (signal?.aborted) this.#onAbort();
+    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    if (stopSignal?.aborted) this.#onStop();
+    stopSignal?.addEventListener('abort', this.#onStop, { once: true });
+  }
+
+  /** The run is over: stops whatever is still in flight and lets go of the signals. */
+  release(): void {
+    clearTimeout(this.#graceTimer);
+    this.drain.abort();
+    this.#ctx.abort();
+    this.#ctx.options.signal?.removeEventListener('abort', this.#onAbort);
+    this.#ctx.options.stopSignal?.removeEventListener('abort', this.#onStop);
+  }
+}
 
 /**
  * How far the list is read ahead of the slots: items kept waiting (`buffer`), so that the other hosts'
