@@ -5,8 +5,6 @@
  * lazily; the text list (text-list.ts) is the first kind, and a CSV, JSONL or
  * Parquet reader is another that needs nothing from the run but this.
  */
-import type { ListItem } from './text-list.js';
-
 /** One item as a source gives it. */
 export interface SourceItem {
   url: string;
@@ -14,6 +12,27 @@ export interface SourceItem {
   name?: string | undefined;
   /** Fields the source knows about the item (a CSV row's other columns), carried to its record as `fields`. */
   fields?: Readonly<Record<string, unknown>> | undefined;
+}
+
+/** An item as the run plans it, not yet validated: a {@link SourceItem} that says where it was listed (a line of a list, an argument, or `api`). */
+export interface ListItem extends SourceItem {
+  /** The URL text as written (trimmed). For a too-long line, the start of it. */
+  url: string;
+  /** NAME given after the URL, if any. */
+  name?: string | undefined;
+  /** Where it came from: the file path as the user wrote it, 'stdin', or 'argv'. */
+  source: string;
+  /** 1-based line number in source (argument position for argv). */
+  line: number;
+  /** Why the line cannot be used as-is, if it can't: 'too-long' | 'binary'. */
+  problem?: 'too-long' | 'binary' | undefined;
+  /**
+   * 0-based position among the items of the whole list, for a caller that
+   * hands a run one slice of a longer list (the cluster's batches), so that
+   * anything decided by position is decided as the whole list would decide
+   * it. Unset, positions count from the run's own first item.
+   */
+  index?: number | undefined;
 }
 
 /** One entry of a source: a URL, an item, or a list item that also says where it was listed. */

@@ -7,7 +7,8 @@
  * record already decided.
  */
 import { fingerprint, type Fingerprint } from '../names/fingerprints.js';
-import { parseItemUrl, redactUrl, type ListItem } from '../input/text-list.js';
+import type { ListItem } from '../input/source.js';
+import { parseItemUrl, redactUrl } from '../input/text-list.js';
 import { nameFromUrl, resolveInside, safeRelativePath, shardedPath, type NameRegistry } from '../names/naming.js';
 import type { Shard } from '../options.js';
 import { partPath, toManifestPath } from '../output/part-files.js';

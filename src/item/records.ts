@@ -4,7 +4,7 @@
  */
 import { toErrorRecord } from '../errors.js';
 import type { Inspection } from '../image/inspect.js';
-import type { ListItem } from '../input/text-list.js';
+import type { ListItem } from '../input/source.js';
 import type { ItemResult, SkipReason } from '../record/record.js';
 
 /** A skipped record: decided without a body (`attempts` and `httpStatus` say what was asked before). */

@@ -4,11 +4,10 @@
  * would give, and no request is made.
  */
 import { createRunContext } from './download.js';
-import { isBatched, toListItem, type Source, type SourceEntry } from '../input/source.js';
+import { isBatched, toListItem, type ListItem, type Source, type SourceEntry } from '../input/source.js';
 import { fromUndici } from '../http/fetch.js';
 import type { RunContext } from '../item/context.js';
 import { plan, type Planned } from '../item/plan.js';
-import type { ListItem } from '../input/text-list.js';
 import { resolveOptions, type Options } from '../options.js';
 
 /** What a run would do with one item. */
