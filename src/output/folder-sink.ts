@@ -36,6 +36,9 @@ export const MEMORY_BODY_BYTES = 256 * 1024;
  */
 export const WRITE_BATCH_BYTES = 256 * 1024;
 
+/** One settled answer, shared: asking whether a new name is taken allocates nothing. */
+const ABSENT: Promise<boolean> = Promise.resolve(false);
+
 /** Today's sink: files in the output folder, named as planned (or as the response renamed them). */
 export class FolderSink implements Sink {
   readonly options: Pick<ResolvedOptions, 'out' | 'onExists' | 'logger'>;
@@ -51,8 +54,14 @@ export class FolderSink implements Sink {
     this.openPart = openPart;
   }
 
-  async has(target: SinkTarget, relPath?: string): Promise<boolean> {
+  has(target: SinkTarget, relPath?: string): Promise<boolean> {
     if (relPath !== undefined) return this.parts.exists(relPath === target.relPath ? target.finalPath : resolveInside(this.options.out, relPath));
+    // The usual answer in a run into a new folder, told by its listing without a promise of its own.
+    if (this.parts.surelyAbsent(target.finalPath)) return ABSENT;
+    return this.#hasPlanned(target);
+  }
+
+  async #hasPlanned(target: SinkTarget): Promise<boolean> {
     if (!(await this.parts.exists(target.finalPath))) return false;
     // A part file beside a finished one is left from an older download: nothing will continue it.
     const part = partPath(target.finalPath);
@@ -167,8 +176,8 @@ class PartEntry implements SinkEntry {
     // Gone before the rename: a record with no part file beside it would never be cleaned up.
     if (this.#recorded) await removeQuietly(partMetaPath(this.#part));
     const finalPath = relPath === this.#target.relPath ? this.#target.finalPath : resolveInside(out, relPath);
-    const written = await commitFile(this.#part, finalPath, onExists);
-    return toManifestPath(written, out);
+    const written = commitFile(this.#part, finalPath, onExists);
+    return toManifestPath(typeof written === 'string' ? written : await written, out);
   }
 
   abort(keepResumable: boolean): Promise<void> {

@@ -90,14 +90,22 @@ export async function removeQuietly(file: string): Promise<void> {
 /**
  * Moves a complete temp file to its final place. With `rename`, an existing
  * file keeps its name and the new one gets `stem-1.ext`, `stem-2.ext`, ...;
- * otherwise the final name is replaced. Returns the path actually written.
+ * otherwise the final name is replaced, at once: no promise on the path every
+ * file takes. Returns the path actually written.
  */
-export async function commitFile(temp: string, finalPath: string, onExists: OnExists): Promise<string> {
+export function commitFile(temp: string, finalPath: string, onExists: OnExists): string | Promise<string> {
+  return onExists === 'rename' ? commitBesides(temp, finalPath) : moveInto(temp, finalPath);
+}
+
+/** {@link commitFile} with `rename`: the first of `stem.ext`, `stem-1.ext`, ... that is free. */
+async function commitBesides(temp: string, finalPath: string): Promise<string> {
   let target = finalPath;
-  if (onExists === 'rename') {
-    const { stem, ext } = splitExt(finalPath);
-    for (let n = 1; await exists(target); n++) target = `${stem}-${n}${ext}`;
-  }
+  const { stem, ext } = splitExt(finalPath);
+  for (let n = 1; await exists(target); n++) target = `${stem}-${n}${ext}`;
+  return moveInto(temp, target);
+}
+
+function moveInto(temp: string, target: string): string {
   try {
     // Synchronous: a local rename is a short system call, cheaper than a round trip to a pool thread.
     renameSync(temp, target);
