@@ -132,7 +132,7 @@ class Attempt implements HeadJudge {
       keepResumable = false;
       return await this.#keep(receiver, entry);
     } catch (error) {
-      keepResumable = (error as { code?: unknown }).code === 'ABORTED';
+      keepResumable = (error as { code?: unknown } | null)?.code === 'ABORTED';
       throw error;
     } finally {
       await entry.abort(keepResumable);
