@@ -59,19 +59,7 @@ export async function fetchOne(
       const retryAfter = header(headers, 'retry-after');
       throw new HttpStatusError(status, { url: shown, retryAfter, retryAfterMs: parseRetryAfter(retryAfter) });
     }
-    let next: URL;
-    try {
-      next = new URL(location, current);
-    } catch (cause) {
-      throw new ValidationError('BAD_REDIRECT', `redirect to an invalid location ${JSON.stringify(location)}`, {
-        url: shown,
-        status,
-        cause,
-      });
-    }
-    if (next.protocol !== 'http:' && next.protocol !== 'https:') {
-      throw new ValidationError('BAD_REDIRECT', `redirect to unsupported scheme "${next.protocol}"`, { url: shown, status });
-    }
+    const next = redirectTarget(location, current, status, shown);
     if (visited.has(next.href)) {
       throw new ValidationError('REDIRECT_LOOP', `redirect loop back to ${redactUrl(next)}`, { url: shown, status });
     }
@@ -80,6 +68,24 @@ export async function fetchOne(
     }
     current = next;
   }
+}
+
+/** Where a redirect's Location points, when it is an http(s) URL; BAD_REDIRECT otherwise. */
+function redirectTarget(location: string, current: URL, status: number, shown: string): URL {
+  let next: URL;
+  try {
+    next = new URL(location, current);
+  } catch (cause) {
+    throw new ValidationError('BAD_REDIRECT', `redirect to an invalid location ${JSON.stringify(location)}`, {
+      url: shown,
+      status,
+      cause,
+    });
+  }
+  if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+    throw new ValidationError('BAD_REDIRECT', `redirect to unsupported scheme "${next.protocol}"`, { url: shown, status });
+  }
+  return next;
 }
 
 /**
