@@ -40,7 +40,7 @@ import type { Logger } from 'pino';
 import { createRunContext, downloadWith } from '../run/download.js';
 import { describeError } from '../errors.js';
 import { parseItemUrl, redactUrl, type ListItem } from '../input/text-list.js';
-import { wantedPath } from '../item/item.js';
+import { wantedPath } from '../item/plan.js';
 import { resolveInside } from '../names/naming.js';
 import { OptionError, resolveOptions, type Options, type ResolvedOptions } from '../options.js';
 import type { ItemResult } from '../record/record.js';
