@@ -45,9 +45,9 @@ import { resolveInside } from '../names/naming.js';
 import { OptionError, resolveOptions, type Options, type ResolvedOptions } from '../options.js';
 import type { ItemResult } from '../record/record.js';
 import { RunReport, type RunSummary } from '../record/run-report.js';
-import { QUEUE_NAME, isConnectionError, parseQueueUrl, preflight, workerOptions } from './connection.js';
+import { QUEUE_NAME, logOutages, parseQueueUrl, preflight, workerOptions } from './connection.js';
 import { Feed } from './feed.js';
-import { RedisHostGate } from './host-gate.js';
+import { RedisHostGates } from './host-gate.js';
 import { decodeBatch } from './jobs.js';
 import { ClusterNames } from './names.js';
 import { Claim, Recorded, Store, itemKey, type BatchLock } from './store.js';
@@ -167,21 +167,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const redis = new Redis(workerOptions(address));
   const store = new Store(redis, QUEUE_NAME);
   const names = new ClusterNames(store);
-  /**
-   * One gate per distinct (--per-host, --rate) the batches carry: their limits travel with the jobs, so
-   * two runs may want two. All of them keep the same hosts' books in Redis. A lease outlives a dead
-   * worker by --lock-ms, as its batch does.
-   */
-  const gates = new Map<string, RedisHostGate>();
-  const gateFor = (resolved: ResolvedOptions): RedisHostGate => {
-    const key = `${resolved.perHost ?? ''}/${resolved.rate ?? ''}`;
-    let gate = gates.get(key);
-    if (gate === undefined) {
-      gate = new RedisHostGate(redis, QUEUE_NAME, { perHost: resolved.perHost, rate: resolved.rate, leaseMs: lockMs });
-      gates.set(key, gate);
-    }
-    return gate;
-  };
+  const gates = new RedisHostGates(redis, QUEUE_NAME, lockMs);
   const queue = new Queue(QUEUE_NAME, { connection: redis });
   const report = new RunReport('cluster worker', concurrency);
   const stopping = new AbortController();
@@ -193,21 +179,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   /** Each item handed to a run → its batch's signal, which stops it when the batch is taken back. */
   const itemSignals = new WeakMap<ListItem, AbortSignal>();
   const resolvedOut = resolveOptions({ out }).out;
-  let outage = false;
-  const onError = (error: Error): void => {
-    if (!isConnectionError(error)) {
-      log?.warn(`queue: ${describeError(error)}`);
-      return;
-    }
-    // ioredis and BullMQ report every failed reconnection; one line per outage is enough.
-    if (!outage) log?.warn(`lost the connection to Redis at ${address.shown} (${describeError(error)}); reconnecting with backoff`);
-    outage = true;
-  };
-  redis.on('error', onError);
-  redis.on('ready', () => {
-    if (outage) log?.info(`reconnected to Redis at ${address.shown}`);
-    outage = false;
-  });
+  const onError = logOutages(redis, address, log);
   queue.on('error', onError);
 
   /**
@@ -251,7 +223,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
       try {
         // What the whole queue shares comes in here: the names, and each host's budget (--per-host, --rate,
         // a server's pause), answered from Redis for all workers.
-        const ctx = await createRunContext(resolved, undefined, { names, hosts: gateFor(resolved), itemSignal: (item) => itemSignals.get(item) });
+        const ctx = await createRunContext(resolved, undefined, { names, hosts: gates.for(resolved), itemSignal: (item) => itemSignals.get(item) });
         for await (const result of downloadWith(run.feed, ctx)) await settle(run, result);
       } catch (error) {
         log?.error(`a run stopped: ${describeError(error)}`);
@@ -450,7 +422,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     await worker.close().catch(() => undefined);
     current?.feed.end();
     await current?.finished;
-    for (const gate of gates.values()) gate.close();
+    gates.close();
     await queue.close().catch(() => undefined);
     redis.disconnect();
   }
