@@ -33,7 +33,6 @@
  * check: its downloads stop, the rest of its items never start, nothing more
  * of it is recorded, and BullMQ's job is left to whoever holds it now.
  */
-import fs from 'node:fs/promises';
 import { Queue, UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -41,22 +40,19 @@ import { createRunContext, downloadWith } from '../run/download.js';
 import { describeError } from '../errors.js';
 import { parseItemUrl, redactUrl, type ListItem } from '../input/text-list.js';
 import { wantedPath } from '../item/item.js';
-import { resolveInside } from '../names/naming.js';
 import { OptionError, resolveOptions, type Options, type ResolvedOptions } from '../options.js';
 import type { ItemResult } from '../record/record.js';
-import { RunReport, type RunSummary } from '../record/run-report.js';
+import type { RunSummary } from '../record/run-report.js';
 import { QUEUE_NAME, logOutages, parseQueueUrl, preflight, workerOptions } from './connection.js';
 import { Feed } from './feed.js';
 import { RedisHostGates } from './host-gate.js';
 import { decodeBatch } from './jobs.js';
 import { ClusterNames } from './names.js';
+import { Recorder } from './recorder.js';
 import { Claim, Recorded, Store, itemKey, type BatchLock } from './store.js';
 
 /** How many times a batch may lose its worker before BullMQ fails it for good. */
 export const MAX_STALLED = 5;
-
-/** Failures that say nothing about the item itself: not recorded, so the batch runs them again. */
-const TRANSIENT = new Set(['ABORTED', 'DISK_FULL']);
 
 /** Options of {@link runWorker}. */
 export interface WorkerOptions {
@@ -169,7 +165,6 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const names = new ClusterNames(store);
   const gates = new RedisHostGates(redis, QUEUE_NAME, lockMs);
   const queue = new Queue(QUEUE_NAME, { connection: redis });
-  const report = new RunReport('cluster worker', concurrency);
   const stopping = new AbortController();
   let finishedBatches = 0;
   let handedBack = 0;
@@ -178,7 +173,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const held = new Map<string, BatchState>();
   /** Each item handed to a run → its batch's signal, which stops it when the batch is taken back. */
   const itemSignals = new WeakMap<ListItem, AbortSignal>();
-  const resolvedOut = resolveOptions({ out }).out;
+  const recorder = new Recorder(store, { out: resolveOptions({ out }).out, concurrency, onRecord: options.onRecord });
   const onError = logOutages(redis, address, log);
   queue.on('error', onError);
 
@@ -246,15 +241,14 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     if (entry === undefined) return;
     const batch = entry.batch!;
     // What a batch taken back from this worker did here is stale: the worker that holds it now decides.
-    if (!batch.withdrawn.signal.aborted && !(result.error && TRANSIENT.has(result.error.code))) {
-      const record = entry.claim === Claim.Resumed || batch.rerun ? await recovered(result, resolvedOut) : result;
+    if (!batch.withdrawn.signal.aborted && recorder.keeps(result)) {
+      const record = entry.claim === Claim.Resumed || batch.rerun ? await recorder.recovered(result) : result;
       batch.writes.push(
-        store.record(entry.key, entry.listing, record, batch.lock).then((answer) => {
+        recorder.write(entry, record, batch.lock).then((answer) => {
           if (answer === Recorded.LockLost) return withdraw(batch, 'its lock had gone when a record was written');
           batch.recorded++;
           batch.counts[record.status]++;
-          report.add(record);
-          options.onRecord?.(record);
+          recorder.counted(record);
         }),
       );
     }
@@ -426,7 +420,7 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
     await queue.close().catch(() => undefined);
     redis.disconnect();
   }
-  return { summary: report.summary(), batches: finishedBatches, handedBack };
+  return { summary: recorder.summary(), batches: finishedBatches, handedBack };
 }
 
 /** The name an item will ask for when planned, or nothing for an item the planner will refuse. */
@@ -435,24 +429,6 @@ function named(item: ListItem, url: URL): Array<{ wanted: string; url: string }>
     return [{ wanted: wantedPath(item, url), url: url.href }];
   } catch {
     return [];
-  }
-}
-
-/**
- * A result of a batch run again after its worker died (or after Redis lost
- * its last writes in a crash). That worker may have saved the file and died
- * before its record reached Redis; this run then finds the file and skips
- * it. Names are the queue's own, and a file at its final name is always
- * complete, so the file at this item's name is that worker's download:
- * recorded as saved.
- */
-async function recovered(result: ItemResult, out: string): Promise<ItemResult> {
-  if (result.status !== 'skipped' || result.skipReason !== 'exists' || result.path === null) return result;
-  try {
-    const { size } = await fs.stat(resolveInside(out, result.path));
-    return { ...result, status: 'ok', skipReason: null, bytes: size };
-  } catch {
-    return result;
   }
 }
 
