@@ -25,6 +25,11 @@ import type { ClusterNames } from './names.js';
 /** Items after which a worker starts a fresh run, so per-run memory (URLs seen) stays bounded. */
 const ROTATE_AFTER = 100_000;
 
+/** Where a result is routed back from: its list and line, which a result carries as its item did. */
+function routeOf(at: { source: string; line: number }): string {
+  return `${at.source}\n${at.line}`;
+}
+
 /** What a run asks of the batch its items came from. */
 export interface RoutedBatch {
   /** Aborted when the batch is taken back from this worker: stops its items in the run. */
@@ -83,7 +88,7 @@ export class Run<E extends Routed> {
   take(entries: readonly E[]): void {
     for (const entry of entries) {
       this.#signals.set(entry.item, entry.batch.signal);
-      const where = `${entry.item.source}\n${entry.item.line}`;
+      const where = routeOf(entry.item);
       const list = this.#routes.get(where);
       if (list) list.push(entry);
       else this.#routes.set(where, [entry]);
@@ -109,7 +114,7 @@ export class Run<E extends Routed> {
   /** Stops routing results to entries the run never reached: they go back with their batch. */
   forget(entries: readonly E[]): void {
     for (const entry of entries) {
-      const where = `${entry.item.source}\n${entry.item.line}`;
+      const where = routeOf(entry.item);
       const list = this.#routes.get(where)?.filter((e) => e !== entry);
       if (list === undefined) continue;
       if (list.length === 0) this.#routes.delete(where);
@@ -143,7 +148,7 @@ export class Run<E extends Routed> {
 
   /** Routes a result to its entry, and hands both to `settle`. */
   async #settle(result: ItemResult, settle: PipelineOptions<E>['settle']): Promise<void> {
-    const where = `${result.source}\n${result.line}`;
+    const where = routeOf(result);
     const entries = this.#routes.get(where);
     // The same source and line can be in two batches (two lists both called urls.txt): the URL tells them apart.
     const at = entries?.findIndex((e) => e.shown.includes(result.url)) ?? -1;
