@@ -16,6 +16,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { ClusterError, describeError, type ClusterErrorCode } from '../errors.js';
 
+// The error lives in errors.ts with the rest of the hierarchy; the cluster's modules and the CLI take it from here.
 export { ClusterError, type ClusterErrorCode };
 
 /** Where a queue lives: a parsed `--queue` URL. */
