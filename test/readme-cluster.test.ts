@@ -36,7 +36,7 @@ async function expectAccepted(args: readonly string[]): Promise<void> {
   await expect(parseArgs(command as Command, rest), args.join(' ')).resolves.toBeTypeOf('object');
 }
 
-describe('the README\'s Many machines section', () => {
+describe("the README's Many machines section", () => {
   it('has Kubernetes manifests that parse: a Redis that never evicts, a Deployment of workers, a Job that enqueues', async () => {
     const objects: K8sObject[] = [];
     for (const block of codeBlocks(await manyMachines(), 'yaml')) {
