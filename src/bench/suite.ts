@@ -40,7 +40,7 @@ import { timed } from './measure.js';
 import { formatMillion, millionTargets, runMillion, type MillionResult } from './million.js';
 import { printScenario, targets } from './results.js';
 import { DEFAULT_SCENARIOS, SCENARIOS, scenario, type ScenarioName, type ScenarioResult, type Settings } from './scenarios.js';
-import { startServer } from './servers.js';
+import { startServer, type ServerProcess } from './servers.js';
 
 const USAGE = `usage: npm run bench -- [--only ${SCENARIOS.join(',')}] [--runs 5] [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI] [--million-runs 3] [--million-items 1000000] [--json]\n`;
 
@@ -74,7 +74,8 @@ function settings(): Settings {
   const millionRuns = Number(values['million-runs']);
   if (!Number.isInteger(millionRuns) || millionRuns < 1) fail(`--million-runs must be a positive integer, got ${values['million-runs']}`);
   const millionItems = Number(values['million-items']);
-  if (!Number.isInteger(millionItems) || millionItems < 10) fail(`--million-items must be an integer of at least 10, got ${values['million-items']}`);
+  if (!Number.isInteger(millionItems) || millionItems < 10)
+    fail(`--million-items must be an integer of at least 10, got ${values['million-items']}`);
   const bulkFiles = Number(values['bulk-files']);
   let bulkSize: number | undefined;
   try {
@@ -95,49 +96,126 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+/** What the scenarios with a shape of their own measured, besides the imgdl-against-peers tables. */
+interface OwnShapes {
+  cluster?: import('./cluster.js').ClusterBenchResult;
+  hosts?: import('./hosts.js').HostsBenchResult;
+  million?: MillionResult;
+}
+
+/** A progress line on a terminal's stderr for a long scenario; none otherwise. */
+function progressLine(name: string): { say: ((what: string) => void) | undefined; done(): void } {
+  const tty = process.stderr.isTTY;
+  return {
+    say: tty ? (what) => process.stderr.write(`\r\x1b[K${name}: ${what}`) : undefined,
+    done: () => void (tty && process.stderr.write('\r\x1b[K')),
+  };
+}
+
+/** The million scenario, in a temp folder of its own. */
+async function millionScenario(s: Settings, fast: ServerProcess): Promise<MillionResult> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'imgdl-suite-million-'));
+  try {
+    return await runMillion({ server: fast, timed, runs: s.millionRuns, items: s.millionItems, growthLines: 10 * s.millionItems }, dir);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The scenarios with a shape of their own, run by {@link ownShape}. */
+type OwnShape = 'million' | 'hosts' | 'cluster';
+
+function isOwnShape(name: ScenarioName): name is OwnShape {
+  return name === 'million' || name === 'hosts' || name === 'cluster';
+}
+
+/** Runs a scenario with a shape of its own, keeping what it measured in `into`. */
+async function ownShape(name: OwnShape, s: Settings, slow: ServerProcess, fast: ServerProcess, into: OwnShapes): Promise<void> {
+  if (name === 'million') {
+    into.million = await millionScenario(s, fast);
+    if (!s.json) process.stdout.write(formatMillion(into.million));
+  } else if (name === 'hosts') {
+    // Ten loopback hosts of its own, one slow and one answering 429: see bench/hosts.ts.
+    const { hostsBench, formatHostsBench } = await import('./hosts.js');
+    const line = progressLine('hosts');
+    into.hosts = await hostsBench(s.runs, line.say);
+    line.done();
+    if (!s.json) process.stdout.write(formatHostsBench(into.hosts));
+  } else {
+    // Its own shape (a queue, workers, Redis memory): see bench/cluster.ts.
+    if (!installed('redis-server')) {
+      process.stderr.write('bench: cluster skipped: redis-server is not installed (apt-get install redis-server)\n');
+      return;
+    }
+    const { clusterBench, formatClusterBench } = await import('./cluster.js');
+    const line = progressLine('cluster');
+    into.cluster = await clusterBench(slow.origin, s.runs, line.say);
+    line.done();
+    if (!s.json) process.stdout.write(formatClusterBench(into.cluster));
+  }
+}
+
+/** The targets of every scenario that ran, as ratios of medians. */
+function allTargets(results: readonly ScenarioResult[], own: OwnShapes): ReturnType<typeof targets> {
+  const goals = targets(results);
+  if (own.hosts) {
+    const ratio = Math.round(own.hosts.slowdown * 1000) / 1000;
+    goals.push({ what: "hosts: the good hosts' files/s alone ÷ beside a slow and a 429 host", ratio, limit: 1.25, met: ratio <= 1.25 });
+  }
+  if (own.cluster) {
+    for (const [what, value] of [
+      ['cluster: queue overhead, 1 worker', own.cluster.overheadOneWorker],
+      ['cluster: queue overhead, 3 workers', own.cluster.overheadThreeWorkers],
+    ] as const) {
+      const ratio = Math.round((1 + value) * 1000) / 1000;
+      goals.push({ what: `${what} (× one process)`, ratio, limit: 1.1, met: ratio <= 1.1 });
+    }
+  }
+  return goals;
+}
+
+/** Prints the suite's end: every result as JSON, or the targets' table and how the figures were taken. */
+function printEnd(s: Settings, results: readonly ScenarioResult[], own: OwnShapes, startedAt: number): void {
+  const goals = allTargets(results, own);
+  if (s.json) {
+    const extra = own.million ? { million: { ...own.million, targets: millionTargets(own.million) } } : {};
+    const all = {
+      runs: s.runs,
+      cpus: os.availableParallelism(),
+      results,
+      hosts: own.hosts,
+      cluster: own.cluster,
+      targets: goals,
+      ...extra,
+    };
+    process.stdout.write(JSON.stringify(all, null, 2) + '\n');
+    return;
+  }
+  const lines = goals.map((t) => [
+    t.what,
+    t.ratio === undefined ? 'n/a' : t.ratio.toFixed(3),
+    `≤ ${t.limit}`,
+    t.met === undefined ? '-' : t.met ? 'met' : 'MISSED',
+  ]);
+  process.stdout.write(`\n## targets (ratios of medians measured in this run)\n${formatTable(['target', 'ratio', 'goal', ''], lines)}\n`);
+  process.stdout.write(
+    `\n${s.runs} runs per command (start-up: ${Math.max(s.runs, 10)}), ${os.availableParallelism()} CPUs, node ${process.version}; ` +
+      `wall = whole process as a user times it; peak RSS, user and system CPU from /usr/bin/time (CPU/file = median user+sys over files); ` +
+      `suite took ${formatDuration(performance.now() - startedAt)}\n`,
+  );
+}
 
 async function main(): Promise<void> {
   const s = settings();
   const slow = await startServer(50);
   const fast = await startServer(0);
   const results: ScenarioResult[] = [];
-  let clusterResult: import('./cluster.js').ClusterBenchResult | undefined;
-  let hostsResult: import('./hosts.js').HostsBenchResult | undefined;
-  let million: MillionResult | undefined;
+  const own: OwnShapes = {};
   const started = performance.now();
   try {
     for (const name of s.only) {
-      if (name === 'million') {
-        const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'imgdl-suite-million-'));
-        try {
-          million = await runMillion({ server: fast, timed, runs: s.millionRuns, items: s.millionItems, growthLines: 10 * s.millionItems }, dir);
-        } finally {
-          await fs.rm(dir, { recursive: true, force: true });
-        }
-        if (!s.json) process.stdout.write(formatMillion(million));
-        continue;
-      }
-      if (name === 'hosts') {
-        // Ten loopback hosts of its own, one slow and one answering 429: see bench/hosts.ts.
-        const { hostsBench, formatHostsBench } = await import('./hosts.js');
-        const tty = process.stderr.isTTY;
-        hostsResult = await hostsBench(s.runs, tty ? (what) => process.stderr.write(`\r\x1b[Khosts: ${what}`) : undefined);
-        if (tty) process.stderr.write('\r\x1b[K');
-        if (!s.json) process.stdout.write(formatHostsBench(hostsResult));
-        continue;
-      }
-      if (name === 'cluster') {
-        // Its own shape (a queue, workers, Redis memory): see bench/cluster.ts.
-        if (!installed('redis-server')) {
-          process.stderr.write('bench: cluster skipped: redis-server is not installed (apt-get install redis-server)\n');
-          continue;
-        }
-        const { clusterBench, formatClusterBench } = await import('./cluster.js');
-        const tty = process.stderr.isTTY;
-        const result = await clusterBench(slow.origin, s.runs, tty ? (what) => process.stderr.write(`\r\x1b[Kcluster: ${what}`) : undefined);
-        if (tty) process.stderr.write('\r\x1b[K');
-        clusterResult = result;
-        if (!s.json) process.stdout.write(formatClusterBench(result));
+      if (isOwnShape(name)) {
+        await ownShape(name, s, slow, fast, own);
         continue;
       }
       const result = await scenario(name, s, { slow: slow.origin, fast: fast.origin });
@@ -147,29 +225,7 @@ async function main(): Promise<void> {
   } finally {
     await Promise.all([slow.stop(), fast.stop()]);
   }
-  const goals = targets(results);
-  if (hostsResult) {
-    const ratio = Math.round(hostsResult.slowdown * 1000) / 1000;
-    goals.push({ what: "hosts: the good hosts' files/s alone ÷ beside a slow and a 429 host", ratio, limit: 1.25, met: ratio <= 1.25 });
-  }
-  if (clusterResult) {
-    for (const [what, value] of [['cluster: queue overhead, 1 worker', clusterResult.overheadOneWorker], ['cluster: queue overhead, 3 workers', clusterResult.overheadThreeWorkers]] as const) {
-      const ratio = Math.round((1 + value) * 1000) / 1000;
-      goals.push({ what: `${what} (× one process)`, ratio, limit: 1.1, met: ratio <= 1.1 });
-    }
-  }
-  if (s.json) {
-    const extra = million ? { million: { ...million, targets: millionTargets(million) } } : {};
-    process.stdout.write(JSON.stringify({ runs: s.runs, cpus: os.availableParallelism(), results, hosts: hostsResult, cluster: clusterResult, targets: goals, ...extra }, null, 2) + '\n');
-    return;
-  }
-  const lines = goals.map((t) => [t.what, t.ratio === undefined ? 'n/a' : t.ratio.toFixed(3), `≤ ${t.limit}`, t.met === undefined ? '-' : t.met ? 'met' : 'MISSED']);
-  process.stdout.write(`\n## targets (ratios of medians measured in this run)\n${formatTable(['target', 'ratio', 'goal', ''], lines)}\n`);
-  process.stdout.write(
-    `\n${s.runs} runs per command (start-up: ${Math.max(s.runs, 10)}), ${os.availableParallelism()} CPUs, node ${process.version}; ` +
-      `wall = whole process as a user times it; peak RSS, user and system CPU from /usr/bin/time (CPU/file = median user+sys over files); ` +
-      `suite took ${formatDuration(performance.now() - started)}\n`,
-  );
+  printEnd(s, results, own, started);
 }
 
 await main();
