@@ -22,15 +22,12 @@ export type Command = 'enqueue' | 'worker' | 'status';
 function base(command: Command, args: string[], usage: string) {
   const bound = bindStdinDash(args);
   return strictParser(
-    yargs(bound)
-      .scriptName(`imgdl ${command}`)
-      .usage(usage)
-      .option('queue', {
-        type: 'string',
-        requiresArg: true,
-        demandOption: true,
-        describe: 'The queue: redis://HOST:PORT[/DB] (rediss:// for TLS)',
-      }),
+    yargs(bound).scriptName(`imgdl ${command}`).usage(usage).option('queue', {
+      type: 'string',
+      requiresArg: true,
+      demandOption: true,
+      describe: 'The queue: redis://HOST:PORT[/DB] (rediss:// for TLS)',
+    }),
     false,
     bound,
   );
