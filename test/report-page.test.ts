@@ -3,13 +3,15 @@
  * mark per measured point, the caption's words, nothing fetched, no console
  * error, and a screenshot kept in test-artifacts/.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { SweepPoint } from '../src/charts/points.js';
 import { openPage, screenshot } from './browser.js';
-import { runCli, tempDir } from './helpers.js';
+import { ROOT, runCli, tempDir } from './helpers.js';
+import { installed } from '../src/bench/contenders.js';
 
 describe('imgdl bench --sweep --report', () => {
   it('writes a page whose charts show every point, with a caption from the figures', { timeout: 90_000 }, async () => {
@@ -84,5 +86,38 @@ describe('imgdl bench --sweep --report', () => {
     expect(errors).toEqual([]);
     const shot = await screenshot(page, 'bench-report');
     expect((await fs.stat(shot)).size).toBeGreaterThan(10_000);
+  });
+});
+
+describe('npm run bench -- --report', () => {
+  it("draws the suite's sweep with the peers that are installed in the same charts", { timeout: 120_000 }, async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'suite.html');
+    const suite = path.join(ROOT, 'dist/bench/suite.js');
+    const run = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(
+        process.execPath,
+        [suite, '--only', 'sweep', '--runs', '1', '--sweep', '1,2', '--sweep-files', '10', '--report', file],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const peers = ['curl', 'wget2', 'aria2c'].filter(installed);
+    // imgdl sequential at 1; at 1 and 2 each: concurrent, workers, the reference and every peer.
+    const expected = 1 + 2 * (3 + peers.length);
+    const { page, errors } = await openPage();
+    await page.goto(pathToFileURL(file).href);
+    expect(await page.locator('figure#throughput g.mark-symbol.role-mark path').count()).toBe(expected);
+    // Only imgdl records per-file times: its five points.
+    expect(await page.locator('figure#p95 g.mark-symbol.role-mark path').count()).toBe(5);
+    const legend = await page.locator('figure#throughput').innerText();
+    for (const name of ['sequential', 'event-loop pool', 'worker-thread pool', 'bare undici (reference)', ...peers])
+      expect(legend).toContain(name);
+    expect(await page.locator('#command').innerText()).toContain('npm run bench -- --only sweep');
+    expect(errors).toEqual([]);
+    await screenshot(page, 'suite-report');
   });
 });

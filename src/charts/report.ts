@@ -31,6 +31,8 @@ export interface SweepReport {
   cores?: (series: string) => number;
   /** Further lines under the table (what a column means, what was skipped). */
   notes?: string[];
+  /** Preformatted text sections after the table (e.g. the suite's own tables). */
+  sections?: Array<{ title: string; text: string }>;
 }
 
 /** This machine. */
@@ -89,7 +91,7 @@ async function figure(chart: Chart, text: string | undefined): Promise<string> {
 const STYLE = `body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:980px;padding:0 1rem;color:#1d1d1f}
 h1{font-size:1.5rem}h2{font-size:1.1rem;margin:.2rem 0}figure{margin:1.5rem 0}figcaption{max-width:760px;margin-top:.4rem}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:13px}th,td{padding:.2rem .5rem;border-bottom:1px solid #ddd;text-align:right}
-th[scope=row],thead th:first-child{text-align:left}code{background:#f3f3f3;padding:.1rem .3rem;border-radius:3px}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dd{margin:0}`;
+th[scope=row],thead th:first-child{text-align:left}code{background:#f3f3f3;padding:.1rem .3rem;border-radius:3px}pre{overflow-x:auto;font-size:12px}dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dd{margin:0}`;
 
 /** The report as one HTML document. */
 export async function reportHtml(report: SweepReport): Promise<string> {
@@ -106,6 +108,7 @@ export async function reportHtml(report: SweepReport): Promise<string> {
   ];
   const m = report.machine;
   const notes = (report.notes ?? []).map((n) => `<p>${escapeHtml(n)}</p>`).join('\n');
+  const sections = (report.sections ?? []).map((x) => `<h2>${escapeHtml(x.title)}</h2><pre>${escapeHtml(x.text)}</pre>`).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${escapeHtml(report.title)}</title><style>${STYLE}</style></head>
@@ -114,6 +117,7 @@ ${figures.join('\n')}
 <h2>Points</h2>
 ${table(report.points)}
 ${notes}
+${sections}
 <h2>How it was measured</h2>
 <dl><dt>command</dt><dd><code id="command">${escapeHtml(report.command)}</code></dd>
 <dt>workload</dt><dd>${escapeHtml(report.workload)}</dd>
