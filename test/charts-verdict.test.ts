@@ -75,11 +75,32 @@ describe('where concurrency stops paying, and why', () => {
       4,
       'server',
     ],
+    [
+      'a curve that falls away from the ceiling while still climbing starts to flatten where it leaves it',
+      [pt('concurrent', 1, 18), pt('concurrent', 4, 72), pt('concurrent', 16, 230), pt('concurrent', 64, 430)],
+      16,
+      'server',
+    ],
     ['a single point still pays, as far as anyone can tell', [pt('sequential', 1, 18)], null, 'latency'],
   ])('%s', (_what, points, flattensAt, bound) => {
     const v = seriesVerdict(points[0]!.series, points, context);
     expect(v.flattensAt).toBe(flattensAt);
     expect(v.bound).toBe(bound);
+  });
+
+  it('says where a curve that still climbs leaves the ceiling, and why', () => {
+    const points = [
+      pt('sequential', 1, 18.8, 2),
+      pt('concurrent', 4, 74.7, 1.3),
+      pt('concurrent', 16, 229, 2, 102),
+      pt('concurrent', 64, 431, 1.6, 200),
+    ];
+    expect(caption(points, context)).toBe(
+      'Sequential: 18.8 files/s, one file at a time (53 ms each). ' +
+        'Event-loop pool (concurrent) starts to flatten after 16: it kept pace with the latency-only ceiling up to 16 (229 files/s, 76 %); ' +
+        '4× as many in flight gives 431 files/s, +88 %, 36 % of the ceiling: server-bound: the process was not short of CPU (0.69 of its 1 core busy); ' +
+        'time per file (p95) went from 55 ms at 4 to 200 ms at 64, so the server answers no faster.',
+    );
   });
 
   it.each([
@@ -105,7 +126,7 @@ describe('where concurrency stops paying, and why', () => {
     expect(text).toBe(
       'Sequential: 18.0 files/s, one file at a time (53 ms each). ' +
         'Event-loop pool (concurrent) still pays at 64 (900 files/s, 75 % of the latency-only ceiling): latency-bound, so more in flight would be faster still. ' +
-        'Worker-thread pool (workers) stops paying after 16 (230 files/s; 64 gives 240 files/s, +4 %): CPU-bound: the process kept 1.97 of its 2 cores busy.',
+        'Worker-thread pool (workers) flattens after 16 (230 files/s; 4× as many in flight gives 240 files/s, +4 %): CPU-bound: the process kept 1.97 of its 2 cores busy.',
     );
   });
 });

@@ -24,8 +24,12 @@ export interface SeriesVerdict {
   busyCores: number | null;
   /** Cores the series can use: 1 for one event loop, the CPUs for worker threads. */
   usableCores: number;
+  /** How it flattened: a step up stopped paying, or the curve fell away from the ceiling; null when neither. */
+  shape: 'stops' | 'bends' | null;
   /** `at`'s throughput over the latency-only ceiling there; null without a base latency. */
   ceilingShare: number | null;
+  /** The same for `beyond`. */
+  beyondShare: number | null;
 }
 
 /** What the verdict needs besides the points. */
@@ -38,6 +42,8 @@ export interface VerdictContext {
 
 /** A step pays when at least this share of the concurrency added turns into throughput. */
 export const PAYING_SHARE = 0.25;
+/** A curve within this share of the latency-only ceiling keeps pace with it. */
+export const CEILING_SHARE = 0.5;
 /** A process this busy (share of its usable cores) is CPU-bound. */
 export const CPU_BOUND_SHARE = 0.75;
 
@@ -47,34 +53,55 @@ export function stepShare(from: SweepPoint, to: SweepPoint): number {
   return wanted <= 0 ? 0 : (to.filesPerSec / from.filesPerSec - 1) / wanted;
 }
 
+/**
+ * Where a series flattens: the first step up that stopped paying (`stops`), or
+ * else the last point that kept within {@link CEILING_SHARE} of the
+ * latency-only ceiling before the curve fell away from it (`bends`).
+ */
+function flattening(sorted: readonly SweepPoint[], latencyMs: number | null): { index: number; shape: 'stops' | 'bends' } | undefined {
+  for (let i = 0; i + 1 < sorted.length; i++) if (stepShare(sorted[i]!, sorted[i + 1]!) < PAYING_SHARE) return { index: i, shape: 'stops' };
+  if (latencyMs === null) return undefined;
+  const share = (p: SweepPoint): number => p.filesPerSec / ceiling(p.concurrency, latencyMs);
+  for (let i = 0; i + 1 < sorted.length; i++)
+    if (share(sorted[i]!) >= CEILING_SHARE && share(sorted[i + 1]!) < CEILING_SHARE) return { index: i, shape: 'bends' };
+  return undefined;
+}
+
 /** The verdict for one series' points (at least one). */
 export function seriesVerdict(series: string, points: readonly SweepPoint[], context: VerdictContext): SeriesVerdict {
   const sorted = [...points].sort((a, b) => a.concurrency - b.concurrency);
-  let knee = sorted.length - 1;
-  let flattensAt: number | null = null;
-  for (let i = 0; i + 1 < sorted.length; i++) {
-    if (stepShare(sorted[i]!, sorted[i + 1]!) < PAYING_SHARE) {
-      knee = i;
-      flattensAt = sorted[i]!.concurrency;
-      break;
-    }
-  }
+  const found = flattening(sorted, context.latencyMs);
+  const knee = found?.index ?? sorted.length - 1;
   const at = sorted[knee]!;
   const beyond = sorted[knee + 1];
+  const flattensAt = found === undefined ? null : at.concurrency;
   const busy = sorted
     .slice(knee)
     .map((p) => (p.cpuMsPerFile === null ? null : (p.cpuMsPerFile * p.filesPerSec) / 1000))
     .filter((b): b is number => b !== null);
   const busyCores = busy.length > 0 ? Math.max(...busy) : null;
   const usableCores = context.cores(series);
-  const ceilingShare = context.latencyMs === null ? null : at.filesPerSec / ceiling(at.concurrency, context.latencyMs);
+  const share = (p: SweepPoint | undefined): number | null =>
+    context.latencyMs === null || p === undefined ? null : p.filesPerSec / ceiling(p.concurrency, context.latencyMs);
   let bound: Bound = 'latency';
   if (flattensAt !== null) {
     if (beyond !== undefined && beyond.concurrency > at.files && at.files > 0) bound = 'list';
     else if (busyCores !== null && busyCores >= CPU_BOUND_SHARE * usableCores) bound = 'cpu';
     else bound = 'server';
   }
-  return { series, points: sorted, flattensAt, at, beyond, bound, busyCores, usableCores, ceilingShare };
+  return {
+    series,
+    points: sorted,
+    flattensAt,
+    shape: found?.shape ?? null,
+    at,
+    beyond,
+    bound,
+    busyCores,
+    usableCores,
+    ceilingShare: share(at),
+    beyondShare: share(beyond),
+  };
 }
 
 /** A verdict per series, in the order the series first appear. */
@@ -106,7 +133,7 @@ function because(v: SeriesVerdict): string {
   return `server-bound: the process was not short of CPU${busy ? ` (${busy} busy)` : ''}${grew}, so the server answers no faster`;
 }
 
-/** One sentence about one series. */
+/** One sentence about one series: where it flattens (a step up turned less than {@link PAYING_SHARE} of itself into throughput), and why. */
 export function describeSeries(v: SeriesVerdict): string {
   const name = seriesLabel(v.series);
   const Name = name.charAt(0).toUpperCase() + name.slice(1);
@@ -127,9 +154,17 @@ export function describeSeries(v: SeriesVerdict): string {
     const share = percent === null ? '' : `, ${percent} % of the latency-only ceiling`;
     return `${Name} still pays at ${v.at.concurrency} (${rate(v.at)}${share}): latency-bound, so more in flight would be faster still.`;
   }
-  const gain = v.beyond ? `; ${v.beyond.concurrency} gives ${rate(v.beyond)}, ${signed(v.beyond.filesPerSec / v.at.filesPerSec - 1)}` : '';
-  return `${Name} stops paying after ${v.flattensAt} (${rate(v.at)}${gain}): ${because(v)}.`;
+  const more = v.beyond
+    ? `${v.beyond.concurrency / v.flattensAt}× as many in flight gives ${rate(v.beyond)}, ${signed(v.beyond.filesPerSec / v.at.filesPerSec - 1)}`
+    : '';
+  if (v.shape === 'bends') {
+    const kept = `kept pace with the latency-only ceiling up to ${v.flattensAt} (${rate(v.at)}, ${percent(v.ceilingShare)})`;
+    return `${Name} starts to flatten after ${v.flattensAt}: it ${kept}; ${more}, ${percent(v.beyondShare)} of the ceiling: ${because(v)}.`;
+  }
+  return `${Name} flattens after ${v.flattensAt} (${rate(v.at)}${more ? `; ${more}` : ''}): ${because(v)}.`;
 }
+
+const percent = (share: number | null): string => `${Math.round((share ?? 0) * 100)} %`;
 
 function signed(change: number): string {
   const percent = Math.round(change * 100);
