@@ -61,6 +61,10 @@ function lineChart(
 ): Chart {
   const concurrencies = [...new Set(rows.map((r) => r['concurrency'] as number))].sort((a, b) => a - b);
   const withCeiling = extra.length > 0;
+  // Sequential's single point sits where the pools start: drawn last, as a square, so it stays in sight.
+  rows.sort((a, b) => Number(a['label'] === 'sequential') - Number(b['label'] === 'sequential'));
+  const domain = colour(names, withCeiling).scale.domain;
+  const shapes = domain.map((name) => (name === 'sequential' ? 'square' : 'circle'));
   const encoding = {
     x: xAxis(concurrencies),
     y: { field: y.field, type: 'quantitative' as const, title: y.title, scale: y.log ? { type: 'log' as const } : { zero: true } },
@@ -78,8 +82,11 @@ function lineChart(
       ...extra,
       { mark: { type: 'line', strokeWidth: 2 } },
       {
-        mark: { type: 'point', filled: true, size: 60 },
-        encoding: { tooltip: [{ field: 'label' }, { field: 'concurrency' }, { field: y.field }] },
+        mark: { type: 'point', filled: true, size: 70 },
+        encoding: {
+          shape: { field: 'label', type: 'nominal', scale: { domain, range: shapes }, legend: null },
+          tooltip: [{ field: 'label' }, { field: 'concurrency' }, { field: y.field }],
+        },
       },
     ],
   } as TopLevelSpec;
