@@ -84,7 +84,13 @@ function lineChart(
       {
         mark: { type: 'point', filled: true, size: 70 },
         encoding: {
-          shape: { field: 'label', type: 'nominal', scale: { domain, range: shapes }, legend: null },
+          shape: {
+            field: 'label',
+            type: 'nominal',
+            title: null,
+            scale: { domain, range: shapes },
+            legend: colour(names, withCeiling).legend,
+          },
           tooltip: [{ field: 'label' }, { field: 'concurrency' }, { field: y.field }],
         },
       },
