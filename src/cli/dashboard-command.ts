@@ -58,8 +58,11 @@ export function parseAuth(text: string): { username: string; password: string } 
   return { username: text.slice(0, colon), password: text.slice(colon + 1) };
 }
 
-/** Parses and checks the arguments; undefined after --help. Throws {@link UsageError}. */
-async function parseDashboard(
+/**
+ * Parses and checks `imgdl dashboard`'s arguments as the command would, without
+ * connecting; undefined after --help. Throws {@link UsageError}. The README's commands are checked with it.
+ */
+export async function parseDashboard(
   args: string[],
 ): Promise<{ argv: DashboardArgv; auth: { username: string; password: string } | undefined } | undefined> {
   const { default: yargs } = await import('yargs');
