@@ -226,3 +226,71 @@ export function toErrorRecord(error: unknown): ErrorRecord {
   }
   return { code: 'NETWORK', message: describeError(error) };
 }
+
+/** Why an item stopped before it finished: the run was stopped, not the item at fault. */
+export type AbortedWhen = 'stopped before it started' | 'stopped before it finished' | 'stopped while waiting to retry';
+
+/**
+ * ABORTED for `url`: one factory, so that every stop reads the same in the
+ * records and a test can match the message.
+ */
+export function aborted(url: string | undefined, when: AbortedWhen = 'stopped before it finished', cause?: unknown): ImgdlError {
+  return new ImgdlError('ABORTED', when, { url, cause });
+}
+
+/** System codes that mean the disk or the quota is full. */
+const DISK_FULL_CODES: ReadonlySet<string> = new Set(['ENOSPC', 'EDQUOT']);
+
+/** A file-system failure as an imgdl error that keeps the system code (ENOSPC, EACCES, ...) in its message; a full disk is DISK_FULL. */
+export function fileSystemError(error: unknown, action: string, file: string, url?: string): ImgdlError {
+  if (error instanceof ImgdlError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const label = typeof code === 'string' ? `${code} ` : '';
+  const full = typeof code === 'string' && DISK_FULL_CODES.has(code);
+  return new FileSystemError(`${full ? 'disk full: ' : ''}${label}while ${action} ${file}`, { url, cause: error }, full ? 'DISK_FULL' : 'FILESYSTEM');
+}
+
+/**
+ * An undici or socket error as an imgdl error with a stable code; the
+ * original stays as `cause`. When `signal` has aborted, the error is ABORTED
+ * whatever it looks like, since undici rejects with the signal's own reason.
+ */
+export function classifyNetworkError(error: unknown, url: string, signal?: AbortSignal): ImgdlError {
+  // A proxy's failure reaches every request that waited on its connection: each gets a copy with its own URL.
+  if (error instanceof ProxyError && error.url === undefined) return new ProxyError(error.code, error.message, { url, status: error.status, cause: error.cause });
+  if (error instanceof ImgdlError) return error;
+  if (signal?.aborted) return aborted(url, 'stopped before it finished', error);
+  const code = (error as { code?: unknown } | null)?.code;
+  const name = (error as { name?: unknown } | null)?.name;
+  switch (code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return new TimeoutError('timed out connecting', { url, cause: error });
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return new TimeoutError('timed out waiting for response headers', { url, cause: error });
+    case 'UND_ERR_BODY_TIMEOUT':
+      return new TimeoutError('timed out waiting for the next part of the body', { url, cause: error });
+    case 'UND_ERR_HEADERS_OVERFLOW':
+      return new NetworkError('NETWORK', 'response headers are larger than allowed (16 KiB)', { url, cause: error });
+  }
+  if (name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') return aborted(url, 'stopped before it finished', error);
+  return new NetworkError('NETWORK', 'request failed', { url, cause: error });
+}
+
+/** What judging a body's head threw, as an imgdl error: its own refusals pass as they are. */
+export function judgement(error: unknown, url: string | undefined): ImgdlError {
+  if (error instanceof ImgdlError) return error;
+  return new ValidationError('NOT_AN_IMAGE', `could not tell what the body is: ${String(error)}`, { url, cause: error });
+}
+
+/** NOT_AN_IMAGE, quoting the start of the body so "it was an HTML page" is visible. */
+export function notAnImage(head: Buffer, contentType: string | null, url: string): ValidationError {
+  const start = head.subarray(0, 32);
+  const printable = start.every((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127));
+  const shown = printable ? JSON.stringify(start.toString('latin1')) : `0x${start.toString('hex')}`;
+  return new ValidationError(
+    'NOT_AN_IMAGE',
+    `not an image: the body starts with ${head.length === 0 ? 'nothing (empty body)' : shown}` +
+      ` (Content-Type ${contentType ?? 'none'}); use --any-type to keep other files`,
+    { url },
+  );
+}

@@ -7,7 +7,8 @@
  *   console.log(record.status, record.path);
  * }
  */
-export { download, type Source, type SourceEntry } from './run/download.js';
+export { download } from './run/download.js';
+export type { Source, SourceEntry } from './input/source.js';
 export { planDownload, type PlannedItem } from './run/dry-run.js';
 export type { Progress } from './run/progress.js';
 export {

@@ -10,8 +10,9 @@ import { planDownload, type PlannedItem } from '../src/run/dry-run.js';
 import { generatedImage } from '../src/dev/fixture-server.js';
 import { shardedPath } from '../src/names/naming.js';
 import { resolveOptions, type Options } from '../src/options.js';
-import { createRunContext, type SourceEntry } from '../src/run/download.js';
-import { planItem } from '../src/item/item.js';
+import { createRunContext } from '../src/run/download.js';
+import type { SourceEntry } from '../src/input/source.js';
+import { planItem } from '../src/item/plan.js';
 import { collect, listFiles, runCli, serve, tempDir } from './helpers.js';
 
 const jpeg = generatedImage('jpg', 2_000);

@@ -8,7 +8,7 @@ import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
 import { generatedImage } from '../src/dev/fixture-server.js';
 import { linesBackwards } from '../src/record/merge.js';
-import type { ItemResult } from '../src/record/record.js';
+import { parseRecord, readDoneKeys, type ItemResult } from '../src/record/record.js';
 import { percentile, RunReport } from '../src/record/run-report.js';
 import { runCli, serve, tempDir } from './helpers.js';
 
@@ -150,5 +150,25 @@ describe('imgdl report', () => {
     const run = await runCli(['report', ...args]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(why);
+  });
+});
+
+describe('reading a manifest line back', () => {
+  it.each([
+    ['a record', '{"url":"http://h.example/a.jpg","status":"ok","bytes":3}', { url: 'http://h.example/a.jpg', status: 'ok', bytes: 3 }],
+    ['a blank line', '', undefined],
+    ['a line cut short by a crash', '{"url":"http://h.example/a.jpg","sta', undefined],
+    ['JSON null', 'null', undefined],
+    ['a number', '42', undefined],
+    ['a record without a URL', '{"status":"ok"}', undefined],
+    ['an unknown status', '{"url":"http://h.example/a.jpg","status":"maybe"}', undefined],
+  ])('%s', (_name, line, expected) => {
+    expect(parseRecord(line)).toEqual(expected);
+  });
+
+  it('passes over a line holding JSON null when a rerun reads what is done', async () => {
+    const manifest = path.join(await tempDir(), 'manifest.jsonl');
+    await fs.writeFile(manifest, 'null\n{"url":"http://h.example/a.jpg","status":"ok"}\n');
+    expect((await readDoneKeys(manifest))?.size).toBe(1);
   });
 });

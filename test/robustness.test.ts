@@ -16,7 +16,8 @@ import { generatedImage } from '../src/dev/fixture-server.js';
 import type { ListItem } from '../src/input/text-list.js';
 import { resolveOptions, type Options } from '../src/options.js';
 import type { ItemResult } from '../src/record/record.js';
-import { partKey } from '../src/output/write.js';
+import { FolderSink } from '../src/output/folder-sink.js';
+import { partKey } from '../src/output/resume-record.js';
 import { head, rawServer } from './faults.js';
 import { collect, listFiles, serve, tempDir } from './helpers.js';
 
@@ -585,7 +586,7 @@ describe('a part file that cannot be opened', () => {
     const out = await tempDir();
     const ctx = await createRunContext(resolveOptions({ out, concurrency: 1, retries: 0 }));
     const { openSync } = await import('node:fs');
-    ctx.openPart = async () => openSync(path.join(out, 'no-such-folder', 'x.part'), 'w');
+    ctx.sink = new FolderSink(ctx.options, ctx.parts, async () => openSync(path.join(out, 'no-such-folder', 'x.part'), 'w'));
     const results: ItemResult[] = [];
     for await (const result of downloadWith([server.url('/gen/a.jpg'), server.url('/gen/b.jpg')], ctx)) results.push(result);
     expect(results.map((r) => [r.status, r.error?.code])).toEqual([
@@ -604,7 +605,7 @@ describe('a full disk', () => {
     const ctx = await createRunContext(resolveOptions({ out, concurrency: 1 }));
     // /dev/full accepts the open and fails every write with a real ENOSPC from the kernel.
     const { openSync } = await import('node:fs');
-    ctx.openPart = async () => openSync('/dev/full', 'w');
+    ctx.sink = new FolderSink(ctx.options, ctx.parts, async () => openSync('/dev/full', 'w'));
     const results: ItemResult[] = [];
     const urls = Array.from({ length: 5 }, (_, i) => server.url(`/gen/${i}.jpg`));
     for await (const result of downloadWith(urls, ctx)) results.push(result);

@@ -42,6 +42,22 @@ describe('workers mode', () => {
     expect(await listFiles(out)).toHaveLength(8);
   });
 
+  it('retries on the run\'s pool, counting every try and timing the item from its first', async () => {
+    let calls = 0;
+    const server = await serve({
+      handlers: [
+        http.get('*/flaky.jpg', () =>
+          ++calls < 3 ? new HttpResponse('busy', { status: 503 }) : new HttpResponse(generatedImage('jpg', 4000), { headers: { 'content-type': 'image/jpeg' } }),
+        ),
+      ],
+    });
+    const out = await tempDir();
+    const [result] = await collect([server.url('/flaky.jpg')], { out, mode: 'workers', threads: 2, retries: 3, retryDelayMs: 1 });
+    expect(result).toMatchObject({ status: 'ok', attempts: 3, httpStatus: 200, path: 'flaky.jpg' });
+    expect(result!.ms).toBeGreaterThanOrEqual(0);
+    expect(result!.ms).toBeLessThan(60_000);
+  });
+
   it('keeps the concurrency limit across all threads, and reaches it', async () => {
     const server = await serve({ latencyMs: 40, holdUntilInFlight: 5 });
     const out = await tempDir();

@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { UsageError } from '../errors.js';
 import { itemsFromArgs, readListBatches, type ListItem } from '../input/text-list.js';
-import type { BatchedSource } from '../run/download.js';
+import type { BatchedSource } from '../input/source.js';
 
 /** An input opened for reading, named as messages name it (`stdin` for `-`). */
 export interface OpenedInput {

@@ -14,10 +14,10 @@
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import { ClusterError, type ClusterErrorCode } from '../errors.js';
+import { ClusterError, describeError, type ClusterErrorCode } from '../errors.js';
 
+// The error lives in errors.ts with the rest of the hierarchy; the cluster's modules and the CLI take it from here.
 export { ClusterError, type ClusterErrorCode };
-
 
 /** Where a queue lives: a parsed `--queue` URL. */
 export interface QueueAddress {
@@ -123,6 +123,31 @@ export async function connectProducer(address: QueueAddress): Promise<Redis> {
 export function isConnectionError(error: unknown): boolean {
   const text = `${(error as { code?: unknown })?.code ?? ''} ${(error as Error)?.message ?? String(error)}`;
   return /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|Connection is closed|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|LOADING/i.test(text);
+}
+
+/**
+ * Logs a worker's connection lost and regained, once per outage: ioredis and
+ * BullMQ report every failed reconnection, and the worker waits them all out
+ * (see {@link workerOptions}). Listens on `redis` itself; returns the
+ * listener for the `error` events of the worker's other clients (its queue,
+ * BullMQ's worker), which report the same outage.
+ */
+export function logOutages(redis: Redis, address: QueueAddress, log: Logger | undefined): (error: Error) => void {
+  let outage = false;
+  const onError = (error: Error): void => {
+    if (!isConnectionError(error)) {
+      log?.warn(`queue: ${describeError(error)}`);
+      return;
+    }
+    if (!outage) log?.warn(`lost the connection to Redis at ${address.shown} (${describeError(error)}); reconnecting with backoff`);
+    outage = true;
+  };
+  redis.on('error', onError);
+  redis.on('ready', () => {
+    if (outage) log?.info(`reconnected to Redis at ${address.shown}`);
+    outage = false;
+  });
+  return onError;
 }
 
 /** REDIS_UNAVAILABLE for `address`, keeping the cause. */

@@ -7,7 +7,7 @@
 import { Queue } from 'bullmq';
 import pLimit from 'p-limit';
 import type { Logger } from 'pino';
-import { toListItems, type Source } from '../run/download.js';
+import { toListItems, type Source } from '../input/source.js';
 import type { ListItem } from '../input/text-list.js';
 import { OptionError, type Options } from '../options.js';
 import { QUEUE_NAME, isConnectionError, parseQueueUrl, preflight, unavailable } from './connection.js';

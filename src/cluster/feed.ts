@@ -17,11 +17,6 @@ export class Feed implements AsyncIterable<ListItem> {
     return this.#items.length - this.#head;
   }
 
-  /** True once {@link end} was called. */
-  get ended(): boolean {
-    return this.#ended;
-  }
-
   /** Adds items after those already waiting. */
   push(items: readonly ListItem[]): void {
     if (this.#ended) throw new Error('push after end');

@@ -296,3 +296,38 @@ export class RedisHostGate implements HostGate {
     return reading;
   }
 }
+
+/**
+ * A worker's gates, one per distinct (`--per-host`, `--rate`) its batches
+ * carry: those limits travel with the jobs, so two runs may want two gates.
+ * All of them keep the same hosts' books in Redis.
+ */
+export class RedisHostGates {
+  readonly #redis: Redis;
+  readonly #queue: string;
+  readonly #leaseMs: number;
+  readonly #gates = new Map<string, RedisHostGate>();
+
+  /** `leaseMs` is the worker's `--lock-ms`: a lease outlives a dead worker as long as its batch does. */
+  constructor(redis: Redis, queue: string, leaseMs: number) {
+    this.#redis = redis;
+    this.#queue = queue;
+    this.#leaseMs = leaseMs;
+  }
+
+  /** The gate for these limits, made the first time they are asked for. */
+  for(limits: HostLimits): RedisHostGate {
+    const key = `${limits.perHost ?? ''}/${limits.rate ?? ''}`;
+    let gate = this.#gates.get(key);
+    if (gate === undefined) {
+      gate = new RedisHostGate(this.#redis, this.#queue, { perHost: limits.perHost, rate: limits.rate, leaseMs: this.#leaseMs });
+      this.#gates.set(key, gate);
+    }
+    return gate;
+  }
+
+  /** Closes every gate (see {@link RedisHostGate.close}). */
+  close(): void {
+    for (const gate of this.#gates.values()) gate.close();
+  }
+}

@@ -1,14 +1,9 @@
 /**
- * A worker: takes batches from the queue and runs their items through the
- * same pipeline `download()` runs, with names claimed in Redis, recording
- * every item's result in the queue as it finishes.
- *
- * One run serves batch after batch: two batches are taken at a time and
- * their items fed into the run as it has room, so `-c` downloads stay in
- * flight across batch boundaries (a run per batch left each batch's last
- * round half empty and opened new connections per batch). Results find
- * their batch by source, line and URL; a batch completes once each of its
- * items has a record.
+ * A worker: takes batches from the queue, two at a time, and runs their
+ * items through the same pipeline `download()` runs, with names claimed in
+ * Redis, recording every item's result in the queue as it finishes. Here is
+ * the entry and BullMQ's set-up; one batch's life is in batch.ts, the run
+ * its items go through in pipeline.ts, its records in recorder.ts.
  *
  * BullMQ, set as its guide asks:
  * - `maxRetriesPerRequest: null` and endless reconnection (connection.ts),
@@ -22,41 +17,27 @@
  *   only when it has killed its worker that many times;
  * - stopping (`stopSignal`) closes the worker: no new batch is taken, items
  *   in flight get `graceMs` to finish, and a batch left unfinished is handed
- *   back to the queue at once (not left to stall).
- *
- * A worker silent past `lockMs` (frozen, suspended, cut off) loses its
- * batches: another worker takes them over and may finish them before this
- * one wakes up. What this one then brings back is stale, so every record is
- * written with the batch's lock, which the store checks in the same script
- * (see store.ts). The batch is taken back from this worker as soon as it
- * knows, from a refused record, a lock it could not renew, or the stalled
- * check: its downloads stop, the rest of its items never start, nothing more
- * of it is recorded, and BullMQ's job is left to whoever holds it now.
+ *   back to the queue at once (not left to stall);
+ * - a batch whose lock this worker lost (it was silent past `lockMs`) is
+ *   taken back from it as soon as it knows (see batch.ts).
  */
-import fs from 'node:fs/promises';
-import { Queue, UnrecoverableError, WaitingError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Queue, Worker, type ConnectionOptions } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { createRunContext, downloadWith } from '../run/download.js';
 import { describeError } from '../errors.js';
-import { parseItemUrl, redactUrl, type ListItem } from '../input/text-list.js';
-import { wantedPath } from '../item/item.js';
-import { resolveInside } from '../names/naming.js';
-import { OptionError, resolveOptions, type Options, type ResolvedOptions } from '../options.js';
+import { OptionError, resolveOptions } from '../options.js';
 import type { ItemResult } from '../record/record.js';
-import { RunReport, type RunSummary } from '../record/run-report.js';
-import { QUEUE_NAME, isConnectionError, parseQueueUrl, preflight, workerOptions } from './connection.js';
-import { Feed } from './feed.js';
-import { RedisHostGate } from './host-gate.js';
-import { decodeBatch } from './jobs.js';
+import type { RunSummary } from '../record/run-report.js';
+import { HeldBatches, runBatch, type BatchContext, type Entry } from './batch.js';
+import { QUEUE_NAME, logOutages, parseQueueUrl, preflight, workerOptions, type QueueAddress } from './connection.js';
+import { RedisHostGates } from './host-gate.js';
 import { ClusterNames } from './names.js';
-import { Claim, Recorded, Store, itemKey, type BatchLock } from './store.js';
+import { Pipeline } from './pipeline.js';
+import { Recorder } from './recorder.js';
+import { Store } from './store.js';
 
 /** How many times a batch may lose its worker before BullMQ fails it for good. */
 export const MAX_STALLED = 5;
-
-/** Failures that say nothing about the item itself: not recorded, so the batch runs them again. */
-const TRANSIENT = new Set(['ABORTED', 'DISK_FULL']);
 
 /** Options of {@link runWorker}. */
 export interface WorkerOptions {
@@ -90,6 +71,7 @@ export interface WorkerSummary {
   handedBack: number;
 }
 
+/** `value` checked as an integer from `min` to `max`, or `fallback` when unset; throws OptionError naming `option`. */
 function positiveInteger(option: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
@@ -98,54 +80,23 @@ function positiveInteger(option: string, value: unknown, fallback: number, min: 
   return value;
 }
 
-/** An item of a batch with what the queue knows of it. */
-interface Entry {
-  item: ListItem;
-  listing: string;
-  key: string;
-  url: URL | undefined;
-  /** The forms the record's URL may take (credentials redacted). */
-  shown: string[];
-  claim: Claim;
-  /** Its batch, once handed to a run. */
-  batch?: BatchState;
+/** {@link WorkerOptions}, checked, with their defaults. */
+interface Settings {
+  address: QueueAddress;
+  lockMs: number;
+  /** The options this worker sets for every batch it runs. */
+  local: BatchContext['local'];
 }
 
-/** A batch in a run: how many of its items are still out, and what was recorded. */
-interface BatchState {
-  id: string;
-  /** The lock its job is held under; every record is written with it. */
-  lock: BatchLock;
-  /** Aborted when the batch is taken back from this worker (its lock is lost): stops its items. */
-  withdrawn: AbortController;
-  /** The run its items went into, once handed over. */
-  run?: Run;
-  left: number;
-  recorded: number;
-  counts: { ok: number; failed: number; skipped: number };
-  writes: Array<Promise<unknown>>;
-  rerun: boolean;
-  /** Called when no item of the batch is still out, or its run ended. */
-  wake: () => void;
+/** What the worker opens for its whole life: one connection, and what its batches share over it. */
+interface Shared extends BatchContext {
+  redis: Redis;
+  gates: RedisHostGates;
+  /** Aborted when the worker stops; its signal is the batches' `stop`. */
+  stopping: AbortController;
+  /** Listens for the `error` events of every client on the connection. */
+  onError: (error: Error) => void;
 }
-
-/** A long-lived run of the core's pipeline and the batches it serves. */
-interface Run {
-  /** The batch options it was started with (JSON). */
-  key: string;
-  feed: Feed;
-  /** Items pushed into it so far. */
-  fed: number;
-  ended: boolean;
-  /** True once a batch taken back from this worker was in it: the next batch starts a new run. */
-  retired: boolean;
-  /** `source\nline` → entries in flight, to route results back. */
-  routes: Map<string, Entry[]>;
-  finished: Promise<void>;
-}
-
-/** Items after which a worker starts a fresh run, so per-run memory (URLs seen) stays bounded. */
-const ROTATE_AFTER = 100_000;
 
 /**
  * Runs a worker until `stopSignal` aborts or, with `exitWhenEmpty`, until the
@@ -154,6 +105,32 @@ const ROTATE_AFTER = 100_000;
  * keys, and OptionError for a bad option.
  */
 export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> {
+  const settings = readSettings(options);
+  (await preflight(settings.address, options.logger)).disconnect();
+  const shared = openShared(settings, options);
+  const busy = { batches: 0 };
+  const worker = createWorker(settings, shared, busy);
+  const close = (): void => {
+    shared.stopping.abort(new Error('stopped'));
+    void worker.close();
+  };
+  const onStop = (): void => close();
+  if (options.stopSignal?.aborted) close();
+  options.stopSignal?.addEventListener('abort', onStop, { once: true });
+  const watcher = options.exitWhenEmpty ? watchForEmpty(shared.queue, busy, close) : undefined;
+  try {
+    await worker.run();
+  } finally {
+    options.stopSignal?.removeEventListener('abort', onStop);
+    watcher?.stop();
+    await worker.close().catch(() => undefined);
+    await closeShared(shared);
+  }
+  return { summary: shared.recorder.summary(), batches: shared.tally.batches, handedBack: shared.tally.handedBack };
+}
+
+/** Checks the options and fills in their defaults, so a bad value fails at start, not per batch. */
+function readSettings(options: WorkerOptions): Settings {
   const address = parseQueueUrl(options.queue);
   const concurrency = positiveInteger('concurrency', options.concurrency, 16, 1, 10_000);
   const lockMs = positiveInteger('lockMs', options.lockMs, 30_000, 1_000, 24 * 3600 * 1000);
@@ -161,327 +138,78 @@ export async function runWorker(options: WorkerOptions): Promise<WorkerSummary> 
   const out = options.out ?? '.';
   // The same checks a batch's options will get, done now so a bad -o fails at start, not per batch.
   resolveOptions({ out, concurrency, graceMs });
-  const log = options.logger;
-  (await preflight(address, log)).disconnect();
+  return { address, lockMs, local: { out, concurrency, graceMs } };
+}
 
-  const redis = new Redis(workerOptions(address));
+/** Opens the worker's connection to Redis and what its batches share over it. */
+function openShared(settings: Settings, options: WorkerOptions): Shared {
+  const log = options.logger;
+  const { out, concurrency } = settings.local;
+  const redis = new Redis(workerOptions(settings.address));
   const store = new Store(redis, QUEUE_NAME);
   const names = new ClusterNames(store);
-  /**
-   * One gate per distinct (--per-host, --rate) the batches carry: their limits travel with the jobs, so
-   * two runs may want two. All of them keep the same hosts' books in Redis. A lease outlives a dead
-   * worker by --lock-ms, as its batch does.
-   */
-  const gates = new Map<string, RedisHostGate>();
-  const gateFor = (resolved: ResolvedOptions): RedisHostGate => {
-    const key = `${resolved.perHost ?? ''}/${resolved.rate ?? ''}`;
-    let gate = gates.get(key);
-    if (gate === undefined) {
-      gate = new RedisHostGate(redis, QUEUE_NAME, { perHost: resolved.perHost, rate: resolved.rate, leaseMs: lockMs });
-      gates.set(key, gate);
-    }
-    return gate;
-  };
+  const gates = new RedisHostGates(redis, QUEUE_NAME, settings.lockMs);
   const queue = new Queue(QUEUE_NAME, { connection: redis });
-  const report = new RunReport('cluster worker', concurrency);
   const stopping = new AbortController();
-  let finishedBatches = 0;
-  let handedBack = 0;
-  const busy = { batches: 0 };
-  /** The batches being run, by job ID. */
-  const held = new Map<string, BatchState>();
-  /** Each item handed to a run → its batch's signal, which stops it when the batch is taken back. */
-  const itemSignals = new WeakMap<ListItem, AbortSignal>();
-  const resolvedOut = resolveOptions({ out }).out;
-  let outage = false;
-  const onError = (error: Error): void => {
-    if (!isConnectionError(error)) {
-      log?.warn(`queue: ${describeError(error)}`);
-      return;
-    }
-    // ioredis and BullMQ report every failed reconnection; one line per outage is enough.
-    if (!outage) log?.warn(`lost the connection to Redis at ${address.shown} (${describeError(error)}); reconnecting with backoff`);
-    outage = true;
-  };
-  redis.on('error', onError);
-  redis.on('ready', () => {
-    if (outage) log?.info(`reconnected to Redis at ${address.shown}`);
-    outage = false;
-  });
+  const recorder = new Recorder(store, { out: resolveOptions({ out }).out, concurrency, onRecord: options.onRecord });
+  const onError = logOutages(redis, settings.address, log);
   queue.on('error', onError);
+  const pipeline = new Pipeline<Entry>({ names, gates, log, settle: (entry, result) => entry.batch.settle(entry, result) });
+  const held = new HeldBatches();
+  const tally = { batches: 0, handedBack: 0 };
+  return { redis, store, names, gates, queue, stopping, recorder, onError, pipeline, held, log, local: settings.local, stop: stopping.signal, tally };
+}
 
-  /**
-   * The run items go through. One run serves batch after batch, so the pool stays full across batch
-   * boundaries and connections are kept; a new one starts when a batch carries other options, after
-   * ROTATE_AFTER items (what a run remembers per item must not grow for the life of the worker), or
-   * after a run stopped on its own (a full disk).
-   */
-  let current: Run | undefined;
-  let switching: Promise<unknown> = Promise.resolve();
-  /** Hands a batch's entries to the current run (or a new one), in turn with every other batch. */
-  function enter(key: string, resolved: ResolvedOptions, entries: readonly Entry[]): Promise<Run> {
-    const next = switching.then(async () => {
-      if (current && (current.key !== key || current.fed >= ROTATE_AFTER || current.ended || current.retired)) {
-        current.feed.end();
-        await current.finished;
-        current = undefined;
-      }
-      const run = (current ??= startRun(key, resolved));
-      for (const entry of entries) {
-        const where = `${entry.item.source}\n${entry.item.line}`;
-        const list = run.routes.get(where);
-        if (list) list.push(entry);
-        else run.routes.set(where, [entry]);
-      }
-      // Pushed before any later batch can end this run's feed, so a switch never strands a batch.
-      if (run.ended) entries[0]?.batch?.wake();
-      else {
-        run.feed.push(entries.map((e) => e.item));
-        run.fed += entries.length;
-      }
-      return run;
-    });
-    switching = next.catch(() => undefined);
-    return next;
-  }
-
-  function startRun(key: string, resolved: ResolvedOptions): Run {
-    const run: Run = { key, feed: new Feed(), fed: 0, ended: false, retired: false, routes: new Map(), finished: Promise.resolve() };
-    run.finished = (async () => {
-      try {
-        // What the whole queue shares comes in here: the names, and each host's budget (--per-host, --rate,
-        // a server's pause), answered from Redis for all workers.
-        const ctx = await createRunContext(resolved, undefined, { names, hosts: gateFor(resolved), itemSignal: (item) => itemSignals.get(item) });
-        for await (const result of downloadWith(run.feed, ctx)) await settle(run, result);
-      } catch (error) {
-        log?.error(`a run stopped: ${describeError(error)}`);
-      } finally {
-        run.ended = true;
-        for (const entries of run.routes.values()) for (const entry of entries) entry.batch!.wake();
-      }
-    })();
-    return run;
-  }
-
-  /** Routes a result to its batch's entry and records it. */
-  async function settle(run: Run, result: ItemResult): Promise<void> {
-    const where = `${result.source}\n${result.line}`;
-    const entries = run.routes.get(where);
-    // The same source and line can be in two batches (two lists both called urls.txt): the URL tells them apart.
-    const at = entries?.findIndex((e) => e.shown.includes(result.url)) ?? -1;
-    const entry = entries?.splice(at === -1 ? 0 : at, 1)[0];
-    if (entries?.length === 0) run.routes.delete(where);
-    if (entry === undefined) return;
-    const batch = entry.batch!;
-    // What a batch taken back from this worker did here is stale: the worker that holds it now decides.
-    if (!batch.withdrawn.signal.aborted && !(result.error && TRANSIENT.has(result.error.code))) {
-      const record = entry.claim === Claim.Resumed || batch.rerun ? await recovered(result, resolvedOut) : result;
-      batch.writes.push(
-        store.record(entry.key, entry.listing, record, batch.lock).then((answer) => {
-          if (answer === Recorded.LockLost) return withdraw(batch, 'its lock had gone when a record was written');
-          batch.recorded++;
-          batch.counts[record.status]++;
-          report.add(record);
-          options.onRecord?.(record);
-        }),
-      );
-    }
-    if (--batch.left === 0) batch.wake();
-  }
-
-  /** Takes a batch back from this worker once its lock is lost: see the module comment. */
-  function withdraw(batch: BatchState, why: string): void {
-    if (batch.withdrawn.signal.aborted) return;
-    log?.warn(`batch ${batch.id}: ${why} (this worker was silent past --lock-ms and the batch was taken back); its downloads here stop and nothing more of it is recorded here`);
-    batch.withdrawn.abort(new Error(`batch ${batch.id} was taken back`));
-    if (batch.run) leaveRun(batch, batch.run);
-  }
-
-  /**
-   * A batch taken back leaves its run: its items not read yet are dropped (they would each wait for a
-   * slot and a host's turn only to end), those read end as its signal says, and the run takes no
-   * further batch (it has seen the batch's URLs, and a batch that comes back here must run them again).
-   */
-  function leaveRun(batch: BatchState, run: Run): void {
-    run.retired = true;
-    const signal = batch.withdrawn.signal;
-    batch.left -= run.feed.drop((item) => itemSignals.get(item) === signal);
-    if (batch.left === 0) batch.wake();
-  }
-
-  async function processBatch(job: Job, token?: string): Promise<{ ok: number; failed: number; skipped: number }> {
-    const id = job.id!;
-    const lockToken = token ?? job.token;
-    if (lockToken === undefined) throw new Error(`batch ${id}: BullMQ gave no lock token`);
-    const stop = stopping.signal;
-    let batch;
-    let resolved;
-    try {
-      batch = decodeBatch(job.data);
-      resolved = resolveOptions({ ...(batch.options as Options), out, concurrency, graceMs, logger: log, stopSignal: stop });
-    } catch (error) {
-      // No retry can fix the job's own data: BullMQ fails it at once, and it stays in the failed set to look at.
-      throw new UnrecoverableError(`batch ${id} cannot run here: ${describeError(error)}`);
-    }
-    const entries: Entry[] = batch.items.map((item, position) => {
-      let url: URL | undefined;
-      try {
-        url = parseItemUrl(item);
-      } catch {
-        url = undefined;
-      }
-      const listing = `${id}#${position}`;
-      // The record names the URL as the planner shows it: parsed when it parses, as listed otherwise.
-      const shown = url === undefined ? [redactUrl(item.url)] : [redactUrl(url), redactUrl(item.url)];
-      return { item, listing, key: itemKey(url, listing), url, shown, claim: Claim.New };
-    });
-    const claims = await store.claim(id, entries.map((e, position) => [e.key, position] as const));
-    claims.forEach((claim, i) => (entries[i]!.claim = claim));
-    const toRun = entries.filter((e) => e.claim === Claim.New || e.claim === Claim.Resumed);
-    const state: BatchState = {
-      id,
-      // BullMQ's own lock key, which its extendLock and moveToFinished scripts check against the token the same way.
-      lock: { key: `${queue.toKey(id)}:lock`, token: lockToken },
-      withdrawn: new AbortController(),
-      left: toRun.length,
-      recorded: 0,
-      counts: { ok: 0, failed: 0, skipped: 0 },
-      writes: [],
-      // A batch started before (its worker died, or Redis lost the end of it in a crash) may find its own files.
-      rerun: job.attemptsStarted > 1 || job.stalledCounter > 0,
-      wake: () => undefined,
-    };
-    const over = new Promise<void>((resolve) => (state.wake = resolve));
-    // Until the job's processor returns (see the Worker below).
-    held.set(id, state);
-    const wanted = toRun.flatMap((e) => (e.url ? named(e.item, e.url) : []));
-    if (toRun.length > 0) {
-      await names.prepare(wanted);
-      for (const entry of toRun) {
-        entry.batch = state;
-        itemSignals.set(entry.item, state.withdrawn.signal);
-      }
-      const run = await enter(JSON.stringify(batch.options), resolved, toRun);
-      state.run = run;
-      if (state.withdrawn.signal.aborted) leaveRun(state, run);
-      await over;
-      // Entries a stopped run never reached go back with the batch.
-      for (const entry of toRun) {
-        const where = `${entry.item.source}\n${entry.item.line}`;
-        const list = run.routes.get(where)?.filter((e) => e !== entry);
-        if (list === undefined) continue;
-        if (list.length === 0) run.routes.delete(where);
-        else run.routes.set(where, list);
-      }
-      names.forget(wanted);
-    }
-    await Promise.all(state.writes);
-    // BullMQ leaves the job alone on a WaitingError: it is another worker's now, or waits for one.
-    if (state.withdrawn.signal.aborted) throw new WaitingError();
-    if (state.recorded < toRun.length) {
-      if (stop.aborted && token !== undefined) {
-        log?.info(`batch ${id}: handed back with ${toRun.length - state.recorded} of ${toRun.length} items unfinished`);
-        handedBack++;
-        await job.moveToWait(token);
-        throw new WaitingError();
-      }
-      throw new Error(`batch ${id}: ${toRun.length - state.recorded} items could not be finished (disk full?); the batch will be retried`);
-    }
-    await store.finished(id);
-    finishedBatches++;
-    const { counts } = state;
-    log?.info(`batch ${id}: ${counts.ok} ok, ${counts.failed} failed, ${counts.skipped} skipped (${entries.length - toRun.length} already done or listed elsewhere)`);
-    return counts;
-  }
-
+/**
+ * BullMQ's worker, set as its guide asks (see the module comment). Each
+ * batch it takes is run by {@link runBatch}; each sign that this worker lost
+ * a batch's lock takes that batch back from it.
+ */
+function createWorker(settings: Settings, shared: Shared, busy: { batches: number }): Worker {
+  const { held, log } = shared;
   const worker = new Worker(
     QUEUE_NAME,
     async (job, token) => {
       busy.batches++;
       try {
-        return await processBatch(job, token);
+        return await runBatch(job, token, shared);
       } finally {
-        // Unless this worker took the same job again meanwhile (a token is the job's for one taking).
-        if (held.get(job.id!)?.lock.token === (token ?? job.token)) held.delete(job.id!);
+        held.release(job.id!, token ?? job.token);
         busy.batches--;
       }
     },
     {
       // ioredis' own options type; bullmq declares a looser copy of it that exactOptionalPropertyTypes will not match.
-      connection: workerOptions(address) as ConnectionOptions,
+      connection: workerOptions(settings.address) as ConnectionOptions,
       autorun: false,
       // Two batches at a time: the next one is already in the run's feed when the first one's last items run.
       concurrency: 2,
-      lockDuration: lockMs,
-      stalledInterval: Math.max(500, Math.round(lockMs / 2)),
+      lockDuration: settings.lockMs,
+      stalledInterval: Math.max(500, Math.round(settings.lockMs / 2)),
       maxStalledCount: MAX_STALLED,
     },
   );
-  worker.on('error', onError);
+  worker.on('error', shared.onError);
   worker.on('stalled', (jobId) => {
     log?.info(`batch ${jobId} was taken back from a worker that stopped answering; it will run again`);
     // This worker's own stalled check may find its own batch: then this worker is the one that stopped answering.
-    const state = held.get(jobId);
-    if (state) withdraw(state, 'the stalled check took it back');
+    held.withdraw(jobId, 'the stalled check took it back');
   });
   worker.on('lockRenewalFailed', (jobIds: string[]) => {
-    for (const jobId of jobIds) {
-      const state = held.get(jobId);
-      if (state) withdraw(state, 'its lock could not be renewed');
-    }
+    for (const jobId of jobIds) held.withdraw(jobId, 'its lock could not be renewed');
   });
   worker.on('failed', (job, error) => {
     if (error.name !== 'WaitingError') log?.error(`batch ${job?.id ?? '?'} failed: ${describeError(error)}`);
   });
-
-  const close = (): void => {
-    stopping.abort(new Error('stopped'));
-    void worker.close();
-  };
-  const onStop = (): void => close();
-  if (options.stopSignal?.aborted) close();
-  options.stopSignal?.addEventListener('abort', onStop, { once: true });
-  const watcher = options.exitWhenEmpty ? watchForEmpty(queue, busy, close) : undefined;
-  try {
-    await worker.run();
-  } finally {
-    options.stopSignal?.removeEventListener('abort', onStop);
-    watcher?.stop();
-    await worker.close().catch(() => undefined);
-    current?.feed.end();
-    await current?.finished;
-    for (const gate of gates.values()) gate.close();
-    await queue.close().catch(() => undefined);
-    redis.disconnect();
-  }
-  return { summary: report.summary(), batches: finishedBatches, handedBack };
+  return worker;
 }
 
-/** The name an item will ask for when planned, or nothing for an item the planner will refuse. */
-function named(item: ListItem, url: URL): Array<{ wanted: string; url: string }> {
-  try {
-    return [{ wanted: wantedPath(item, url), url: url.href }];
-  } catch {
-    return [];
-  }
-}
-
-/**
- * A result of a batch run again after its worker died (or after Redis lost
- * its last writes in a crash). That worker may have saved the file and died
- * before its record reached Redis; this run then finds the file and skips
- * it. Names are the queue's own, and a file at its final name is always
- * complete, so the file at this item's name is that worker's download:
- * recorded as saved.
- */
-async function recovered(result: ItemResult, out: string): Promise<ItemResult> {
-  if (result.status !== 'skipped' || result.skipReason !== 'exists' || result.path === null) return result;
-  try {
-    const { size } = await fs.stat(resolveInside(out, result.path));
-    return { ...result, status: 'ok', skipReason: null, bytes: size };
-  } catch {
-    return result;
-  }
+/** Closes what {@link openShared} opened, once BullMQ's worker is closed: the last run ends first, so its records are written. */
+async function closeShared(shared: Shared): Promise<void> {
+  await shared.pipeline.close();
+  shared.gates.close();
+  await shared.queue.close().catch(() => undefined);
+  shared.redis.disconnect();
 }
 
 /**

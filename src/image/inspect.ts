@@ -4,8 +4,8 @@
  * path passes each chunk, so a file is never read back.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import type { HashAlgorithm } from '../options.js';
+import { MAGIC_BYTES, magicKind, type MagicKind } from './sniff.js';
 
 /** Image facts read from the header bytes. */
 export interface ImageFacts {
@@ -45,12 +45,6 @@ export class Inspector {
     if (!this.#probe.done) this.#probe.feed(chunk);
   }
 
-  /** Takes in the first `length` bytes of `file` without passing them on: the part a resumed download already has. */
-  async absorbFile(file: string, length: number): Promise<void> {
-    if (length <= 0) return;
-    for await (const chunk of createReadStream(file, { start: 0, end: length - 1 })) this.see(chunk as Buffer);
-  }
-
   /** The digest and image facts; call once, after the stream has finished. */
   result(): Inspection {
     const inspection: Inspection = {};
@@ -70,7 +64,7 @@ export class HeaderProbe {
   facts: ImageFacts | undefined;
   #pending: Buffer = Buffer.alloc(0);
   #skip = 0;
-  #type: 'jpeg' | 'png' | 'gif' | 'webp' | 'bmp' | undefined;
+  #type: MagicKind | undefined;
   // Offset of the next JPEG marker within #pending.
   #at = 2;
 
@@ -96,8 +90,9 @@ export class HeaderProbe {
   #parse(): void {
     const b = this.#pending;
     if (this.#type === undefined) {
-      if (b.length < 12) return;
-      this.#type = sniff(b);
+      // Decided by the same magic bytes that sniffing decides by.
+      if (b.length < MAGIC_BYTES) return;
+      this.#type = magicKind(b);
       if (this.#type === undefined) return this.#finish(undefined);
     }
     switch (this.#type) {
@@ -169,14 +164,4 @@ export class HeaderProbe {
       return;
     }
   }
-}
-
-function sniff(b: Buffer): 'jpeg' | 'png' | 'gif' | 'webp' | 'bmp' | undefined {
-  if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
-  if (b.readUInt32BE(0) === 0x89504e47 && b.readUInt32BE(4) === 0x0d0a1a0a) return 'png';
-  const head = b.toString('latin1', 0, 6);
-  if (head === 'GIF87a' || head === 'GIF89a') return 'gif';
-  if (b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP') return 'webp';
-  if (head.startsWith('BM')) return 'bmp';
-  return undefined;
 }

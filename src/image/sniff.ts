@@ -49,21 +49,36 @@ const GIF: Sniffed = { mime: 'image/gif', ext: '.gif' };
 const WEBP: Sniffed = { mime: 'image/webp', ext: '.webp' };
 const BMP: Sniffed = { mime: 'image/bmp', ext: '.bmp' };
 
-/**
- * The common image formats, told by their magic bytes, each only where
- * `file-type` 21 would say the same (its checks, in its order): BMP is `BM`
- * (its first check); JPEG is FF D8 FF unless the next byte is F7 (JPEG-LS);
- * PNG is the signature followed by a 13-byte IHDR chunk (file-type tells PNG
- * from APNG further on, and an APNG is saved as a PNG here anyway); GIF is
- * `GIF`; WebP is `RIFF` with `WEBP` at 8. Undefined when undecided.
- */
+/** The formats told by their magic bytes, whose headers the probe in inspect.ts also reads. */
+export type MagicKind = 'jpeg' | 'png' | 'gif' | 'webp' | 'bmp';
+
+const BY_KIND: Readonly<Record<MagicKind, Sniffed>> = { jpeg: JPEG, png: PNG, gif: GIF, webp: WEBP, bmp: BMP };
+
+/** The bytes {@link magicKind} needs at most to decide: a PNG's signature and IHDR. */
+export const MAGIC_BYTES = 16;
+
+/** The type {@link magicKind} tells, as a sniffing verdict. */
 export function magicImage(head: Uint8Array): Sniffed | undefined {
+  const kind = magicKind(head);
+  return kind === undefined ? undefined : BY_KIND[kind];
+}
+
+/**
+ * The one table of magic bytes, for sniffing and probing alike: the common
+ * image formats, each only where `file-type` 21 would say the same (its
+ * checks, in its order): BMP is `BM` (its first check); JPEG is FF D8 FF
+ * unless the next byte is F7 (JPEG-LS); PNG is the signature followed by a
+ * 13-byte IHDR chunk (file-type tells PNG from APNG further on, and an APNG
+ * is saved as a PNG here anyway); GIF is `GIF`; WebP is `RIFF` with `WEBP`
+ * at 8. Undefined when undecided.
+ */
+export function magicKind(head: Uint8Array): MagicKind | undefined {
   const b0 = head[0];
-  if (b0 === 0x42) return head[1] === 0x4d ? BMP : undefined;
-  if (b0 === 0xff) return head[1] === 0xd8 && head[2] === 0xff && head.length >= 4 && head[3] !== 0xf7 ? JPEG : undefined;
-  if (b0 === 0x89) return head.length >= 16 && matches(head, PNG_SIGNATURE, 0) && matches(head, PNG_IHDR, 8) ? PNG : undefined;
-  if (b0 === 0x47) return head[1] === 0x49 && head[2] === 0x46 ? GIF : undefined;
-  if (b0 === 0x52) return head.length >= 12 && matches(head, RIFF, 0) && matches(head, WEBP_TAG, 8) ? WEBP : undefined;
+  if (b0 === 0x42) return head[1] === 0x4d ? 'bmp' : undefined;
+  if (b0 === 0xff) return head[1] === 0xd8 && head[2] === 0xff && head.length >= 4 && head[3] !== 0xf7 ? 'jpeg' : undefined;
+  if (b0 === 0x89) return head.length >= 16 && matches(head, PNG_SIGNATURE, 0) && matches(head, PNG_IHDR, 8) ? 'png' : undefined;
+  if (b0 === 0x47) return head[1] === 0x49 && head[2] === 0x46 ? 'gif' : undefined;
+  if (b0 === 0x52) return head.length >= 12 && matches(head, RIFF, 0) && matches(head, WEBP_TAG, 8) ? 'webp' : undefined;
   return undefined;
 }
 

@@ -10,27 +10,10 @@
  */
 import { Buffer, isUtf8 } from 'node:buffer';
 import { ValidationError, type ErrorCode } from '../errors.js';
+import type { ListItem } from './source.js';
 
-/** One line of a list (or one positional argument), not yet validated. */
-export interface ListItem {
-  /** The URL text as written (trimmed). For a too-long line, the start of it. */
-  url: string;
-  /** NAME given after the URL, if any. */
-  name?: string | undefined;
-  /** Where it came from: the file path as the user wrote it, 'stdin', or 'argv'. */
-  source: string;
-  /** 1-based line number in source (argument position for argv). */
-  line: number;
-  /** Why the line cannot be used as-is, if it can't: 'too-long' | 'binary'. */
-  problem?: 'too-long' | 'binary' | undefined;
-  /**
-   * 0-based position among the items of the whole list, for a caller that
-   * hands a run one slice of a longer list (the cluster's batches), so that
-   * anything decided by position is decided as the whole list would decide
-   * it. Unset, positions count from the run's own first item.
-   */
-  index?: number | undefined;
-}
+// Defined beside the source seam, which every kind of source feeds; the text list is where it is known by name.
+export type { ListItem } from './source.js';
 
 /** Longest line (in bytes, without its line ending) the reader accepts. */
 export const MAX_LINE_BYTES = 64 * 1024;

@@ -3,7 +3,6 @@
  * wait before it (exponential backoff with full jitter, or the server's own
  * `Retry-After` on 429 and 503, within a cap).
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ImgdlError, type ErrorCode } from '../errors.js';
 
 /** Longest backoff between two tries, whatever the attempt number. */
@@ -90,13 +89,4 @@ export function retryDelayMs(
 export function nextTryIn(error: unknown, tries: number, policy: RetryPolicy): number | undefined {
   if (!isRetryable(error) || tries > policy.retries) return undefined;
   return retryDelayMs(error as ImgdlError, tries, policy);
-}
-
-/** Waits `ms`, or rejects with ABORTED as soon as `signal` aborts. */
-export async function waitBeforeRetry(ms: number, signal: AbortSignal, url: string): Promise<void> {
-  try {
-    await sleep(ms, undefined, { signal });
-  } catch (cause) {
-    throw new ImgdlError('ABORTED', 'stopped while waiting to retry', { url, cause });
-  }
 }

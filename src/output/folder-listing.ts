@@ -14,7 +14,7 @@ import path from 'node:path';
 import { fingerprint, FingerprintSet, type Fingerprint } from '../names/fingerprints.js';
 import { foldName, SHARD_FILES, splitExt } from '../names/naming.js';
 import type { Layout } from '../options.js';
-import { exists, PART_SUFFIX } from './write.js';
+import { exists, PART_SUFFIX } from './part-files.js';
 
 /** One folder's listing, filled as the directory streams in. */
 interface Listing {

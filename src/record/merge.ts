@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs/promises';
 import { fingerprint, FingerprintSet, type Fingerprint } from '../names/fingerprints.js';
-import type { ItemResult } from './record.js';
+import { parseRecord, type ItemResult } from './record.js';
 import { formatBytes, formatDuration, formatFailures, RunReport, type RunSummary } from './run-report.js';
 
 /**
@@ -50,7 +50,7 @@ export async function summarizeManifests(files: readonly string[]): Promise<Mani
   let unreadable = 0;
   for (let f = files.length - 1; f >= 0; f--) {
     for await (const line of linesBackwards(files[f]!)) {
-      const record = parseRecord(line);
+      const record = recordOf(line);
       if (record === undefined) {
         unreadable++;
         continue;
@@ -107,18 +107,10 @@ const DUPLICATE: ItemResult = {
   error: null,
 };
 
-const STATUSES = new Set(['ok', 'skipped', 'failed']);
-
-/** A manifest line as a record, or undefined when it is not one. */
-function parseRecord(line: string): ItemResult | undefined {
-  if (line.trim() === '') return undefined;
-  let record: Partial<ItemResult>;
-  try {
-    record = JSON.parse(line) as Partial<ItemResult>;
-  } catch {
-    return undefined;
-  }
-  if (typeof record !== 'object' || record === null || typeof record.url !== 'string' || !STATUSES.has(record.status as string)) return undefined;
+/** A manifest line as a record, with what a report adds up defaulted; undefined when it is not one. */
+function recordOf(line: string): ItemResult | undefined {
+  const record = parseRecord(line);
+  if (record === undefined) return undefined;
   return {
     ...record,
     bytes: typeof record.bytes === 'number' ? record.bytes : 0,

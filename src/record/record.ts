@@ -4,9 +4,8 @@
  */
 import fs from 'node:fs';
 import { createInterface } from 'node:readline';
-import type { ErrorRecord } from '../errors.js';
+import { fileSystemError, type ErrorRecord } from '../errors.js';
 import { fingerprint, FingerprintSet, type Fingerprint } from '../names/fingerprints.js';
-import { fileSystemError } from '../output/write.js';
 
 /** How an item ended. */
 export type ItemStatus = 'ok' | 'skipped' | 'failed';
@@ -54,6 +53,8 @@ export interface ItemResult {
   height?: number;
   /** With `dedupe`: the saved file (relative path) whose content this item repeats; the item is skipped as `same-content`. */
   duplicateOf?: string;
+  /** The fields its source gave the item, as given; absent when it gave none. */
+  fields?: Readonly<Record<string, unknown>>;
 }
 
 /**
@@ -114,13 +115,8 @@ export async function readDoneKeys(file: string): Promise<FingerprintSet | undef
   const key: Fingerprint = { hi: 0, lo: 0 };
   try {
     for await (const line of createInterface({ input: stream, crlfDelay: Infinity })) {
-      let record: Partial<ItemResult>;
-      try {
-        record = JSON.parse(line) as Partial<ItemResult>;
-      } catch {
-        continue;
-      }
-      if (typeof record.url !== 'string') continue;
+      const record = parseRecord(line);
+      if (record === undefined) continue;
       fingerprint(record.url, key);
       if (record.status === 'ok' || (record.status === 'skipped' && record.skipReason !== 'duplicate')) done.add(key);
       else if (record.status === 'failed') done.delete(key);
@@ -129,4 +125,26 @@ export async function readDoneKeys(file: string): Promise<FingerprintSet | undef
     throw fileSystemError(error, 'reading manifest', file);
   }
   return done;
+}
+
+const STATUSES: ReadonlySet<string> = new Set(['ok', 'skipped', 'failed']);
+
+/** A manifest record as read back: its URL and status checked, every other field as it was written. */
+export type ReadRecord = Partial<ItemResult> & Pick<ItemResult, 'url' | 'status'>;
+
+/**
+ * A manifest line as the record it holds, or undefined when it holds none (a
+ * blank line, one cut short by a crash): the one reader of manifest lines,
+ * for a rerun's done items and a report alike.
+ */
+export function parseRecord(line: string): ReadRecord | undefined {
+  let record: unknown;
+  try {
+    record = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof record !== 'object' || record === null) return undefined;
+  const { url, status } = record as Partial<ItemResult>;
+  return typeof url === 'string' && STATUSES.has(status as string) ? (record as ReadRecord) : undefined;
 }

@@ -5,39 +5,19 @@
 import fs from 'node:fs/promises';
 import type { NameClaims } from './thread-shared.js';
 import { DigestRegistry } from '../names/dedupe.js';
-import { HttpStatusError, ImgdlError } from '../errors.js';
+import { fileSystemError } from '../errors.js';
 import { createAgent } from '../http/fetch.js';
 import { LocalHostGate, type HostGate } from './host-gate.js';
-import { failedTry, LAYOUT_NAMES, makeRunContext, planItem, skipSaved, startTries, tryTask, type Retry, type RunContext, type Task, type Tries } from '../item/item.js';
-import type { ListItem } from '../input/text-list.js';
+import { LAYOUT_NAMES, makeRunContext, type RunContext } from '../item/context.js';
+import { plan } from '../item/plan.js';
+import { toListItem, type Source } from '../input/source.js';
 import { NameRegistry } from '../names/naming.js';
 import { resolveOptions, type Options } from '../options.js';
-import { runPool, type PoolWork } from './pool.js';
+import { runPool } from './pool.js';
+import { RunTurns, type Queued } from './turns.js';
 import { ProgressTracker } from './progress.js';
 import { ManifestWriter, readDoneKeys, type ItemResult } from '../record/record.js';
-import { RETRY_AFTER_STATUSES } from '../item/retry.js';
-import { fileSystemError } from '../output/write.js';
 import type { ResolvedOptions } from '../options.js';
-
-/** One entry of a source: a URL, a URL with the file name to give it, or a list item with its origin. */
-export type SourceEntry = string | { url: string; name?: string | undefined } | ListItem;
-
-/** What `download()` reads from: any iterable, sync or async, consumed lazily. */
-export type Source = Iterable<SourceEntry> | AsyncIterable<SourceEntry>;
-
-/**
- * A source that can also hand its entries over an array at a time, as it
- * reads them (the CLI's list reader): planning many at once (the dry run)
- * then skips an await per entry.
- */
-export interface BatchedSource<T extends SourceEntry = SourceEntry> extends AsyncIterable<T> {
-  batches(): AsyncIterable<T[]>;
-}
-
-/** True for a {@link BatchedSource}. */
-export function isBatched(source: Source): source is BatchedSource {
-  return typeof (source as Partial<BatchedSource>).batches === 'function';
-}
 
 /**
  * Downloads every item of `source` into `options.out`, yielding one
@@ -68,7 +48,7 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
 /**
  * The state a run shares between its items: the agent, the names, the part
  * files and what an earlier run's manifest says is done. {@link download}
- * makes one; tests make their own to replace a seam such as `openPart`, and
+ * makes one; tests make their own to replace a seam such as `sink`, and
  * the cluster's worker gives `names` a registry shared by every worker,
  * `hosts` the queue's books, and `itemSignal` the signal of each item's batch.
  */
@@ -106,118 +86,95 @@ export async function* downloadWith(
   const workers =
     resolved.mode === 'workers' ? new (await import('./thread-pool.js')).WorkerPool(resolved, ctx.signal, ctx.names, ctx.digests as DigestRegistry | undefined) : undefined;
   const log = resolved.logger;
-  // Draining stops new items from starting; aborting (ctx.abort) also stops those in flight.
-  const drain = new AbortController();
-  let graceTimer: NodeJS.Timeout | undefined;
-  const onAbort = (): void => {
-    drain.abort();
-    ctx.abort(resolved.signal?.reason);
-  };
-  const onStop = (): void => {
-    drain.abort();
-    graceTimer ??= setTimeout(() => ctx.abort(new Error('grace period over')), resolved.graceMs);
-  };
-  if (resolved.signal?.aborted) onAbort();
-  resolved.signal?.addEventListener('abort', onAbort, { once: true });
-  if (resolved.stopSignal?.aborted) onStop();
-  resolved.stopSignal?.addEventListener('abort', onStop, { once: true });
+  const stops = new StopSwitches(ctx);
   if (resolved.insecure) log?.warn('TLS certificate verification is OFF (insecure): anyone on the path can read and alter these downloads');
-
-  async function* plan(): AsyncGenerator<Queued> {
-    // Every item's place in the whole list, other shards' included: the sharded layout names files by it.
-    let position = 0;
-    for await (const entry of source) {
-      const item = toListItem(entry, ++position);
-      const planned = planItem(item, ctx, position - 1);
-      // Another shard's item is not part of this run at all.
-      if (planned === undefined) continue;
-      progress.read();
-      const decided = skipSaved(planned, ctx, true);
-      yield decided instanceof Promise ? await decided : decided;
-    }
-    progress.listComplete();
-  }
-  /** Results of items their caller took back (see RunContext.itemSignal): the caller's to report, not logged here. */
-  const takenBack = new WeakSet<ItemResult>();
   const gate = ctx.hosts ?? new LocalHostGate({ perHost: resolved.perHost, rate: resolved.rate });
-  const work: PoolWork<Queued, ItemResult> = {
-    hostOf: (queued) => ('task' in queued ? queued.task.url.host : undefined),
-    turn: async (queued, host) => {
-      if ('result' in queued) {
-        progress.finished(queued.result, false);
-        return queued;
-      }
-      const { task } = queued;
-      if (workers) {
-        progress.started();
-        const result = await workers.run(task, ctx.signal);
-        // Worker threads have agents of their own, so their bytes are counted as each item finishes.
-        progress.bytes(result.bytes);
-        progress.finished(result, true);
-        return { result };
-      }
-      if (queued.tries === undefined) {
-        queued.tries = startTries();
-        progress.started();
-      }
-      const outcome = await tryTask(task, ctx, queued.tries);
-      if ('retryInMs' in outcome) {
-        await pauseFor(outcome, host!, task.shownUrl);
-        return outcome;
-      }
-      if (ctx.itemSignal?.(task.item)?.aborted) takenBack.add(outcome);
-      progress.finished(outcome, true);
-      return { result: outcome };
-    },
-    stopped: (queued) => {
-      // Never started: left out, like the lines not read yet. Waiting for its next try: it ends here.
-      if (!('task' in queued) || queued.tries === undefined) return undefined;
-      const result = failedTry(queued.task, queued.tries, new ImgdlError('ABORTED', 'stopped while waiting to retry', { url: queued.task.shownUrl }));
-      progress.finished(result, true);
-      return result;
-    },
-  };
-  /** A server's Retry-After on 429 or 503 holds back the whole host, not just this item; said once per pause. */
-  const pauseFor = async (retry: Retry, host: string, url: string): Promise<void> => {
-    const { error } = retry;
-    if (!(error instanceof HttpStatusError) || error.retryAfterMs === undefined || error.status === undefined || !RETRY_AFTER_STATUSES.has(error.status)) return;
-    const fresh = await Promise.resolve(gate.pause(host, Date.now() + retry.retryInMs)).catch(() => false);
-    if (fresh) log?.warn({ host, url, status: error.status, waitMs: retry.retryInMs }, `${host} answered HTTP ${error.status} asking to wait ${Math.ceil(retry.retryInMs / 1000)} s: pausing every request to it until then`);
-  };
-
+  const poolOptions = { concurrency: resolved.concurrency, ...readAheadFor(resolved), gate, signal: stops.drain.signal };
   // Asked once: a line per saved file is logged only at -v, and building it costs an object and a string each.
   const logItems = log?.isLevelEnabled('info') === true;
   try {
-    for await (const result of runPool(plan(), { concurrency: resolved.concurrency, ...readAheadFor(resolved), gate, signal: drain.signal }, work)) {
+    const turns = new RunTurns(ctx, progress, gate, workers);
+    for await (const result of runPool(planAll(source, ctx, progress), poolOptions, turns)) {
       // Items the manifest already records as done are not recorded again.
       if (result.skipReason !== 'manifest') manifest?.write(result);
+      // An item its caller took back is the caller's to report.
       if (result.status === 'failed') {
-        if (!takenBack.has(result)) log?.warn({ url: result.url, source: result.source, line: result.line, error: result.error }, `${result.source}:${result.line}: ${result.error?.message ?? 'failed'}`);
-        if (result.error?.code === 'DISK_FULL' && !drain.signal.aborted) {
-          // Every later item would fail the same way: let those in flight end, start no more.
-          log?.error({ error: result.error }, 'disk full: no new downloads will start');
-          drain.abort();
-        }
-      } else if (logItems) {
-        log!.info({ url: result.url, path: result.path, status: result.status, bytes: result.bytes, ms: result.ms }, `${result.status} ${result.path ?? result.url}`);
+        if (!turns.takenBack.has(result)) failedItem(result, ctx, stops.drain);
       }
+      else if (logItems) log!.info({ url: result.url, path: result.path, status: result.status, bytes: result.bytes, ms: result.ms }, `${result.status} ${result.path ?? result.url}`);
       yield result;
     }
   } finally {
     // Also reached when the caller stops iterating early: abort what is still in flight.
-    clearTimeout(graceTimer);
-    drain.abort();
-    ctx.abort();
-    resolved.signal?.removeEventListener('abort', onAbort);
-    resolved.stopSignal?.removeEventListener('abort', onStop);
+    stops.release();
     manifest?.close();
     await ctx.agent.destroy().catch(() => undefined);
     await workers?.destroy().catch(() => undefined);
   }
 }
 
-/** A planned item as the pool holds it: with its tries once the first has started. */
-type Queued = { task: Task; tries?: Tries } | { result: ItemResult };
+/** Every item of `source`, planned in list order. */
+async function* planAll(source: Source, ctx: RunContext, progress: ProgressTracker): AsyncGenerator<Queued> {
+  // Every item's place in the whole list, other shards' included: the sharded layout names files by it.
+  let position = 0;
+  for await (const entry of source) {
+    const item = toListItem(entry, ++position);
+    const planned = plan(item, ctx, position - 1, true);
+    // Another shard's item is not part of this run at all.
+    if (planned === undefined) continue;
+    progress.read();
+    yield planned instanceof Promise ? await planned : planned;
+  }
+  progress.listComplete();
+}
+
+/** Logs a failed item; a full disk stops new items from starting, since every later one would fail the same way. */
+function failedItem(result: ItemResult, ctx: RunContext, drain: AbortController): void {
+  const log = ctx.options.logger;
+  log?.warn({ url: result.url, source: result.source, line: result.line, error: result.error }, `${result.source}:${result.line}: ${result.error?.message ?? 'failed'}`);
+  if (result.error?.code === 'DISK_FULL' && !drain.signal.aborted) {
+    // Let those in flight end, start no more.
+    log?.error({ error: result.error }, 'disk full: no new downloads will start');
+    drain.abort();
+  }
+}
+
+/**
+ * The run's two ways of stopping: `options.stopSignal` drains (no new items;
+ * those in flight get `graceMs`), `options.signal` aborts at once. Draining
+ * stops new items from starting; aborting (ctx.abort) also stops those in flight.
+ */
+class StopSwitches {
+  readonly drain = new AbortController();
+  readonly #ctx: RunContext;
+  #graceTimer: NodeJS.Timeout | undefined;
+  readonly #onAbort = (): void => {
+    this.drain.abort();
+    this.#ctx.abort(this.#ctx.options.signal?.reason);
+  };
+  readonly #onStop = (): void => {
+    this.drain.abort();
+    this.#graceTimer ??= setTimeout(() => this.#ctx.abort(new Error('grace period over')), this.#ctx.options.graceMs);
+  };
+
+  constructor(ctx: RunContext) {
+    this.#ctx = ctx;
+    const { signal, stopSignal } = ctx.options;
+    if (signal?.aborted) this.#onAbort();
+    signal?.addEventListener('abort', this.#onAbort, { once: true });
+    if (stopSignal?.aborted) this.#onStop();
+    stopSignal?.addEventListener('abort', this.#onStop, { once: true });
+  }
+
+  /** The run is over: stops whatever is still in flight and lets go of the signals. */
+  release(): void {
+    clearTimeout(this.#graceTimer);
+    this.drain.abort();
+    this.#ctx.abort();
+    this.#ctx.options.signal?.removeEventListener('abort', this.#onAbort);
+    this.#ctx.options.stopSignal?.removeEventListener('abort', this.#onStop);
+  }
+}
 
 /**
  * How far the list is read ahead of the slots: items kept waiting (`buffer`), so that the other hosts'
@@ -227,20 +184,4 @@ type Queued = { task: Task; tries?: Tries } | { result: ItemResult };
 function readAheadFor(options: ResolvedOptions): { buffer: number; readAhead: number } {
   if (options.mode === 'sequential') return { buffer: 1, readAhead: 1 };
   return { buffer: Math.max(256, 8 * options.concurrency), readAhead: Math.max(1024, 32 * options.concurrency) };
-}
-
-/**
- * A source entry as a {@link ListItem}; `index` numbers API entries (from 1). A function rather than
- * a generator around the source: each generator layer cost a tenth of a million-line dry run.
- */
-export function toListItem(entry: SourceEntry, index: number): ListItem {
-  if (typeof entry === 'string') return { url: entry, source: 'api', line: index };
-  if ('source' in entry && 'line' in entry) return entry;
-  return { url: entry.url, name: entry.name, source: 'api', line: index };
-}
-
-/** Every kind of source entry as a {@link ListItem}, numbering API entries from 1. */
-export async function* toListItems(source: Source): AsyncGenerator<ListItem> {
-  let index = 0;
-  for await (const entry of source) yield toListItem(entry, ++index);
 }

@@ -1,11 +1,12 @@
 /**
  * The dry run: every item validated, deduplicated and named by the same
- * {@link planItem} a real run uses, so the names shown are the names a run
+ * {@link plan} a real run uses, so the names shown are the names a run
  * would give, and no request is made.
  */
-import { createRunContext, isBatched, toListItem, type Source, type SourceEntry } from './download.js';
-import { planItem, skipSaved, type Planned, type RunContext } from '../item/item.js';
-import type { ListItem } from '../input/text-list.js';
+import { createRunContext } from './download.js';
+import { isBatched, toListItem, type ListItem, type Source, type SourceEntry } from '../input/source.js';
+import type { RunContext } from '../item/context.js';
+import { plan, type Planned } from '../item/plan.js';
 import { resolveOptions, type Options } from '../options.js';
 import { fromUndici } from '../http/undici.js';
 
@@ -62,9 +63,9 @@ export async function* planBatches(source: Source, options: Options = {}, size =
     const entries = batched ? (arrived as SourceEntry[]) : [arrived as SourceEntry];
     for (const entry of entries) {
       const item = toListItem(entry, ++position);
-      const found = planItem(item, ctx, position - 1);
+      const found = plan(item, ctx, position - 1, false);
       if (found === undefined) continue;
-      const planned = plannedItem(item, found, ctx);
+      const planned = found instanceof Promise ? found.then((decided) => plannedItem(item, decided, ctx)) : plannedItem(item, found, ctx);
       batch.push(planned instanceof Promise ? await planned : planned);
       if (batch.length >= size) {
         yield batch;
@@ -76,9 +77,7 @@ export async function* planBatches(source: Source, options: Options = {}, size =
 }
 
 /** What the dry run says of one planned item; a promise only when it must wait (a folder still being listed). */
-function plannedItem(item: ListItem, found: Planned, ctx: RunContext): PlannedItem | Promise<PlannedItem> {
-  const decided = skipSaved(found, ctx, false);
-  if (decided instanceof Promise) return decided.then((planned) => plannedItem(item, planned, ctx));
+function plannedItem(item: ListItem, decided: Planned, ctx: RunContext): PlannedItem | Promise<PlannedItem> {
   if ('result' in decided) {
     const r = decided.result;
     const reason = r.error ? r.error.message : (r.skipReason ?? '');

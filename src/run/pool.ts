@@ -50,112 +50,137 @@ export interface PoolOptions {
  * rethrown. Stopping the iteration early stops reading and starting.
  */
 export async function* runPool<T, R>(source: AsyncIterable<T> | Iterable<T>, options: PoolOptions, work: PoolWork<T, R>): AsyncGenerator<R> {
+  const pool = new Pool(options, work);
   const { signal } = options;
-  /** Results not yet consumed, each with the host whose slot it holds until then (see below). */
-  const finished: Array<{ result: R; host: string | undefined }> = [];
-  let failure: { error: unknown } | undefined;
-  let sourceDone = false;
-  let stopped = false;
-  /** Turns running, including those of tasks without a host. */
-  let active = 0;
-  let wakeConsumer: (() => void) | undefined;
-  let wakeProducer: (() => void) | undefined;
-
-  const notify = (): void => {
-    wakeConsumer?.();
-    wakeProducer?.();
-  };
-  const settle = (task: T, host: string | undefined, turn: Promise<Turn<R>>): void => {
-    active++;
-    turn.then(
-      (outcome) => {
-        active--;
-        if ('result' in outcome) finished.push({ result: outcome.result, host });
-        else {
-          scheduler.done(host!);
-          if (stopped) keep(work.stopped(task));
-          else scheduler.addLater(host!, task, outcome.retryInMs);
-        }
-        notify();
-      },
-      (error: unknown) => {
-        active--;
-        if (host !== undefined) scheduler.done(host);
-        failure ??= { error };
-        stop();
-        notify();
-      },
-    );
-  };
-  const scheduler = new Scheduler<T>({ concurrency: options.concurrency, gate: options.gate }, (task, host) => settle(task, host, work.turn(task, host)));
-  const keep = (result: R | undefined): void => {
-    if (result !== undefined) finished.push({ result, host: undefined });
-  };
-  const stop = (): void => {
-    if (stopped) return;
-    stopped = true;
-    for (const task of scheduler.stop()) keep(work.stopped(task));
-    notify();
-  };
+  const stop = (): void => pool.stop();
   if (signal?.aborted) stop();
   signal?.addEventListener('abort', stop, { once: true });
+  const producing = pool.produce(source);
+  try {
+    for (;;) {
+      const next = pool.finished.shift();
+      if (next !== undefined) {
+        pool.notify();
+        yield next.result;
+        // The slot is freed once the consumer has seen the result, so that it can stop the run first (a full disk).
+        if (next.host !== undefined) pool.scheduler.done(next.host);
+        pool.notify();
+        continue;
+      }
+      if (pool.drained) break;
+      await new Promise<void>((resolve) => (pool.wakeConsumer = resolve));
+      pool.wakeConsumer = undefined;
+    }
+    if (pool.sourceDone) await producing;
+    if (pool.failure) throw pool.failure.error;
+  } finally {
+    pool.stop();
+    signal?.removeEventListener('abort', stop);
+  }
+}
+
+/** One {@link runPool}: its scheduler, the turns running, and the results not yet consumed. */
+class Pool<T, R> {
+  /** Results not yet consumed, each with the host whose slot it holds until then (see runPool). */
+  readonly finished: Array<{ result: R; host: string | undefined }> = [];
+  readonly scheduler: Scheduler<T>;
+  failure: { error: unknown } | undefined;
+  sourceDone = false;
+  wakeConsumer: (() => void) | undefined;
+  readonly #options: PoolOptions;
+  readonly #work: PoolWork<T, R>;
+  #stopped = false;
+  /** Turns running, including those of tasks without a host. */
+  #active = 0;
+  #wakeProducer: (() => void) | undefined;
+
+  constructor(options: PoolOptions, work: PoolWork<T, R>) {
+    this.#options = options;
+    this.#work = work;
+    this.scheduler = new Scheduler<T>({ concurrency: options.concurrency, gate: options.gate }, (task, host) => this.#settle(task, host, work.turn(task, host)));
+  }
+
+  /** True when nothing is left to yield: the source is done (or the pool stopped), and no turn runs or waits. */
+  get drained(): boolean {
+    // Once stopped, the source may be waiting for input that never comes (stdin): do not wait for it.
+    return (this.sourceDone || this.#stopped) && this.#active === 0 && this.scheduler.waiting === 0;
+  }
+
+  notify(): void {
+    this.wakeConsumer?.();
+    this.#wakeProducer?.();
+  }
+
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const task of this.scheduler.stop()) this.#keep(this.#work.stopped(task));
+    this.notify();
+  }
+
+  /** Reads the source into the scheduler, as far ahead as {@link wantsMore} allows. */
+  async produce(source: AsyncIterable<T> | Iterable<T>): Promise<void> {
+    try {
+      for await (const task of source) {
+        if (this.#stopped) break;
+        const host = this.#work.hostOf(task);
+        if (host === undefined) this.#settle(task, undefined, this.#work.turn(task, undefined));
+        else this.scheduler.add(host, task);
+        while (!this.#stopped && !this.#wantsMore()) {
+          // A dispatch still to come decides whether the slots fill; it runs before this wakes.
+          if (this.scheduler.dispatchPending) await new Promise<void>((resolve) => setImmediate(resolve));
+          else {
+            await new Promise<void>((resolve) => (this.#wakeProducer = resolve));
+            this.#wakeProducer = undefined;
+          }
+        }
+        if (this.#stopped) break;
+      }
+    } catch (error) {
+      this.failure ??= { error };
+      this.stop();
+    } finally {
+      this.sourceDone = true;
+      this.notify();
+    }
+  }
 
   /**
    * Whether to read another task: while fewer than `buffer` tasks wait, or while slots stay idle that no
    * waiting task may take (their hosts are paused, at their cap or rate), up to `readAhead`.
    */
-  const wantsMore = (): boolean => {
-    if (scheduler.waiting + active + finished.length >= options.readAhead) return false;
+  #wantsMore(): boolean {
+    const { scheduler } = this;
+    const options = this.#options;
+    if (scheduler.waiting + this.#active + this.finished.length >= options.readAhead) return false;
     if (scheduler.waiting < options.buffer) return true;
     return !scheduler.dispatchPending && scheduler.running < options.concurrency;
-  };
-  const produce = async (): Promise<void> => {
-    try {
-      for await (const task of source) {
-        if (stopped) break;
-        const host = work.hostOf(task);
-        if (host === undefined) settle(task, undefined, work.turn(task, undefined));
-        else scheduler.add(host, task);
-        while (!stopped && !wantsMore()) {
-          // A dispatch still to come decides whether the slots fill; it runs before this wakes.
-          if (scheduler.dispatchPending) await new Promise<void>((resolve) => setImmediate(resolve));
-          else {
-            await new Promise<void>((resolve) => (wakeProducer = resolve));
-            wakeProducer = undefined;
-          }
-        }
-        if (stopped) break;
-      }
-    } catch (error) {
-      failure ??= { error };
-      stop();
-    } finally {
-      sourceDone = true;
-      notify();
-    }
-  };
-  const producing = produce();
+  }
 
-  try {
-    for (;;) {
-      const next = finished.shift();
-      if (next !== undefined) {
-        notify();
-        yield next.result;
-        // The slot is freed once the consumer has seen the result, so that it can stop the run first (a full disk).
-        if (next.host !== undefined) scheduler.done(next.host);
-        notify();
-        continue;
-      }
-      // Once stopped, the source may be waiting for input that never comes (stdin): do not wait for it.
-      if ((sourceDone || stopped) && active === 0 && scheduler.waiting === 0) break;
-      await new Promise<void>((resolve) => (wakeConsumer = resolve));
-      wakeConsumer = undefined;
-    }
-    if (sourceDone) await producing;
-    if (failure) throw failure.error;
-  } finally {
-    stop();
-    signal?.removeEventListener('abort', stop);
+  #settle(task: T, host: string | undefined, turn: Promise<Turn<R>>): void {
+    this.#active++;
+    turn.then(
+      (outcome) => {
+        this.#active--;
+        if ('result' in outcome) this.finished.push({ result: outcome.result, host });
+        else {
+          this.scheduler.done(host!);
+          if (this.#stopped) this.#keep(this.#work.stopped(task));
+          else this.scheduler.addLater(host!, task, outcome.retryInMs);
+        }
+        this.notify();
+      },
+      (error: unknown) => {
+        this.#active--;
+        if (host !== undefined) this.scheduler.done(host);
+        this.failure ??= { error };
+        this.stop();
+        this.notify();
+      },
+    );
+  }
+
+  #keep(result: R | undefined): void {
+    if (result !== undefined) this.finished.push({ result, host: undefined });
   }
 }

@@ -1,20 +1,23 @@
 /**
- * The `workers` mode's scheduler: a piscina pool of worker threads, each
- * running the same per-item pipeline ({@link runTask}) with its own event
- * loop and undici Agent. The main thread still plans every item in list order
- * (naming, duplicate URLs) and the run's pool still bounds the items in
- * flight; this module only decides which thread an item runs on.
+ * The `workers` mode's threads: a piscina pool of worker threads, each
+ * running the same per-item pipeline (`tryTask` in item/attempt.ts, one try per message)
+ * with its own event loop and undici Agent. The main thread still plans every
+ * item in list order (naming, duplicate URLs), and the run's pool still bounds
+ * the items in flight and schedules their retries, as in every mode; this
+ * module only decides which thread a try runs on.
  *
- * Only plain data crosses the boundary: a {@link WireTask} goes in, an
- * {@link ItemResult} (whose error is a `{code, message}` record) comes out. A
+ * Only plain data crosses the boundary: a {@link WireTask} (and the tries so
+ * far) goes in, an {@link ItemResult} (whose error is a `{code, message}`
+ * record) or a {@link Retry} comes out. A
  * worker that dies fails the items it held with WORKER_CRASHED; piscina starts
  * a replacement and the run goes on.
  */
 import { Piscina } from 'piscina';
 import { isCoordination, serveWorker, type NameClaims } from './thread-shared.js';
 import type { DigestRegistry } from '../names/dedupe.js';
-import { ImgdlError } from '../errors.js';
-import { taskFailure, type Task } from '../item/item.js';
+import { aborted, ImgdlError } from '../errors.js';
+import { taskFailure, type Retry, type Tries } from '../item/attempt.js';
+import type { Task } from '../item/plan.js';
 import type { ResolvedOptions } from '../options.js';
 import type { ItemResult } from '../record/record.js';
 
@@ -24,9 +27,11 @@ export type WireTask = Omit<Task, 'url'> & { url: string };
 /** The options a worker needs: everything resolved except what cannot be cloned. */
 export type WireOptions = Omit<ResolvedOptions, 'logger' | 'signal' | 'stopSignal' | 'onProgress'>;
 
-/** What piscina hands the worker for one item. */
+/** What piscina hands the worker for one try of one item. */
 export interface WorkerMessage {
   task: WireTask;
+  /** What the item's earlier tries learnt; absent for its first. */
+  tries: Tries | undefined;
 }
 
 /** What the worker learns once, when it starts. */
@@ -41,7 +46,7 @@ const WORKER_FILE = import.meta.url.endsWith('.ts')
 
 /** A pool of worker threads sized for one run. */
 export class WorkerPool {
-  readonly #pool: Piscina<WorkerMessage, ItemResult>;
+  readonly #pool: Piscina<WorkerMessage, ItemResult | Retry>;
   #destroyed: Promise<void> | undefined;
 
   /**
@@ -71,16 +76,17 @@ export class WorkerPool {
   }
 
   /**
-   * Runs one task on some worker. Never rejects: a dead worker or an abort becomes a failed record.
+   * Runs one try of a task on some worker: its record, or the wait before its next try. Never
+   * rejects: a dead worker or an abort becomes a failed record.
    * The signal is not given to piscina: it runs an abortable task alone on its thread, which would
    * cap each thread at one download. An aborted run destroys the pool instead (see the constructor).
    */
-  async run(task: Task, signal: AbortSignal): Promise<ItemResult> {
+  async run(task: Task, tries: Tries | undefined, signal: AbortSignal): Promise<ItemResult | Retry> {
     const wire: WireTask = { ...task, url: task.url.href };
     try {
-      return await this.#pool.run({ task: wire } satisfies WorkerMessage);
+      return await this.#pool.run({ task: wire, tries } satisfies WorkerMessage);
     } catch (error) {
-      if (signal.aborted) return taskFailure(task, new ImgdlError('ABORTED', 'stopped before it finished', { url: task.shownUrl, cause: error }));
+      if (signal.aborted) return taskFailure(task, aborted(task.shownUrl, 'stopped before it finished', error));
       return taskFailure(task, new ImgdlError('WORKER_CRASHED', 'the worker thread downloading it stopped', { url: task.shownUrl, cause: error }));
     }
   }

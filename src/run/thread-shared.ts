@@ -11,11 +11,10 @@
  */
 import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { claimsOverPort, serveClaims, type DigestClaims, type DigestRegistry } from '../names/dedupe.js';
-import type { NameRegistry } from '../names/naming.js';
 
-/** How a name is claimed; {@link NameRegistry} in the main thread, a proxy of it in a worker. */
+/** How a name is claimed; the run's `NameRegistry` in the main thread, a proxy of it in a worker. */
 export interface NameClaims {
-  /** Claims a name while an item is planned, in list order; see {@link NameRegistry.claim}. */
+  /** Claims a name while an item is planned, in list order; see `NameRegistry.claim`. */
   claim(relPath: string, url: string): string;
   /**
    * Claims a name the response called for (a Content-Disposition name, the

@@ -1,11 +1,14 @@
 /**
  * The entry of one worker thread in `workers` mode: its own undici Agent and
- * run context, and the same {@link runTask} every mode uses.
+ * run context, and one try of one task per message, the same {@link tryTask}
+ * the main thread runs in the other modes. Retries come back to the run's
+ * pool, which schedules them as it does every mode's.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { connectToMain } from './thread-shared.js';
 import { createAgent } from '../http/fetch.js';
-import { LAYOUT_NAMES, makeRunContext, runTask } from '../item/item.js';
+import { startTries, tryTask, type Retry } from '../item/attempt.js';
+import { LAYOUT_NAMES, makeRunContext } from '../item/context.js';
 import type { ItemResult } from '../record/record.js';
 import type { WorkerMessage, WorkerSetup } from './thread-pool.js';
 
@@ -24,8 +27,8 @@ const ctx = makeRunContext(
 // A seam for the tests alone: an item whose URL contains this text kills its worker, as a native crash would.
 const CRASH_ON = process.env.IMGDL_TEST_CRASH_WORKER_ON;
 
-/** Downloads one item; piscina calls this for every task sent to this thread. */
-export default async function downloadInWorker({ task }: WorkerMessage): Promise<ItemResult> {
+/** Runs one try of one item; piscina calls this for every message sent to this thread. */
+export default async function downloadInWorker({ task, tries }: WorkerMessage): Promise<ItemResult | Retry> {
   if (CRASH_ON && task.url.includes(CRASH_ON)) process.exit(70);
-  return runTask({ ...task, url: new URL(task.url) }, ctx);
+  return tryTask({ ...task, url: new URL(task.url) }, ctx, tries ?? startTries());
 }

@@ -1,0 +1,347 @@
+/**
+ * One item's life, one try at a time. {@link tryTask} makes an
+ * {@link Attempt}, which holds what the try needs (the task, the run's
+ * context, what earlier tries learnt, the sink entry, the resume) and runs
+ * its steps top-down: prepare → request → name → receive → keep. State flows
+ * down through the attempt's fields; the result comes back once, as a
+ * record, or as the wait before the next try. The run's pool schedules the
+ * tries in every mode (run/download.ts; in `workers` mode run/thread.ts runs
+ * each try on a worker thread), so a task waiting for its next holds no slot.
+ */
+import { aborted, HttpStatusError, ImgdlError, notAnImage, toErrorRecord } from '../errors.js';
+import { header, type FetchedResponse } from '../http/body.js';
+import { fetchOne } from '../http/redirects.js';
+import { extensionFits, sniffImage, type Sniffed } from '../image/sniff.js';
+import { filenameFromContentDisposition, splitExt } from '../names/naming.js';
+import type { BodyStart, Resume, SinkEntry } from '../output/sink.js';
+import type { ItemResult } from '../record/record.js';
+import { itemStopSignal, type RunContext } from './context.js';
+import type { Task } from './plan.js';
+import { Receiver, type HeadJudge } from './receive.js';
+import { carried, elapsed, factFields, failed, now, skipped } from './records.js';
+import { nextTryIn, RETRY_AFTER_STATUSES } from './retry.js';
+
+/** What an item's tries have learnt so far, handed from one try to the next; plain data, so it crosses threads. */
+export interface Tries {
+  /** Requests made so far (a resume that has to start over makes two in one try). */
+  count: number;
+  httpStatus: number | null;
+  contentType: string | null;
+  /** When the item's first try started, from {@link now}: the same clock in every thread. */
+  started: number;
+}
+
+/** The state of an item before its first try. */
+export function startTries(): Tries {
+  return { count: 0, httpStatus: null, contentType: null, started: now() };
+}
+
+/** The answer of {@link tryTask} when a retryable failure has tries left; plain data, so it crosses threads. */
+export interface Retry {
+  /** The wait before the next try. */
+  retryInMs: number;
+  /** What the tries have learnt, this one included. */
+  tries: Tries;
+  /** The status (429 or 503) when the server asked, with Retry-After, that its whole host wait that long. */
+  hostWait: number | undefined;
+}
+
+/**
+ * One try of a task: its record, or, after a failure another try may mend
+ * (see retry.ts), the wait before that try. The first try skips a file
+ * already kept and continues what an earlier run left. Never rejects.
+ */
+export function tryTask(task: Task, ctx: RunContext, tries: Tries): Promise<ItemResult | Retry> {
+  return new Attempt(task, ctx, tries).run();
+}
+
+/** The failed record of a task whose tries ended with `error`. */
+export function failedTry(task: Task, tries: Tries, error: unknown): ItemResult {
+  const status = error instanceof ImgdlError && error.status !== undefined ? error.status : tries.httpStatus;
+  return { ...failed(task.item, task.shownUrl, error, elapsed(tries.started), status, tries.count), contentType: tries.contentType };
+}
+
+/** A failed record for a task that could not run (a dead worker thread, an abort). */
+export function taskFailure(task: Task, error: unknown): ItemResult {
+  return failed(task.item, task.shownUrl, error, 0, null, 0);
+}
+
+/** ABORTED for a task stopped while it waited for its next try. */
+export function stoppedWaiting(task: Task, tries: Tries): ItemResult {
+  return failedTry(task, tries, aborted(task.shownUrl, 'stopped while waiting to retry'));
+}
+
+/** The response a try is answered with, and what it says about the body to come. */
+interface Answer extends BodyStart {
+  response: FetchedResponse;
+}
+
+/** One try of one task; see the module's comment. */
+class Attempt implements HeadJudge {
+  readonly task: Task;
+  readonly ctx: RunContext;
+  readonly #first: boolean;
+  readonly #started: number;
+  /** Requests made so far, this try's included. */
+  #requests: number;
+  #httpStatus: number | null;
+  #contentType: string | null;
+  /** The file's name in the output: the planned one until the response or the bytes rename it. */
+  #relPath: string;
+  #sniffed: Sniffed | undefined;
+  /** The run's signal, or the item's own joined to it (see RunContext.itemSignal). */
+  readonly #signal: AbortSignal;
+
+  constructor(task: Task, ctx: RunContext, tries: Tries) {
+    this.task = task;
+    this.ctx = ctx;
+    this.#signal = itemStopSignal(task.item, ctx);
+    this.#first = tries.count === 0;
+    this.#started = tries.started;
+    this.#requests = tries.count;
+    this.#httpStatus = tries.httpStatus;
+    this.#contentType = tries.contentType;
+    this.#relPath = task.relPath;
+  }
+
+  async run(): Promise<ItemResult | Retry> {
+    // Stopped, or taken back by its caller, before this try: it does not start, not even to look at the disk.
+    if (this.#signal.aborted) return this.#failedTry(aborted(this.task.shownUrl, 'stopped before it started', this.#signal.reason));
+    try {
+      return await this.#steps();
+    } catch (error) {
+      return this.#failedTry(error);
+    }
+  }
+
+  /**
+   * The steps of a try. Resolves with the item's record (ok, or skipped);
+   * rejects with a classified ImgdlError, which says whether another try may
+   * help and, for 429/503, the wait the server asked for. Retries start
+   * clean: only the first try resumes.
+   */
+  async #steps(): Promise<ItemResult> {
+    const { task, ctx } = this;
+    const { sink } = ctx;
+    if (this.#first && ctx.options.onExists === 'skip' && (await sink.has(task))) return skipped(task.item, task.shownUrl, 'exists', task.relPath);
+    const resume = this.#first ? await sink.resumable(task) : undefined;
+    // Opened now, so that whatever the sink does to get ready overlaps the request.
+    const entry = sink.open(task, resume);
+    // Bytes a later run can continue are kept when the run stops, or when the item turns out to be kept already.
+    let keepResumable = true;
+    try {
+      const answer = await this.#request(resume);
+      if (!(await this.#nameOffered(answer.response))) return this.#exists();
+      const receiver = await this.#receive(answer, entry);
+      if (receiver === undefined) return this.#exists();
+      keepResumable = false;
+      return await this.#keep(receiver, entry);
+    } catch (error) {
+      keepResumable = (error as { code?: unknown } | null)?.code === 'ABORTED';
+      throw error;
+    } finally {
+      await entry.abort(keepResumable);
+    }
+  }
+
+  /**
+   * Requests the task's URL: with Range and If-Range when resuming, and again
+   * without them when the answer does not continue the kept bytes (which are
+   * then dropped). Counts the requests, and notes the status and type.
+   */
+  async #request(resume: Resume | undefined): Promise<Answer> {
+    const { task, ctx } = this;
+    const { options } = ctx;
+    this.#requests++;
+    const ranged = resume ? { range: `bytes=${resume.size}-`, 'if-range': resume.validator } : undefined;
+    let response = await fetchOne(task.url, ctx.agent, options, this.#signal, ranged);
+    let continued = resume;
+    if (resume && !(response.status === 206 && rangeContinues(response, resume))) {
+      // A 200 is the whole file (the validator changed, or ranges are not served): write it from the start.
+      continued = undefined;
+      await resume.discard();
+      if (response.status === 206) {
+        response.body.abort();
+        this.#requests++;
+        response = await fetchOne(task.url, ctx.agent, options, this.#signal);
+      }
+    }
+    this.#httpStatus = response.status;
+    this.#contentType = header(response.headers, 'content-type') ?? null;
+    const length = contentLength(response);
+    const expectedTotal = length === undefined ? undefined : (continued?.size ?? 0) + length;
+    if (options.maxSize !== undefined && expectedTotal !== undefined && expectedTotal > options.maxSize) {
+      response.body.abort();
+      throw new ImgdlError('TOO_LARGE', `Content-Length ${expectedTotal} is over the ${options.maxSize} bytes allowed (--max-size)`, {
+        url: task.shownUrl,
+        status: response.status,
+      });
+    }
+    return { response, resume: continued, validator: strongValidator(response), expectedTotal };
+  }
+
+  /**
+   * Takes the server's Content-Disposition name unless the list named the
+   * file. False when that name already holds a file that `--on-exists skip` keeps.
+   */
+  async #nameOffered(response: FetchedResponse): Promise<boolean> {
+    const { task, ctx } = this;
+    if (task.named) return true;
+    const offered = filenameFromContentDisposition(header(response.headers, 'content-disposition'));
+    if (offered === undefined || offered === task.relPath) return true;
+    this.#relPath = await this.#claimLate(offered);
+    if (ctx.options.onExists === 'skip' && (await ctx.sink.has(task, this.#relPath))) {
+      response.body.abort();
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Receives the body into the sink entry, its first bytes judged before
+   * anything is kept ({@link judgeHead}), hashed and probed as the bytes
+   * pass. Undefined when the name the bytes call for is kept already.
+   */
+  async #receive(answer: Answer, entry: SinkEntry): Promise<Receiver | undefined> {
+    const { options } = this.ctx;
+    const { resume } = answer;
+    const judge = options.anyType ? undefined : this;
+    const limits = { url: this.task.shownUrl, maxSize: options.maxSize, expectedTotal: answer.expectedTotal, existingHead: resume?.head, start: resume?.size ?? 0 };
+    const receiver = new Receiver(answer.response.body, entry, judge, limits, options.hash);
+    await entry.begin(answer, receiver);
+    // The digest covers the whole file: the bytes kept before are shown first.
+    if (resume) await resume.replay(receiver.inspector);
+    return (await receiver.receive()) ? receiver : undefined;
+  }
+
+  /**
+   * The body's first bytes: refused unless they are an image; otherwise they
+   * decide the extension (unless the list named the file), and the new name
+   * is claimed before the rest of the body. False when that name already
+   * holds a file that `--on-exists skip` keeps.
+   */
+  judgeHead(head: Buffer): boolean | Promise<boolean> {
+    const found = sniffImage(head);
+    return found instanceof Promise ? found.then((sniffed) => this.#sniffedAs(head, sniffed)) : this.#sniffedAs(head, found);
+  }
+
+  #sniffedAs(head: Buffer, found: Sniffed | undefined): boolean | Promise<boolean> {
+    if (found === undefined) throw notAnImage(head, this.#contentType, this.task.shownUrl);
+    this.#sniffed = found;
+    if (this.task.keepExtension) return true;
+    const { stem, ext } = splitExt(this.#relPath);
+    if (extensionFits(ext, found)) return true;
+    const claimed = this.#claimLate(stem + found.ext);
+    return typeof claimed === 'string' ? this.#renamed(claimed) : claimed.then((name) => this.#renamed(name));
+  }
+
+  #renamed(relPath: string): boolean | Promise<boolean> {
+    this.#relPath = relPath;
+    if (this.ctx.options.onExists !== 'skip') return true;
+    // Known now, before the rest of the body: a rerun reads no more than the head.
+    return this.ctx.sink.has(this.task, relPath).then((there) => !there);
+  }
+
+  /** A name the response called for, claimed through the registry's later path when it has one. */
+  #claimLate(relPath: string): string | Promise<string> {
+    const { names } = this.ctx;
+    return names.claimLater ? names.claimLater(relPath, this.task.url.href) : names.claim(relPath, this.task.url.href);
+  }
+
+  /** Commits the received body under its name. With `dedupe`, content already saved this run is not saved again. */
+  async #keep(receiver: Receiver, entry: SinkEntry): Promise<ItemResult> {
+    const { task, ctx } = this;
+    const facts = receiver.inspector.result();
+    const digest = ctx.options.dedupe ? facts.digest : undefined;
+    const digests = digest === undefined ? undefined : ctx.digests;
+    if (digests !== undefined) {
+      const owner = await digests.claim(digest!, this.#relPath);
+      if (owner !== undefined) {
+        return { ...this.#skipped('same-content', null), contentType: this.#contentType, sniffedType: this.#sniffed?.mime ?? null, ...factFields(facts), duplicateOf: owner };
+      }
+    }
+    let kept: string;
+    try {
+      kept = await entry.commit(this.#relPath);
+    } catch (error) {
+      digests?.settle(digest!, null);
+      throw error;
+    }
+    // With --on-exists rename the file may have landed under another name than the one claimed.
+    if (digests !== undefined && kept !== this.#relPath) digests.settle(digest!, kept);
+    return carried(task.item, {
+      url: task.shownUrl,
+      source: task.item.source,
+      line: task.item.line,
+      status: 'ok',
+      path: kept,
+      bytes: receiver.bytes,
+      ms: elapsed(this.#started),
+      httpStatus: this.#httpStatus,
+      attempts: this.#requests,
+      contentType: this.#contentType,
+      sniffedType: this.#sniffed?.mime ?? null,
+      skipReason: null,
+      error: null,
+      ...factFields(facts),
+    });
+  }
+
+  /** Skipped because the name the response or the bytes call for already holds a file. */
+  #exists(): ItemResult {
+    return this.#skipped('exists', this.#relPath);
+  }
+
+  #skipped(reason: 'exists' | 'same-content', path: string | null): ItemResult {
+    return skipped(this.task.item, this.task.shownUrl, reason, path, this.#requests, this.#httpStatus);
+  }
+
+  /** The try failed: the wait before the next one when it may help, else the item's failed record. */
+  #failedTry(error: unknown): ItemResult | Retry {
+    const { task, ctx } = this;
+    const tries: Tries = { count: this.#requests, httpStatus: this.#httpStatus, contentType: this.#contentType, started: this.#started };
+    try {
+      const wait = this.#signal.aborted ? undefined : nextTryIn(error, tries.count, ctx.options);
+      if (wait === undefined) return failedTry(task, tries, error);
+      ctx.options.logger?.debug({ url: task.shownUrl, attempt: tries.count, waitMs: wait, error: toErrorRecord(error) }, `retrying ${task.shownUrl} in ${wait} ms`);
+      return { retryInMs: wait, tries, hostWait: hostWaitOf(error) };
+    } catch (tooLong) {
+      // The server asked for a longer wait than allowed.
+      return failedTry(task, tries, tooLong);
+    }
+  }
+}
+
+/** The status of a 429 or 503 whose Retry-After asks the whole host to wait. */
+function hostWaitOf(error: unknown): number | undefined {
+  if (!(error instanceof HttpStatusError) || error.retryAfterMs === undefined || error.status === undefined) return undefined;
+  return RETRY_AFTER_STATUSES.has(error.status) ? error.status : undefined;
+}
+
+/** True when a 206 continues exactly where the kept bytes end, for the same file. */
+function rangeContinues(response: FetchedResponse, resume: Resume): boolean {
+  const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(header(response.headers, 'content-range')?.trim() ?? '');
+  if (!range || Number(range[1]) !== resume.size) return false;
+  const etag = header(response.headers, 'etag');
+  const lastModified = header(response.headers, 'last-modified');
+  if (resume.etag !== undefined && etag !== undefined) return etag === resume.etag;
+  if (resume.lastModified !== undefined && lastModified !== undefined) return lastModified === resume.lastModified;
+  // A 206 to an If-Range request already says the validator matched.
+  return true;
+}
+
+/** The response's validator usable in If-Range: a strong ETag, else Last-Modified. */
+function strongValidator(response: FetchedResponse): BodyStart['validator'] {
+  const etag = header(response.headers, 'etag');
+  const lastModified = header(response.headers, 'last-modified');
+  if (etag !== undefined && !etag.startsWith('W/')) return { etag };
+  if (lastModified !== undefined) return { lastModified };
+  return undefined;
+}
+
+/** Content-Length as a number, undefined when absent or malformed (undici then reads to the end). */
+function contentLength(response: FetchedResponse): number | undefined {
+  const value = header(response.headers, 'content-length');
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
