@@ -247,7 +247,11 @@ export function fileSystemError(error: unknown, action: string, file: string, ur
   const code = (error as { code?: unknown } | null)?.code;
   const label = typeof code === 'string' ? `${code} ` : '';
   const full = typeof code === 'string' && DISK_FULL_CODES.has(code);
-  return new FileSystemError(`${full ? 'disk full: ' : ''}${label}while ${action} ${file}`, { url, cause: error }, full ? 'DISK_FULL' : 'FILESYSTEM');
+  return new FileSystemError(
+    `${full ? 'disk full: ' : ''}${label}while ${action} ${file}`,
+    { url, cause: error },
+    full ? 'DISK_FULL' : 'FILESYSTEM',
+  );
 }
 
 /**
@@ -257,7 +261,8 @@ export function fileSystemError(error: unknown, action: string, file: string, ur
  */
 export function classifyNetworkError(error: unknown, url: string, signal?: AbortSignal): ImgdlError {
   // A proxy's failure reaches every request that waited on its connection: each gets a copy with its own URL.
-  if (error instanceof ProxyError && error.url === undefined) return new ProxyError(error.code, error.message, { url, status: error.status, cause: error.cause });
+  if (error instanceof ProxyError && error.url === undefined)
+    return new ProxyError(error.code, error.message, { url, status: error.status, cause: error.cause });
   if (error instanceof ImgdlError) return error;
   if (signal?.aborted) return aborted(url, 'stopped before it finished', error);
   const code = (error as { code?: unknown } | null)?.code;

@@ -100,13 +100,17 @@ export function headerValue(option: string, value: unknown): string {
 }
 
 /** Header names lower-cased (so a later `-H` replaces an earlier one whatever its case), referer and cookie folded in. */
-export function resolveHeaders(options: { headers?: Record<string, string> | undefined; referer?: string | undefined; cookie?: string | undefined }): Record<string, string> {
+export function resolveHeaders(options: {
+  headers?: Record<string, string> | undefined;
+  referer?: string | undefined;
+  cookie?: string | undefined;
+}): Record<string, string> {
   if (options.headers !== undefined && (typeof options.headers !== 'object' || options.headers === null)) {
     throw new OptionError('headers', options.headers, 'an object of header names to values');
   }
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(options.headers ?? {})) {
-    if (!TOKEN.test(name)) throw new OptionError('headers', name, 'a header name (letters, digits and !#$%&\'*+-.^_`|~)');
+    if (!TOKEN.test(name)) throw new OptionError('headers', name, "a header name (letters, digits and !#$%&'*+-.^_`|~)");
     headers[name.toLowerCase()] = headerValue(`headers.${name}`, value);
   }
   if (options.referer !== undefined) headers.referer = httpUrl('referer', options.referer).href;

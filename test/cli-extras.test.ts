@@ -34,8 +34,17 @@ describe('--dry-run', () => {
     expect(dry.code).toBe(1);
     expect(server.stats.requests).toBe(0);
     expect(await listFiles(out)).toEqual([]);
-    const lines = dry.stdout.trim().split('\n').map((l) => l.split('\t'));
-    expect(lines.map((l) => l[0])).toEqual([server.url('/gen/a.jpg'), server.url('/gen/a.jpg?v=2'), server.url('/gen/b.png'), server.url('/gen/a.jpg'), 'ftp://example.com/x.jpg']);
+    const lines = dry.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split('\t'));
+    expect(lines.map((l) => l[0])).toEqual([
+      server.url('/gen/a.jpg'),
+      server.url('/gen/a.jpg?v=2'),
+      server.url('/gen/b.png'),
+      server.url('/gen/a.jpg'),
+      'ftp://example.com/x.jpg',
+    ]);
     expect(lines[3]).toEqual([server.url('/gen/a.jpg'), '-', 'skipped: duplicate']);
     expect(lines[4]?.[2]).toMatch(/^failed: .*UNSUPPORTED_SCHEME/);
     expect(dry.stderr).toContain('dry run: 3 to download, 1 skipped, 1 invalid; nothing was requested');
@@ -52,7 +61,11 @@ describe('help, completion and version', () => {
     const help = await runCli(['--help']);
     expect(help.code).toBe(0);
     // Each option's block runs from its flag to the next flag; --help and --version need no default.
-    const blocks = help.stdout.split('Options:')[1]!.split('Examples:')[0]!.split(/\n(?=\s+(?:-\w, )?--)/).filter((b) => b.trim());
+    const blocks = help.stdout
+      .split('Options:')[1]!
+      .split('Examples:')[0]!
+      .split(/\n(?=\s+(?:-\w, )?--)/)
+      .filter((b) => b.trim());
     expect(blocks.length).toBeGreaterThan(20);
     for (const block of blocks.filter((b) => !/--(help|version)\b/.test(b))) expect(block, block).toMatch(/\[default: /);
     expect(help.stdout).toMatch(/imgdl -n -i urls.txt/);
@@ -83,21 +96,45 @@ describe('help, completion and version', () => {
       expect(run.stderr).not.toMatch(heavy);
     }
     // The probe sees such modules when they are loaded.
-    const control = spawnSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(path.join(ROOT, 'dist/run/download.js'))}); process.stderr.write(Object.keys((await import('node:module')).createRequire(import.meta.url).cache).join('\\n'))`], { encoding: 'utf8' });
+    const control = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `await import(${JSON.stringify(path.join(ROOT, 'dist/run/download.js'))}); process.stderr.write(Object.keys((await import('node:module')).createRequire(import.meta.url).cache).join('\\n'))`,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(control.stderr).toMatch(heavy);
   });
 
   it('loads no queue code (bullmq, ioredis) with the library, nor for a run', () => {
     const queue = /node_modules\/(bullmq|ioredis)\//m;
     const cache = `process.stderr.write(Object.keys((await import('node:module')).createRequire(import.meta.url).cache).join('\\n'))`;
-    const library = spawnSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(path.join(ROOT, 'dist/index.js'))}); ${cache}`], { encoding: 'utf8' });
+    const library = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', `await import(${JSON.stringify(path.join(ROOT, 'dist/index.js'))}); ${cache}`],
+      { encoding: 'utf8' },
+    );
     expect(library.status, library.stderr).toBe(0);
     expect(library.stderr).toContain('node_modules/undici/');
     expect(library.stderr).not.toMatch(queue);
-    const cluster = spawnSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(path.join(ROOT, 'dist/cluster/index.js'))}); ${cache}`], { encoding: 'utf8' });
+    const cluster = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', `await import(${JSON.stringify(path.join(ROOT, 'dist/cluster/index.js'))}); ${cache}`],
+      { encoding: 'utf8' },
+    );
     expect(cluster.stderr).toMatch(queue);
     // A dry run goes through the CLI's whole set-up for a run.
-    const run = spawnSync(process.execPath, ['--input-type=module', '-e', `const { main } = await import(${JSON.stringify(path.join(ROOT, 'dist/cli/main.js'))}); await main(['-n', 'http://h/a.jpg']); ${cache}`], { encoding: 'utf8' });
+    const run = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { main } = await import(${JSON.stringify(path.join(ROOT, 'dist/cli/main.js'))}); await main(['-n', 'http://h/a.jpg']); ${cache}`,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(run.stderr).toContain('1 to download');
     expect(run.stderr).not.toMatch(queue);
   });
@@ -205,8 +242,19 @@ describe('how the CLI starts', () => {
 
 describe('the summary', () => {
   const summary: RunSummary = {
-    mode: 'concurrent', concurrency: 16, total: 120, ok: 114, failed: 5, skipped: 1, bytes: 12_900_000,
-    wallMs: 4210, filesPerSec: 27.1, bytesPerSec: 3_064_133, p50Ms: 85.2, p95Ms: 310, maxMs: 1200,
+    mode: 'concurrent',
+    concurrency: 16,
+    total: 120,
+    ok: 114,
+    failed: 5,
+    skipped: 1,
+    bytes: 12_900_000,
+    wallMs: 4210,
+    filesPerSec: 27.1,
+    bytesPerSec: 3_064_133,
+    p50Ms: 85.2,
+    p95Ms: 310,
+    maxMs: 1200,
     errors: {
       NETWORK: { count: 1, example: 'https://b.example/x.jpg' },
       HTTP_STATUS: { count: 4, example: 'https://a.example/gone.jpg' },
@@ -230,8 +278,16 @@ describe('the summary', () => {
     const server = await serve({ handlers: [http.get('*/gone/:n', () => new HttpResponse(null, { status: 404 }))] });
     const out = await tempDir();
     const list = path.join(out, 'urls.txt');
-    await fs.writeFile(list, [1, 2, 3].map((n) => server.url(`/gone/${n}.jpg`)).concat('not-a-url').join('\n'));
+    await fs.writeFile(
+      list,
+      [1, 2, 3]
+        .map((n) => server.url(`/gone/${n}.jpg`))
+        .concat('not-a-url')
+        .join('\n'),
+    );
     const run = await runCli(['-i', list, '-o', out]);
-    expect(run.stderr).toMatch(/failures {2}HTTP_STATUS {2}×3 {2}e\.g\. http:\/\/127\.0\.0\.1:\d+\/gone\/\d\.jpg\n {12}INVALID_URL {2}×1 {2}e\.g\. not-a-url/);
+    expect(run.stderr).toMatch(
+      /failures {2}HTTP_STATUS {2}×3 {2}e\.g\. http:\/\/127\.0\.0\.1:\d+\/gone\/\d\.jpg\n {12}INVALID_URL {2}×1 {2}e\.g\. not-a-url/,
+    );
   });
 });

@@ -90,7 +90,10 @@ describe('imgdl command', () => {
     const manifest = path.join(out, 'run.jsonl');
     const run = await runCli([server.url('/gen/a.jpg'), '-o', path.join(out, 'img'), '--manifest', manifest]);
     expect(run.code).toBe(0);
-    const [record] = (await fs.readFile(manifest, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as unknown);
+    const [record] = (await fs.readFile(manifest, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown);
     expect(record).toMatchObject({ status: 'ok', path: 'a.jpg', attempts: 1, error: null });
   });
 

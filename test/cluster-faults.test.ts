@@ -79,7 +79,9 @@ describe('a cluster run', () => {
     const urls = Array.from({ length: n }, (_, i) => server.url(`/gen/${i + 1}.jpg?bytes=${SIZE}`));
     expect((await runCli(['enqueue', '--queue', redis.url, '-i', await listFile(dir, urls), '--batch', '100'])).code).toBe(0);
 
-    const workers = [0, 1].map(() => startCli(['worker', '--queue', redis.url, '-o', out, '-c', '8', '--lock-ms', '10000', '--exit-when-empty']));
+    const workers = [0, 1].map(() =>
+      startCli(['worker', '--queue', redis.url, '-o', out, '-c', '8', '--lock-ms', '10000', '--exit-when-empty']),
+    );
     await until(() => server.stats.requests >= 300, 'the run to be under way');
     await redis.kill();
     const during = server.stats.requests;
@@ -120,7 +122,20 @@ describe('a cluster run', () => {
     const added = await runCli(['enqueue', '--queue', redis.url, '-i', await listFile(dir, urls), '--batch', '50']);
     expect(added.code, added.stderr).toBe(0);
     const worker = (): ReturnType<typeof startCli> =>
-      startCli(['worker', '--queue', redis.url, '-o', out, '-c', String(concurrency), '--lock-ms', '1500', '--exit-when-empty', '-v', '--json']);
+      startCli([
+        'worker',
+        '--queue',
+        redis.url,
+        '-o',
+        out,
+        '-c',
+        String(concurrency),
+        '--lock-ms',
+        '1500',
+        '--exit-when-empty',
+        '-v',
+        '--json',
+      ]);
 
     const frozen = worker();
     await until(() => held!.length === concurrency, 'the first worker to have all its downloads in flight');

@@ -35,7 +35,11 @@ afterEach(async () => {
 function connect(server: RedisServer, kind: 'plain' | 'worker' | 'producer' = 'plain'): Redis {
   const address = parseQueueUrl(server.url);
   const client =
-    kind === 'worker' ? new Redis(workerOptions(address)) : kind === 'producer' ? new Redis(producerOptions(address)) : new Redis(server.url);
+    kind === 'worker'
+      ? new Redis(workerOptions(address))
+      : kind === 'producer'
+        ? new Redis(producerOptions(address))
+        : new Redis(server.url);
   client.on('error', () => undefined);
   clients.push(client);
   return client;
@@ -102,7 +106,7 @@ describe('RedisHostGate', () => {
     expect(peak).toBe(cap);
   });
 
-  it('spaces the starts of two workers by 1/rate, on the server\'s clock', async () => {
+  it("spaces the starts of two workers by 1/rate, on the server's clock", async () => {
     const server = await startRedis();
     const a = worker(server, { rate: 10 });
     const b = worker(server, { rate: 10 });
@@ -184,7 +188,7 @@ describe('RedisHostGate', () => {
     // Never waiting for a reading, so that a stalled machine cannot turn the answer below into a promise.
     const gate = worker(server, { pausesStaleMs: 600_000 });
     const client = connect(server);
-    const before = await calls(client, 'evalsha') + (await calls(client, 'eval'));
+    const before = (await calls(client, 'evalsha')) + (await calls(client, 'eval'));
     let answers = 0;
     const started = Date.now();
     for (let i = 0; i < 20_000; i++) {
@@ -194,7 +198,7 @@ describe('RedisHostGate', () => {
       answers++;
     }
     const elapsed = Date.now() - started;
-    const after = await calls(client, 'evalsha') + (await calls(client, 'eval'));
+    const after = (await calls(client, 'evalsha')) + (await calls(client, 'eval'));
     expect(answers).toBe(20_000);
     // One reading per PAUSES_FRESH_MS of the loop at most (plus the first).
     expect(after - before).toBeLessThanOrEqual(Math.floor(elapsed / PAUSES_FRESH_MS) + 2);
@@ -202,10 +206,14 @@ describe('RedisHostGate', () => {
     // A copy older than PAUSES_FRESH_MS is read again, in the background: this acquire is answered from the old one.
     await delay(PAUSES_FRESH_MS + 10);
     expect(gate.acquire(HOST)).toBe(0);
-    await until(async () => (await calls(client, 'evalsha')) + (await calls(client, 'eval')) >= after + 1, 'the pauses to be read again', 5000);
+    await until(
+      async () => (await calls(client, 'evalsha')) + (await calls(client, 'eval')) >= after + 1,
+      'the pauses to be read again',
+      5000,
+    );
   });
 
-  it('a dead worker\'s lease frees its slot after the lease time; a live one\'s is renewed', async () => {
+  it("a dead worker's lease frees its slot after the lease time; a live one's is renewed", async () => {
     const server = await startRedis();
     // The victim takes the one slot, then its connection dies with it: no release, no renewal.
     const victimClient = connect(server);
@@ -214,7 +222,7 @@ describe('RedisHostGate', () => {
     victimClient.disconnect();
     const other = worker(server, { perHost: 1, leaseMs: 400 });
     expect(await other.acquire(HOST)).toBe(CAP_WAIT_MS);
-    await until(async () => (await other.acquire(HOST)) === 0, 'the dead worker\'s lease to expire', 10_000);
+    await until(async () => (await other.acquire(HOST)) === 0, "the dead worker's lease to expire", 10_000);
 
     // `other` now holds the slot and lives: it renews every 200 ms, so the slot stays taken for several lease times.
     const third = worker(server, { perHost: 1, leaseMs: 400 });
@@ -259,7 +267,7 @@ describe('RedisHostGate', () => {
     await until(async () => (await client.dbsize()) === 0, 'every key to expire', 5000);
   });
 
-  it('Redis away: acquires reject on a connection that fails fast and wait on a worker\'s; releases and pauses never reject', async () => {
+  it("Redis away: acquires reject on a connection that fails fast and wait on a worker's; releases and pauses never reject", async () => {
     const server = await startRedis();
     const fastClient = connect(server, 'producer');
     await fastClient.connect();
@@ -367,7 +375,7 @@ describe('three workers of one queue', () => {
     expect(server.stats.peakInFlight).toBe(2);
   });
 
-  it('all hold back for a 429\'s Retry-After, and the pause is logged once across them', async () => {
+  it("all hold back for a 429's Retry-After, and the pause is logged once across them", async () => {
     let pausedAt = 0;
     // With -c 1 each, three requests in flight at once are one from each worker: all three get the 429.
     // Six batches: two workers hold at most four, blocked on their held requests, so the third takes one.

@@ -13,8 +13,18 @@ import { startRedis } from './redis.js';
 
 function result(status: ItemResult['status'], bytes: number, code?: ErrorCode): ItemResult {
   return {
-    url: 'http://h/a.jpg', source: 'list', line: 1, status, path: status === 'ok' ? 'a.jpg' : null, bytes, ms: Math.random() * 100,
-    httpStatus: 200, attempts: 1, contentType: null, sniffedType: null, skipReason: status === 'skipped' ? 'exists' : null,
+    url: 'http://h/a.jpg',
+    source: 'list',
+    line: 1,
+    status,
+    path: status === 'ok' ? 'a.jpg' : null,
+    bytes,
+    ms: Math.random() * 100,
+    httpStatus: 200,
+    attempts: 1,
+    contentType: null,
+    sniffedType: null,
+    skipReason: status === 'skipped' ? 'exists' : null,
     error: code ? { code, message: `failed with ${code}` } : null,
   };
 }
@@ -93,21 +103,24 @@ describe("the queue's records", () => {
     }
   });
 
-  it.each<Kind>(['ok', 'failed', 'skipped'])("a duplicate's %s record is refused: only the listing that owns an item records it", async (written) => {
-    const { store, redis, locks } = await freshStore('b-1', 'b-2');
-    try {
-      expect(await store.claim('b-1', [['k', 0]])).toEqual([0]);
-      // Another batch lists the same URL: its listing is counted once as a skipped duplicate, and never run.
-      expect(await store.claim('b-2', [['k', 0]])).toEqual([3]);
-      await store.record('k', 'b-1#0', RECORDS.ok, locks[0]!);
-      expect(await store.record('k', 'b-2#0', RECORDS[written], locks[1]!)).toBe(Recorded.NotOwner);
-      const now = await stored(store);
-      expect(now.records.map((r) => r.status)).toEqual(['ok']);
-      expect(now.counts).toMatchObject({ ok: '1', failed: '0', skipped: '1', duplicates: '1', bytes: '2000' });
-    } finally {
-      redis.disconnect();
-    }
-  });
+  it.each<Kind>(['ok', 'failed', 'skipped'])(
+    "a duplicate's %s record is refused: only the listing that owns an item records it",
+    async (written) => {
+      const { store, redis, locks } = await freshStore('b-1', 'b-2');
+      try {
+        expect(await store.claim('b-1', [['k', 0]])).toEqual([0]);
+        // Another batch lists the same URL: its listing is counted once as a skipped duplicate, and never run.
+        expect(await store.claim('b-2', [['k', 0]])).toEqual([3]);
+        await store.record('k', 'b-1#0', RECORDS.ok, locks[0]!);
+        expect(await store.record('k', 'b-2#0', RECORDS[written], locks[1]!)).toBe(Recorded.NotOwner);
+        const now = await stored(store);
+        expect(now.records.map((r) => r.status)).toEqual(['ok']);
+        expect(now.counts).toMatchObject({ ok: '1', failed: '0', skipped: '1', duplicates: '1', bytes: '2000' });
+      } finally {
+        redis.disconnect();
+      }
+    },
+  );
 
   it.each<[lock: string, written: Kind]>([
     ['gone (expired, or the job finished)', 'ok'],
@@ -120,7 +133,10 @@ describe("the queue's records", () => {
     const { store, redis, locks } = await freshStore('b-1');
     const lock = locks[0]!;
     try {
-      await store.claim('b-1', [['k', 0], ['k2', 1]]);
+      await store.claim('b-1', [
+        ['k', 0],
+        ['k2', 1],
+      ]);
       // The item is saved, and then the lock is not this worker's any more.
       await store.record('k', 'b-1#0', RECORDS.ok, lock);
       if (lockState.startsWith('gone')) await redis.del(lock.key);
@@ -143,9 +159,21 @@ describe("the queue's records", () => {
     const [b1, b2] = locks as [BatchLock, BatchLock];
     try {
       const counts = async (): Promise<Record<string, string>> => (await store.read()).counts;
-      expect(await store.claim('b-1', [['k1', 0], ['k1', 1], ['k2', 2]])).toEqual([0, 3, 0]);
+      expect(
+        await store.claim('b-1', [
+          ['k1', 0],
+          ['k1', 1],
+          ['k2', 2],
+        ]),
+      ).toEqual([0, 3, 0]);
       // The same batch claimed again (a re-delivery): its own items resume, the duplicate is not counted twice.
-      expect(await store.claim('b-1', [['k1', 0], ['k1', 1], ['k2', 2]])).toEqual([1, 3, 1]);
+      expect(
+        await store.claim('b-1', [
+          ['k1', 0],
+          ['k1', 1],
+          ['k2', 2],
+        ]),
+      ).toEqual([1, 3, 1]);
       expect(await counts()).toMatchObject({ skipped: '1', duplicates: '1' });
 
       expect(await store.record('k1', 'b-1#0', RECORDS.failed, b1)).toBe(1);

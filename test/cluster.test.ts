@@ -29,7 +29,10 @@ describe('the queue URL', () => {
     ['redis://127.0.0.1:6390', { host: '127.0.0.1', port: 6390, db: 0, tls: false }],
     ['redis://redis', { host: 'redis', port: 6379, db: 0, tls: false }],
     ['redis://h:1/3', { host: 'h', port: 1, db: 3, tls: false }],
-    ['rediss://u:p%40ss@h:6380/1', { host: 'h', port: 6380, db: 1, tls: true, username: 'u', password: 'p@ss', shown: 'rediss://u:***@h:6380/1' }],
+    [
+      'rediss://u:p%40ss@h:6380/1',
+      { host: 'h', port: 6380, db: 1, tls: true, username: 'u', password: 'p@ss', shown: 'rediss://u:***@h:6380/1' },
+    ],
     ['redis://[::1]:7000', { host: '::1', port: 7000 }],
   ])('%s is read', (text, expected) => {
     expect(parseQueueUrl(text)).toMatchObject(expected);
@@ -59,8 +62,18 @@ describe('the queue URL', () => {
 describe('options carried by jobs', () => {
   it('carry every option but those a worker sets itself, keys sorted, undefined left out', () => {
     const carried = carriedOptions({
-      out: 'x', concurrency: 4, mode: 'workers', graceMs: 1, manifest: 'm.jsonl', logger: undefined,
-      retries: 1, hash: 'sha256', maxSize: '10k', headers: { 'x-b': '2', 'x-a': '1' }, referer: undefined, onExists: 'overwrite',
+      out: 'x',
+      concurrency: 4,
+      mode: 'workers',
+      graceMs: 1,
+      manifest: 'm.jsonl',
+      logger: undefined,
+      retries: 1,
+      hash: 'sha256',
+      maxSize: '10k',
+      headers: { 'x-b': '2', 'x-a': '1' },
+      referer: undefined,
+      onExists: 'overwrite',
     });
     expect(carried).toEqual({ hash: 'sha256', headers: { 'x-a': '1', 'x-b': '2' }, maxSize: '10k', onExists: 'overwrite', retries: 1 });
     expect(Object.keys(carried)).toEqual(['hash', 'headers', 'maxSize', 'onExists', 'retries']);
@@ -150,7 +163,25 @@ describe('imgdl enqueue, worker, status', () => {
     });
     const dir = await tempDir();
     const list = await listFile(dir, [...images(server, 6), server.url('/gen/big.jpg?bytes=50000')]);
-    const added = await runCli(['enqueue', '--queue', redis.url, '-i', list, '--batch', '2', '-H', 'X-Token: t1', '-A', 'fleet/1', '--max-size', '10k', '--hash', 'sha256', '--retries', '0']);
+    const added = await runCli([
+      'enqueue',
+      '--queue',
+      redis.url,
+      '-i',
+      list,
+      '--batch',
+      '2',
+      '-H',
+      'X-Token: t1',
+      '-A',
+      'fleet/1',
+      '--max-size',
+      '10k',
+      '--hash',
+      'sha256',
+      '--retries',
+      '0',
+    ]);
     expect(added.code, added.stderr).toBe(0);
     const out = path.join(dir, 'out');
     for (let i = 0; i < 2; i++) {
@@ -186,7 +217,9 @@ describe('imgdl enqueue, worker, status', () => {
     // share their options (so their batches share a run), the third has its own.
     const list = (from: number, agent: string) =>
       enqueue(
-        images(server, 60).slice(from, from + 20).map((url, i) => ({ url, source: 'urls.txt', line: i + 1 })),
+        images(server, 60)
+          .slice(from, from + 20)
+          .map((url, i) => ({ url, source: 'urls.txt', line: i + 1 })),
         { queue: redis.url, batch: 20, options: { userAgent: agent } },
       );
     await list(0, 'agent-a');
@@ -213,7 +246,9 @@ describe('imgdl enqueue, worker, status', () => {
   it('gives two URLs that want one name two names, though different batches run them', async () => {
     const redis = await startRedis();
     const jpeg = generatedImage('jpg', 3000);
-    const server = await serve({ handlers: [http.get('*/dir/:d/img.jpg', () => new HttpResponse(new Uint8Array(jpeg), { headers: { 'content-type': 'image/jpeg' } }))] });
+    const server = await serve({
+      handlers: [http.get('*/dir/:d/img.jpg', () => new HttpResponse(new Uint8Array(jpeg), { headers: { 'content-type': 'image/jpeg' } }))],
+    });
     const dir = await tempDir();
     const urls = ['a', 'b', 'c'].map((d) => server.url(`/dir/${d}/img.jpg`));
     await enqueue(urls, { queue: redis.url, batch: 1 });
@@ -237,7 +272,7 @@ describe('imgdl enqueue, worker, status', () => {
     expect(run.stderr).toBe(`imgdl ${command}: cannot reach Redis at redis://127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}\n`);
   });
 
-  it('refuses a Redis that may evict the queue\'s keys', async () => {
+  it("refuses a Redis that may evict the queue's keys", async () => {
     const redis = await startRedis({ args: ['--maxmemory', '100mb', '--maxmemory-policy', 'allkeys-lru'] });
     const run = await runCli(['enqueue', '--queue', redis.url, 'http://h/a.jpg']);
     expect(run.code).toBe(1);
@@ -271,7 +306,10 @@ describe('imgdl enqueue, worker, status', () => {
     expect(run.code).toBe(130);
     const lines = run.stdout.trim().split('\n');
     expect(lines.length).toBeGreaterThanOrEqual(2);
-    for (const line of lines) expect(line).toMatch(/^0\/5 done · 0 ok · 0 failed · 0 skipped · 5 pending · 0 B · 0 files\/s · jobs 1 waiting 0 active · 0 workers$/);
+    for (const line of lines)
+      expect(line).toMatch(
+        /^0\/5 done · 0 ok · 0 failed · 0 skipped · 5 pending · 0 B · 0 files\/s · jobs 1 waiting 0 active · 0 workers$/,
+      );
   });
 
   it('a bad --queue or flag is a usage error', async () => {
@@ -342,7 +380,10 @@ describe('a worker stopped with SIGTERM', () => {
     await enqueue([server.url('/slow.jpg'), ...images(server, 3)], { queue: redis.url, batch: 100 });
     const worker = startCli(['worker', '--queue', redis.url, '-o', out, '-c', '4', '--grace', '60000']);
     await until(() => server.stats.requests === 4, 'every item to start');
-    await until(async () => (await listFiles(out).catch(() => [])).filter((f) => !f.includes('.part')).length === 3, 'the quick items to land');
+    await until(
+      async () => (await listFiles(out).catch(() => [])).filter((f) => !f.includes('.part')).length === 3,
+      'the quick items to land',
+    );
     worker.child.kill('SIGTERM');
     await until(() => worker.stderr().includes('SIGTERM'), 'the worker to take the signal');
     release();

@@ -26,13 +26,19 @@ function run(command, args, options = {}) {
  * tests' own npm commands.
  */
 function nodeBinary(major) {
-  const probe = spawnSync(npm, ['exec', '--yes', `--package=node@${major}`, '--', 'node', '-p', 'process.execPath + " " + process.version'], {
-    cwd: root,
-    encoding: 'utf8',
-  });
+  const probe = spawnSync(
+    npm,
+    ['exec', '--yes', `--package=node@${major}`, '--', 'node', '-p', 'process.execPath + " " + process.version'],
+    {
+      cwd: root,
+      encoding: 'utf8',
+    },
+  );
   const [binary, version] = (probe.stdout ?? '').trim().split(' ');
   if (probe.status !== 0 || !binary || !version?.startsWith(`v${major}.`)) {
-    console.error(`test:compat: could not get Node ${major} from the npm registry (got ${JSON.stringify(probe.stdout?.trim())}):\n${probe.stderr ?? ''}`);
+    console.error(
+      `test:compat: could not get Node ${major} from the npm registry (got ${JSON.stringify(probe.stdout?.trim())}):\n${probe.stderr ?? ''}`,
+    );
     return undefined;
   }
   return { binary, version };

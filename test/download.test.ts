@@ -76,12 +76,15 @@ describe('download', () => {
   ])('leaves no part file behind after %s that follows a saved file', async (_label, failing, extra) => {
     const server = await serve({ handlers: [http.get('*/missing.jpg', () => new HttpResponse('nope', { status: 404 }))] });
     const out = await tempDir();
-    const results = await collect([server.url('/gen/first.jpg?bytes=2000'), server.url(failing), server.url(failing.replace('.jpg', '2.jpg'))], {
-      out,
-      concurrency: 1,
-      retries: 0,
-      ...extra,
-    });
+    const results = await collect(
+      [server.url('/gen/first.jpg?bytes=2000'), server.url(failing), server.url(failing.replace('.jpg', '2.jpg'))],
+      {
+        out,
+        concurrency: 1,
+        retries: 0,
+        ...extra,
+      },
+    );
     expect(results.map((r) => r.status)).toEqual(['ok', 'failed', 'failed']);
     expect(await listFiles(out)).toEqual(['first.jpg']);
   });
@@ -157,8 +160,9 @@ describe('download', () => {
   it('uses the Content-Disposition file name when the list gives none', async () => {
     const server = await serve({
       handlers: [
-        http.get('*/download', () =>
-          new HttpResponse(jpeg, { headers: { 'content-disposition': `attachment; filename*=UTF-8''%E7%8C%AB.jpg` } }),
+        http.get(
+          '*/download',
+          () => new HttpResponse(jpeg, { headers: { 'content-disposition': `attachment; filename*=UTF-8''%E7%8C%AB.jpg` } }),
         ),
       ],
     });
@@ -248,7 +252,10 @@ describe('download', () => {
     const out = await tempDir();
     const manifest = path.join(out, 'run.jsonl');
     await collect([server.url('/gen/a.jpg?bytes=1234'), server.url('/gone.jpg')], { out, manifest });
-    const lines = (await fs.readFile(manifest, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = (await fs.readFile(manifest, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(2);
     const ok = lines.find((l) => l.status === 'ok');
     const failed = lines.find((l) => l.status === 'failed');
@@ -256,7 +263,9 @@ describe('download', () => {
     expect(typeof ok?.ms).toBe('number');
     expect(failed).toMatchObject({ path: null, bytes: 0, httpStatus: 410, error: { code: 'HTTP_STATUS' } });
     for (const line of lines) {
-      expect(Object.keys(line)).toEqual(expect.arrayContaining(['url', 'status', 'path', 'bytes', 'ms', 'httpStatus', 'attempts', 'error']));
+      expect(Object.keys(line)).toEqual(
+        expect.arrayContaining(['url', 'status', 'path', 'bytes', 'ms', 'httpStatus', 'attempts', 'error']),
+      );
     }
   });
 

@@ -81,5 +81,7 @@ export async function rawServer(answer: (socket: net.Socket, request: RawRequest
 /** A response head with the given status and headers (`Connection: close` unless overridden). */
 export function head(status: number, headers: Record<string, string | number> = {}): string {
   const all: Record<string, string | number> = { connection: 'close', ...headers };
-  return `HTTP/1.1 ${status} X\r\n${Object.entries(all).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`;
+  return `HTTP/1.1 ${status} X\r\n${Object.entries(all)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n`;
 }

@@ -4,12 +4,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { http, HttpResponse, type RequestHandler } from 'msw';
 import { Agent, request } from 'undici';
 import { describe, it, expect, afterEach } from 'vitest';
-import {
-  generatedImage,
-  startFixtureServer,
-  type FixtureServer,
-  type FixtureServerOptions,
-} from '../src/dev/fixture-server.js';
+import { generatedImage, startFixtureServer, type FixtureServer, type FixtureServerOptions } from '../src/dev/fixture-server.js';
 
 const JPEG_MAGIC = Buffer.from([0xff, 0xd8, 0xff]);
 const JPEG_END = Buffer.from([0xff, 0xd9]);
@@ -74,14 +69,16 @@ describe('generated images', () => {
     expect(body.length).toBe(20_000);
   });
 
-  it.each([['jpg', 159], ['png', 78], ['jpg', 1.5], ['png', 64 * 1024 * 1024 + 1]] as const)(
-    'refuses a %s of %s bytes with RangeError, and the route with 400',
-    async (type, bytes) => {
-      expect(() => generatedImage(type, bytes)).toThrow(RangeError);
-      const server = await serve();
-      expect((await fetchBytes(server.url(`/gen/a.${type}?bytes=${bytes}`))).status).toBe(400);
-    },
-  );
+  it.each([
+    ['jpg', 159],
+    ['png', 78],
+    ['jpg', 1.5],
+    ['png', 64 * 1024 * 1024 + 1],
+  ] as const)('refuses a %s of %s bytes with RangeError, and the route with 400', async (type, bytes) => {
+    expect(() => generatedImage(type, bytes)).toThrow(RangeError);
+    const server = await serve();
+    expect((await fetchBytes(server.url(`/gen/a.${type}?bytes=${bytes}`))).status).toBe(400);
+  });
 
   it('answers HEAD with the headers only', async () => {
     const server = await serve();
@@ -172,11 +169,7 @@ describe('msw handlers', () => {
 
   it('passes the method, headers and body of a POST to the handler', async () => {
     const server = await serve({
-      handlers: [
-        http.post('/echo', async ({ request }) =>
-          HttpResponse.text(`${request.headers.get('x-token')} ${await request.text()}`),
-        ),
-      ],
+      handlers: [http.post('/echo', async ({ request }) => HttpResponse.text(`${request.headers.get('x-token')} ${await request.text()}`))],
     });
     const { body } = await fetchBytes(server.url('/echo'), { method: 'POST', headers: { 'x-token': 't' }, body: 'hi' });
     expect(body.toString()).toBe('t hi');

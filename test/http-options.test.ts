@@ -42,12 +42,18 @@ describe('request headers', () => {
     const out = await tempDir();
     const run = await runCli([
       server.url('/h/a.jpg'),
-      '-o', out,
-      '-H', 'X-Token: abc',
-      '--header', 'Accept-Language:  fr',
-      '-A', 'gallery/2.0',
-      '--referer', 'https://example.com/page',
-      '--cookie', 'session=1; theme=dark',
+      '-o',
+      out,
+      '-H',
+      'X-Token: abc',
+      '--header',
+      'Accept-Language:  fr',
+      '-A',
+      'gallery/2.0',
+      '--referer',
+      'https://example.com/page',
+      '--cookie',
+      'session=1; theme=dark',
     ]);
     expect(run.code, run.stderr).toBe(0);
     expect(seen[0]).toMatchObject({
@@ -78,7 +84,9 @@ describe('encoded responses', () => {
     ['br', brotliCompressSync(IMAGE)],
   ])('saves the decoded bytes of a %s response', async (encoding, body) => {
     const server = await serve({
-      handlers: [http.get('*/z.jpg', () => new HttpResponse(body, { headers: { 'content-type': 'image/jpeg', 'content-encoding': encoding } }))],
+      handlers: [
+        http.get('*/z.jpg', () => new HttpResponse(body, { headers: { 'content-type': 'image/jpeg', 'content-encoding': encoding } })),
+      ],
     });
     const out = await tempDir();
     const [record] = await collect([server.url('/z.jpg')], { out });

@@ -30,7 +30,11 @@ describe('readList', () => {
       '\n# comment\n   \n  # indented comment\nhttps://a/1\n\t\nhttps://a/2 # not a comment\n',
       expected({ url: 'https://a/1', line: 5 }, { url: 'https://a/2', name: '# not a comment', line: 7 }),
     ],
-    ['CRLF endings', 'https://a/1\r\nhttps://a/2 n.jpg\r\n\r\n', expected({ url: 'https://a/1', line: 1 }, { url: 'https://a/2', name: 'n.jpg', line: 2 })],
+    [
+      'CRLF endings',
+      'https://a/1\r\nhttps://a/2 n.jpg\r\n\r\n',
+      expected({ url: 'https://a/1', line: 1 }, { url: 'https://a/2', name: 'n.jpg', line: 2 }),
+    ],
     ['UTF-8 BOM at the start', '\uFEFFhttps://a/1\n', expected({ url: 'https://a/1', line: 1 })],
     ['last line without newline', 'https://a/1\nhttps://a/2', expected({ url: 'https://a/1', line: 1 }, { url: 'https://a/2', line: 2 })],
     ['only newlines', '\n\n\r\n', []],
@@ -189,12 +193,22 @@ describe('parseItemUrl', () => {
     ['a word', item('hello'), 'INVALID_URL', 'urls.txt:7: not a URL: "hello"'],
     ['a relative path', item('/a.jpg'), 'INVALID_URL', 'urls.txt:7: not a URL: "/a.jpg"'],
     ['a host without scheme', item('example.com/a.jpg'), 'INVALID_URL', 'urls.txt:7: not a URL: "example.com/a.jpg"'],
-    ['ftp', item('ftp://x/a.jpg'), 'UNSUPPORTED_SCHEME', 'urls.txt:7: unsupported scheme "ftp:" in ftp://x/a.jpg (only http and https are fetched)'],
+    [
+      'ftp',
+      item('ftp://x/a.jpg'),
+      'UNSUPPORTED_SCHEME',
+      'urls.txt:7: unsupported scheme "ftp:" in ftp://x/a.jpg (only http and https are fetched)',
+    ],
     ['javascript', item('javascript:alert(1)'), 'UNSUPPORTED_SCHEME', 'urls.txt:7: unsupported scheme "javascript:"'],
     ['file', item('file:///etc/passwd'), 'UNSUPPORTED_SCHEME', 'urls.txt:7: unsupported scheme "file:"'],
     ['data', item('data:image/png;base64,AA'), 'UNSUPPORTED_SCHEME', 'urls.txt:7: unsupported scheme "data:"'],
     ['a too-long line', item('https://a/xxx', 'too-long'), 'INVALID_URL', `urls.txt:7: line is longer than ${MAX_LINE_BYTES} bytes`],
-    ['a binary line', item('https://a/\0', 'binary'), 'INVALID_URL', 'urls.txt:7: line is not text (invalid UTF-8 or control characters): "https://a/\\u0000"'],
+    [
+      'a binary line',
+      item('https://a/\0', 'binary'),
+      'INVALID_URL',
+      'urls.txt:7: line is not text (invalid UTF-8 or control characters): "https://a/\\u0000"',
+    ],
   ])('rejects %s', (_, listItem, code, message) => {
     const error = caught(() => parseItemUrl(listItem));
     expect(error.code).toBe(code);

@@ -17,8 +17,10 @@ import { collect, listFiles, runCli, serve, tempDir } from './helpers.js';
 
 const jpeg = generatedImage('jpg', 2_000);
 const png = generatedImage('png', 2_000);
-const image = (body: Buffer, headers: Record<string, string> = {}) => () =>
-  new HttpResponse(body, { headers: { 'content-type': 'image/jpeg', ...headers } });
+const image =
+  (body: Buffer, headers: Record<string, string> = {}) =>
+  () =>
+    new HttpResponse(body, { headers: { 'content-type': 'image/jpeg', ...headers } });
 
 async function plan(source: SourceEntry[], options: Options): Promise<PlannedItem[]> {
   const planned: PlannedItem[] = [];
@@ -31,19 +33,55 @@ const B = 'http://h.example/b/x.jpg';
 
 describe('a URL listed more than once', () => {
   it.each<[string, SourceEntry[], Array<[PlannedItem['status'], string | null, string]>]>([
-    ['twice', [A, A], [['download', 'x.jpg', ''], ['skipped', null, 'duplicate']]],
-    ['with a NAME, then without', [{ url: A, name: 'mine.jpg' }, A], [['download', 'mine.jpg', ''], ['skipped', null, 'duplicate']]],
-    ['without a NAME, then with one', [A, { url: A, name: 'mine.jpg' }], [['download', 'x.jpg', ''], ['skipped', null, 'duplicate']]],
+    [
+      'twice',
+      [A, A],
+      [
+        ['download', 'x.jpg', ''],
+        ['skipped', null, 'duplicate'],
+      ],
+    ],
+    [
+      'with a NAME, then without',
+      [{ url: A, name: 'mine.jpg' }, A],
+      [
+        ['download', 'mine.jpg', ''],
+        ['skipped', null, 'duplicate'],
+      ],
+    ],
+    [
+      'without a NAME, then with one',
+      [A, { url: A, name: 'mine.jpg' }],
+      [
+        ['download', 'x.jpg', ''],
+        ['skipped', null, 'duplicate'],
+      ],
+    ],
     [
       'after another URL took its name',
       [A, B, B, A],
-      [['download', 'x.jpg', ''], ['download', expect.stringMatching(/^x-[0-9a-f]{8}\.jpg$/) as unknown as string, ''], ['skipped', null, 'duplicate'], ['skipped', null, 'duplicate']],
+      [
+        ['download', 'x.jpg', ''],
+        ['download', expect.stringMatching(/^x-[0-9a-f]{8}\.jpg$/) as unknown as string, ''],
+        ['skipped', null, 'duplicate'],
+        ['skipped', null, 'duplicate'],
+      ],
     ],
-    ['written another way', ['HTTP://H.EXAMPLE/a/x.jpg', A], [['download', 'x.jpg', ''], ['skipped', null, 'duplicate']]],
+    [
+      'written another way',
+      ['HTTP://H.EXAMPLE/a/x.jpg', A],
+      [
+        ['download', 'x.jpg', ''],
+        ['skipped', null, 'duplicate'],
+      ],
+    ],
     [
       'after its NAME was refused',
       [{ url: A, name: '../x.jpg' }, A],
-      [['failed', null, expect.stringContaining('UNSAFE_NAME') as unknown as string], ['skipped', null, 'duplicate']],
+      [
+        ['failed', null, expect.stringContaining('UNSAFE_NAME') as unknown as string],
+        ['skipped', null, 'duplicate'],
+      ],
     ],
   ])('%s is planned once', async (_label, source, expected) => {
     const out = await tempDir();
@@ -56,7 +94,11 @@ describe('a URL listed more than once', () => {
     const manifest = path.join(out, 'run.jsonl');
     await fs.writeFile(manifest, JSON.stringify({ url: A, status: 'ok', path: 'x.jpg' }) + '\n');
     const planned = await plan([A, A, B], { out, manifest });
-    expect(planned.map((p) => [p.status, p.reason])).toEqual([['skipped', 'manifest'], ['skipped', 'duplicate'], ['download', '']]);
+    expect(planned.map((p) => [p.status, p.reason])).toEqual([
+      ['skipped', 'manifest'],
+      ['skipped', 'duplicate'],
+      ['download', ''],
+    ]);
   });
 
   it('keeps names that differ only in case apart, as a folding file system would', async () => {
@@ -67,14 +109,18 @@ describe('a URL listed more than once', () => {
   });
 });
 
-describe('a registry kept elsewhere (the cluster\'s)', () => {
+describe("a registry kept elsewhere (the cluster's)", () => {
   it('is asked for every planned name, and a URL listed twice is still planned once', async () => {
     const asked: string[] = [];
     const names = { claim: (wanted: string, url: string) => `theirs/${asked.push(`${wanted} ${url}`)}-${wanted}` };
     const ctx = await createRunContext(resolveOptions({ out: await tempDir() }), undefined, { names });
     await ctx.agent.destroy();
     const planned = [A, B, A].map((url, i) => planItem({ url, source: 'api', line: i + 1 }, ctx));
-    expect(planned.map((p) => (p && 'task' in p ? p.task.relPath : p?.result.skipReason))).toEqual(['theirs/1-x.jpg', 'theirs/2-x.jpg', 'duplicate']);
+    expect(planned.map((p) => (p && 'task' in p ? p.task.relPath : p?.result.skipReason))).toEqual([
+      'theirs/1-x.jpg',
+      'theirs/2-x.jpg',
+      'duplicate',
+    ]);
     expect(asked).toEqual([`x.jpg ${A}`, `x.jpg ${B}`]);
   });
 });
@@ -94,7 +140,10 @@ describe('the dry run', () => {
       ],
       { out },
     );
-    const caseSensitive = await fs.access(path.join(out, 'upper.jpg')).then(() => false, () => true);
+    const caseSensitive = await fs.access(path.join(out, 'upper.jpg')).then(
+      () => false,
+      () => true,
+    );
     expect(planned.map((p) => p.reason)).toEqual(['exists', '', caseSensitive ? '' : 'exists']);
   });
 });
@@ -146,10 +195,21 @@ describe('the sharded layout', () => {
         `${server.url('/img/noext')}  given/name.png`,
         server.url('/gen/a.jpg?bytes=3000'),
       ];
-      const run = await runCli(['-o', out, '--layout', 'sharded', '--manifest', manifest, '-m', mode, '-t', '2'], { stdin: list.join('\n') + '\n' });
+      const run = await runCli(['-o', out, '--layout', 'sharded', '--manifest', manifest, '-m', mode, '-t', '2'], {
+        stdin: list.join('\n') + '\n',
+      });
       expect(run.code).toBe(1);
-      expect(await listFiles(out)).toEqual(['00000/000000000.jpg', '00000/000000001.png', '00000/000000003.jpg', '00000/000000004.png', 'run.jsonl']);
-      const records = (await fs.readFile(manifest, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { url: string; status: string; path: string | null });
+      expect(await listFiles(out)).toEqual([
+        '00000/000000000.jpg',
+        '00000/000000001.png',
+        '00000/000000003.jpg',
+        '00000/000000004.png',
+        'run.jsonl',
+      ]);
+      const records = (await fs.readFile(manifest, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { url: string; status: string; path: string | null });
       const byUrl = new Map(records.filter((r) => r.status === 'ok').map((r) => [r.url, r.path]));
       expect(byUrl).toEqual(
         new Map([
@@ -204,7 +264,9 @@ describe('--shard K/N', () => {
 
   it('takes the same slice on every machine and every version', async () => {
     const out = await tempDir();
-    const slices = await Promise.all([0, 1, 2, 3].map(async (index) => (await plan(list.slice(0, 8), { out, shard: { index, count: 4 } })).map((p) => p.url)));
+    const slices = await Promise.all(
+      [0, 1, 2, 3].map(async (index) => (await plan(list.slice(0, 8), { out, shard: { index, count: 4 } })).map((p) => p.url)),
+    );
     // The partition is MurmurHash3 of the URL: changing it would re-cut every sharded run under way.
     expect(slices).toEqual([
       ['https://img.example/3.jpg', 'https://img.example/7.jpg'],

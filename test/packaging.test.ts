@@ -36,7 +36,10 @@ async function writeConsumer(dir: string, tgz: string): Promise<void> {
   };
   for (const [where, entry] of Object.entries(lock.packages)) if (where !== '' && entry.dev !== true) packages[where] = entry;
   await fs.writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, dependencies: { imgdl: spec } }));
-  await fs.writeFile(path.join(dir, 'package-lock.json'), JSON.stringify({ name: 'consumer', lockfileVersion: 3, requires: true, packages }));
+  await fs.writeFile(
+    path.join(dir, 'package-lock.json'),
+    JSON.stringify({ name: 'consumer', lockfileVersion: 3, requires: true, packages }),
+  );
 }
 
 describe('the README library example', () => {
@@ -49,7 +52,9 @@ describe('the README library example', () => {
     const cwd = await tempDir();
     const urls = [server.url('/gen/a.jpg'), server.url('/gen/b.png'), server.url('/nope.jpg')];
     // `import 'imgdl'` resolves to this package itself (a package may import its own name through `exports`).
-    const child = await run(process.execPath, [path.join(ROOT, 'test/library-example.mjs'), ...urls], { cwd }).catch((e: { code: number; stdout: string }) => e);
+    const child = await run(process.execPath, [path.join(ROOT, 'test/library-example.mjs'), ...urls], { cwd }).catch(
+      (e: { code: number; stdout: string }) => e,
+    );
     expect('code' in child ? child.code : 0).toBe(1);
     expect(child.stdout).toContain(`ok a.jpg ${urls[0]}`);
     expect(child.stdout).toContain(`failed HTTP_STATUS ${urls[2]}`);
@@ -81,7 +86,10 @@ describe('the package', () => {
     // repository put there (tarballs, no registry metadata), so the consumer gets a lockfile pinning the same versions.
     const consumer = path.join(dir, 'consumer');
     await writeConsumer(consumer, packed!.filename);
-    await run(npm, ['ci', '--offline', '--no-audit', '--no-fund'], { cwd: consumer, env: { ...process.env, npm_config_loglevel: 'error' } });
+    await run(npm, ['ci', '--offline', '--no-audit', '--no-fund'], {
+      cwd: consumer,
+      env: { ...process.env, npm_config_loglevel: 'error' },
+    });
     const bin = path.join(consumer, 'node_modules', '.bin', 'imgdl');
     const version = await run(bin, ['--version']);
     const pkg = JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -96,7 +104,15 @@ describe('the package', () => {
     const lib = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: consumer });
     expect(lib.stdout.trim()).toBe('ok');
     // So does its cluster entry, with bullmq and ioredis installed beside it.
-    const cluster = await run(process.execPath, ['--input-type=module', '-e', "const c = await import('imgdl/cluster'); console.log(typeof c.enqueue, typeof c.runWorker, typeof c.queueStatus);"], { cwd: consumer });
+    const cluster = await run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "const c = await import('imgdl/cluster'); console.log(typeof c.enqueue, typeof c.runWorker, typeof c.queueStatus);",
+      ],
+      { cwd: consumer },
+    );
     expect(cluster.stdout.trim()).toBe('function function function');
   });
 });

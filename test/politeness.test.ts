@@ -25,7 +25,10 @@ describe('per-host politeness', () => {
     const slow = await serve({ host: '127.0.0.2', handlers: [http.get('*/slow/:n', async () => (await released, image()))] });
     const fast = await serve({ host: '127.0.0.3' });
     // The slow host's items come first in the list: handed out in list order, they would take every slot.
-    const urls = [...Array.from({ length: 40 }, (_, i) => slow.url(`/slow/${i}.jpg`)), ...Array.from({ length: 40 }, (_, i) => fast.url(`/gen/${i}.jpg?bytes=500`))];
+    const urls = [
+      ...Array.from({ length: 40 }, (_, i) => slow.url(`/slow/${i}.jpg`)),
+      ...Array.from({ length: 40 }, (_, i) => fast.url(`/gen/${i}.jpg?bytes=500`)),
+    ];
     const out = await tempDir();
     const results: ItemResult[] = [];
     const { download } = await import('../src/run/download.js');
@@ -88,7 +91,10 @@ describe('per-host politeness', () => {
       ],
     });
     const otherArrivals: number[] = [];
-    const other = await serve({ host: '127.0.0.3', handlers: [http.get('*/o/:n', () => (otherArrivals.push(performance.now()), image()))] });
+    const other = await serve({
+      host: '127.0.0.3',
+      handlers: [http.get('*/o/:n', () => (otherArrivals.push(performance.now()), image()))],
+    });
     const urls = Array.from({ length: 6 }, (_, i) => limited.url(`/l/${i}.jpg`));
     for (let i = 0; i < 200; i++) urls.push(other.url(`/o/${i}.jpg`));
     const records: Array<{ level: number; msg: string }> = [];

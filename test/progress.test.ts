@@ -11,7 +11,14 @@ const CLEAR = '\r\x1b[2K';
 /** A stream that says it is a terminal and keeps what was written. */
 function fakeTerminal(columns = 200) {
   const writes: string[] = [];
-  return { writes, stream: { columns, isTTY: true, write: (chunk: string | Buffer) => (writes.push(String(chunk)), true) } as unknown as NodeJS.WritableStream };
+  return {
+    writes,
+    stream: {
+      columns,
+      isTTY: true,
+      write: (chunk: string | Buffer) => (writes.push(String(chunk)), true),
+    } as unknown as NodeJS.WritableStream,
+  };
 }
 
 function snapshot(over: Partial<Progress> = {}): Progress {
@@ -95,7 +102,11 @@ describe('progress events of download()', () => {
     const server = await serve({ latencyMs: 20 });
     const urls = Array.from({ length: 12 }, (_, i) => server.url(`/gen/p${i}.jpg?bytes=3000`));
     const seen: Progress[] = [];
-    const records = await collect([...urls, urls[0]!, 'not a url'], { out: await tempDir(), concurrency: 4, onProgress: (p) => seen.push(p) });
+    const records = await collect([...urls, urls[0]!, 'not a url'], {
+      out: await tempDir(),
+      concurrency: 4,
+      onProgress: (p) => seen.push(p),
+    });
     expect(records).toHaveLength(14);
     expect(seen.at(-1)).toEqual({ read: 14, listComplete: true, done: 14, ok: 12, failed: 1, skipped: 1, inFlight: 0, bytes: 36_000 });
     expect(Math.max(...seen.map((p) => p.inFlight))).toBe(4);

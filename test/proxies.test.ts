@@ -89,7 +89,10 @@ describe('https through a proxy', () => {
     const direct = await imgdl([server.url(`/gen/direct.png?bytes=${BYTES}`), '-o', await tempDir(), '--cacert', CA], env);
     expect(direct.code, direct.stderr).toBe(0);
     expect(await proxy.requests()).toEqual([]);
-    const proxied = await imgdl([server.url(`/gen/proxied.png?bytes=${BYTES}`), '-o', await tempDir(), '--cacert', CA], { ...env, no_proxy: 'example.com' });
+    const proxied = await imgdl([server.url(`/gen/proxied.png?bytes=${BYTES}`), '-o', await tempDir(), '--cacert', CA], {
+      ...env,
+      no_proxy: 'example.com',
+    });
     expect(proxied.code, proxied.stderr).toBe(0);
     expect(await proxy.connects()).toEqual([authority(server)]);
   });
@@ -212,11 +215,26 @@ describe('a proxy that wants credentials', () => {
     const proxy = await startTinyproxy({ basicAuth });
     const secure = await serveHttps();
     const given = withCredentials(proxy.url, 'wrong-secret');
-    const run = await imgdl([secure.url('/gen/secure.png'), '-o', await tempDir(), '--cacert', CA, '--proxy', given, '--retries', '3', '--retry-delay', '1']);
+    const run = await imgdl([
+      secure.url('/gen/secure.png'),
+      '-o',
+      await tempDir(),
+      '--cacert',
+      CA,
+      '--proxy',
+      given,
+      '--retries',
+      '3',
+      '--retry-delay',
+      '1',
+    ]);
     expect(run.code).toBe(1);
     // tinyproxy 1.11 answers wrong credentials with 401 rather than 407; to a CONNECT, either is the proxy's.
     expect(failures(run)).toEqual([
-      { code: 'PROXY_AUTH', message: expect.stringContaining(`proxy http://***@127.0.0.1:${proxy.port} refused the credentials in its URL (HTTP 40`) },
+      {
+        code: 'PROXY_AUTH',
+        message: expect.stringContaining(`proxy http://***@127.0.0.1:${proxy.port} refused the credentials in its URL (HTTP 40`),
+      },
     ]);
     expect(run.stderr).not.toContain('wrong-secret');
     expect(await proxy.connects()).toEqual([authority(secure)]);
@@ -230,7 +248,9 @@ describe('a proxy that is down', () => {
     const down = `http://127.0.0.1:${await freePort()}`;
     const run = await imgdl([server.url('/gen/a.png'), '-o', await tempDir(), '--cacert', CA, '--proxy', down, '--retries', '0']);
     expect(run.code).toBe(1);
-    expect(failures(run)).toEqual([{ code: 'NETWORK', message: expect.stringContaining(`proxy ${down} refused the connection (ECONNREFUSED)`) }]);
+    expect(failures(run)).toEqual([
+      { code: 'NETWORK', message: expect.stringContaining(`proxy ${down} refused the connection (ECONNREFUSED)`) },
+    ]);
     expect(server.stats.requests).toBe(0);
   });
 
@@ -257,11 +277,35 @@ describe('which proxy a request goes through', () => {
     ['HTTP_PROXY for http', 'http://a.example/x.png', undefined, { HTTPS_PROXY: 'http://s:1', HTTP_PROXY: 'http://h:1' }, 'h:1'],
     ['HTTP_PROXY for https without HTTPS_PROXY', 'https://a.example/x.png', undefined, { HTTP_PROXY: 'http://h:1' }, 'h:1'],
     ['no proxy for http with HTTPS_PROXY alone', 'http://a.example/x.png', undefined, { HTTPS_PROXY: 'http://s:1' }, undefined],
-    ['the lower-case variable first', 'https://a.example/x.png', undefined, { https_proxy: 'http://lo:1', HTTPS_PROXY: 'http://up:1' }, 'lo:1'],
-    ['none for a NO_PROXY host', 'https://a.example/x.png', undefined, { HTTPS_PROXY: 'http://s:1', NO_PROXY: 'b.example, a.example' }, undefined],
+    [
+      'the lower-case variable first',
+      'https://a.example/x.png',
+      undefined,
+      { https_proxy: 'http://lo:1', HTTPS_PROXY: 'http://up:1' },
+      'lo:1',
+    ],
+    [
+      'none for a NO_PROXY host',
+      'https://a.example/x.png',
+      undefined,
+      { HTTPS_PROXY: 'http://s:1', NO_PROXY: 'b.example, a.example' },
+      undefined,
+    ],
     ['none for its subdomains', 'https://img.a.example/x.png', undefined, { HTTPS_PROXY: 'http://s:1', no_proxy: '.a.example' }, undefined],
-    ['a proxy for a host that only ends like it', 'https://aa.example/x.png', undefined, { HTTPS_PROXY: 'http://s:1', NO_PROXY: 'a.example' }, 's:1'],
-    ['none on the NO_PROXY port', 'https://a.example/x.png', undefined, { HTTPS_PROXY: 'http://s:1', NO_PROXY: 'a.example:443' }, undefined],
+    [
+      'a proxy for a host that only ends like it',
+      'https://aa.example/x.png',
+      undefined,
+      { HTTPS_PROXY: 'http://s:1', NO_PROXY: 'a.example' },
+      's:1',
+    ],
+    [
+      'none on the NO_PROXY port',
+      'https://a.example/x.png',
+      undefined,
+      { HTTPS_PROXY: 'http://s:1', NO_PROXY: 'a.example:443' },
+      undefined,
+    ],
     ['a proxy on another port', 'https://a.example:8443/x.png', undefined, { HTTPS_PROXY: 'http://s:1', NO_PROXY: 'a.example:443' }, 's:1'],
     ['none for anything with NO_PROXY=*', 'https://a.example/x.png', undefined, { HTTPS_PROXY: 'http://s:1', NO_PROXY: '*' }, undefined],
   ])('%s', (_label, url, proxy, env, expected) => {

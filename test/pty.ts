@@ -28,7 +28,10 @@ sys.exit(os.waitstatus_to_exitcode(status))
 /** What the terminal showed (stdout and stderr together, as on a screen) and the exit code. */
 export function runInPty(command: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; screen: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('python3', ['-c', PTY_RUNNER, ...command], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('python3', ['-c', PTY_RUNNER, ...command], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let screen = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (screen += d));
     child.on('error', reject);

@@ -34,14 +34,16 @@ interface K8sObject {
 async function expectAccepted(args: readonly string[]): Promise<void> {
   const [command, ...rest] = args;
   if (command === 'dashboard') {
-    await expect(parseDashboard(rest.map((arg) => arg.replace(/^(\w+:)"\$\w+"$/, '$1secret'))), args.join(' ')).resolves.toBeTypeOf('object');
+    await expect(parseDashboard(rest.map((arg) => arg.replace(/^(\w+:)"\$\w+"$/, '$1secret'))), args.join(' ')).resolves.toBeTypeOf(
+      'object',
+    );
     return;
   }
   expect(COMMANDS).toContain(command);
   await expect(parseArgs(command as Command, rest), args.join(' ')).resolves.toBeTypeOf('object');
 }
 
-describe('the README\'s Many machines section', () => {
+describe("the README's Many machines section", () => {
   it('has Kubernetes manifests that parse: a Redis that never evicts, a Deployment of workers, a Job that enqueues', async () => {
     const objects: K8sObject[] = [];
     for (const block of codeBlocks(await manyMachines(), 'yaml')) {

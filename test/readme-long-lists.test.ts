@@ -34,7 +34,11 @@ describe("the README's --shard examples", () => {
     expect(docs.map((d) => d.errors)).toEqual([[]]);
     const job = docs[0]!.toJS() as {
       kind: string;
-      spec: { completionMode: string; completions: number; template: { spec: { containers: Array<{ command: string[]; args: string[] }> } } };
+      spec: {
+        completionMode: string;
+        completions: number;
+        template: { spec: { containers: Array<{ command: string[]; args: string[] }> } };
+      };
     };
     expect(job.kind).toBe('Job');
     expect(job.spec.completionMode).toBe('Indexed');
@@ -54,7 +58,10 @@ describe("the README's --shard examples", () => {
     const [first, last] = [Number(range[1]), Number(range[2])];
     const slurmShards = [];
     for (let task = first; task <= last; task++) {
-      const line = slurm!.split('\n').filter((l) => !l.startsWith('#')).join('\n');
+      const line = slurm!
+        .split('\n')
+        .filter((l) => !l.startsWith('#'))
+        .join('\n');
       const filled = line.replaceAll('$SLURM_ARRAY_TASK_ID', String(task)).replaceAll('$SLURM_ARRAY_TASK_COUNT', String(last - first + 1));
       slurmShards.push(await accepted(imgdlArgs(filled)));
     }
@@ -63,7 +70,10 @@ describe("the README's --shard examples", () => {
     const seq = /\$\(seq (\d+) (\d+)\)/.exec(parallel!)!;
     const command = parallel!.slice(0, parallel!.indexOf(':::')).replace(/^parallel\s+-j\s+\d+\s+/, '');
     const parallelShards = [];
-    for (let value = Number(seq[1]); value <= Number(seq[2]); value++) parallelShards.push(await accepted(imgdlArgs(command.replaceAll('{}', String(value)))));
-    expect(parallelShards.map((s) => `${s.index}/${s.count}`)).toEqual(Array.from({ length: parallelShards.length }, (_, i) => `${i}/${parallelShards.length}`));
+    for (let value = Number(seq[1]); value <= Number(seq[2]); value++)
+      parallelShards.push(await accepted(imgdlArgs(command.replaceAll('{}', String(value)))));
+    expect(parallelShards.map((s) => `${s.index}/${s.count}`)).toEqual(
+      Array.from({ length: parallelShards.length }, (_, i) => `${i}/${parallelShards.length}`),
+    );
   });
 });

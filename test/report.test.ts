@@ -58,7 +58,11 @@ describe('reading a manifest from its end', () => {
     ['a last line without one', 'a\nbb', ['bb', 'a']],
     ['blank lines and CRLF', 'a\r\n\r\nb\r\n', ['b\r', '\r', 'a\r']],
     ['lines longer than a block', `a\n${long}\nb\n${long}`, [long, 'b', long, 'a']],
-    ['many short lines across blocks', Array.from({ length: 60_000 }, (_, i) => `line ${i}`).join('\n'), Array.from({ length: 60_000 }, (_, i) => `line ${59_999 - i}`)],
+    [
+      'many short lines across blocks',
+      Array.from({ length: 60_000 }, (_, i) => `line ${i}`).join('\n'),
+      Array.from({ length: 60_000 }, (_, i) => `line ${59_999 - i}`),
+    ],
     ['UTF-8 split by a block boundary', `${'é'.repeat(200_000)}\n猫`, ['猫', 'é'.repeat(200_000)]],
   ])('gives every line, last first (%s)', async (_label, text, expected) => {
     const dir = await tempDir();
@@ -78,12 +82,21 @@ describe('imgdl report', () => {
     return serve({
       handlers: [
         http.get('*/gone/:name', () => new HttpResponse('no', { status: 404 })),
-        http.get('*/flaky.jpg', () => (state.failing ? new HttpResponse('busy', { status: 503 }) : new HttpResponse(jpeg, { headers: { 'content-type': 'image/jpeg' } }))),
+        http.get('*/flaky.jpg', () =>
+          state.failing ? new HttpResponse('busy', { status: 503 }) : new HttpResponse(jpeg, { headers: { 'content-type': 'image/jpeg' } }),
+        ),
       ],
     });
   }
 
-  type Summary = Record<string, unknown> & { ok: number; failed: number; skipped: number; total: number; bytes: number; errors: Record<string, { count: number }> };
+  type Summary = Record<string, unknown> & {
+    ok: number;
+    failed: number;
+    skipped: number;
+    total: number;
+    bytes: number;
+    errors: Record<string, { count: number }>;
+  };
 
   it('merges the manifests of the shards of a list into the summary of one run over it', async () => {
     const server = await host({ failing: false });
@@ -96,10 +109,14 @@ describe('imgdl report', () => {
       server.url('/gen/3.jpg?bytes=1003'),
     ];
     const list = urls.join('\n') + '\n';
-    const whole = await runCli(['-o', path.join(out, 'whole'), '--json', '--retries', '0', '--manifest', path.join(out, 'whole.jsonl')], { stdin: list });
+    const whole = await runCli(['-o', path.join(out, 'whole'), '--json', '--retries', '0', '--manifest', path.join(out, 'whole.jsonl')], {
+      stdin: list,
+    });
     const shards = await Promise.all(
       [0, 1, 2].map((k) =>
-        runCli(['-o', path.join(out, 'shards'), '--shard', `${k}/3`, '--manifest', path.join(out, `m${k}.jsonl`), '--retries', '0', '-q'], { stdin: list }),
+        runCli(['-o', path.join(out, 'shards'), '--shard', `${k}/3`, '--manifest', path.join(out, `m${k}.jsonl`), '--retries', '0', '-q'], {
+          stdin: list,
+        }),
       ),
     );
     for (const run of shards) expect([0, 1]).toContain(run.code);

@@ -50,7 +50,9 @@ describe('retry policy', () => {
     expect(retryDelayMs(new HttpStatusError(503, { retryAfter: '3' }), 1, policy)).toBe(3000);
     expect(retryDelayMs(new HttpStatusError(500, { retryAfter: '3600' }), 1, policy)).toBeLessThan(500);
     // The wait as parsed when the answer came wins over parsing the header again later (a date would have moved on).
-    expect(retryDelayMs(new HttpStatusError(429, { retryAfter: new Date(Date.now() + 60_000).toUTCString(), retryAfterMs: 1500 }), 1, policy)).toBe(1500);
+    expect(
+      retryDelayMs(new HttpStatusError(429, { retryAfter: new Date(Date.now() + 60_000).toUTCString(), retryAfterMs: 1500 }), 1, policy),
+    ).toBe(1500);
   });
 
   it('fails with the wait asked for when Retry-After is past the cap', () => {

@@ -31,9 +31,14 @@ function sequence(answers: Array<() => Response>): () => Response {
   let i = 0;
   return () => answers[Math.min(i++, answers.length - 1)]!();
 }
-const status = (code: number, headers: Record<string, string> = {}) => () => new HttpResponse('busy', { status: code, headers });
-const image = (body: Buffer = jpeg, headers: Record<string, string> = {}) => () =>
-  new HttpResponse(body, { headers: { 'content-type': 'image/jpeg', ...headers } });
+const status =
+  (code: number, headers: Record<string, string> = {}) =>
+  () =>
+    new HttpResponse('busy', { status: code, headers });
+const image =
+  (body: Buffer = jpeg, headers: Record<string, string> = {}) =>
+  () =>
+    new HttpResponse(body, { headers: { 'content-type': 'image/jpeg', ...headers } });
 
 /** A body of `total` bytes that sends `first` and then nothing, until the client goes away. */
 function stalling(first: Buffer, headers: Record<string, string> = {}, total = jpeg.length): Response {
@@ -84,7 +89,9 @@ describe('retries', () => {
     ['an HTTP date', () => new Date(Date.now() - 5_000).toUTCString()],
   ])('waits as Retry-After says in %s on 429 and 503', async (_form, value) => {
     const server = await serve({
-      handlers: [http.get('*/a.jpg', sequence([status(429, { 'retry-after': value() }), status(503, { 'retry-after': value() }), image()]))],
+      handlers: [
+        http.get('*/a.jpg', sequence([status(429, { 'retry-after': value() }), status(503, { 'retry-after': value() }), image()])),
+      ],
     });
     const [result] = await collect([server.url('/a.jpg')], { retryDelayMs: 3_600_000, out: await tempDir() });
     expect(result).toMatchObject({ status: 'ok', attempts: 3 });
@@ -331,7 +338,9 @@ describe('it must be an image', () => {
     ['a JPEG at x.jpeg', '/img/x.jpeg', jpeg, 'x.jpeg', 'image/jpeg'],
     ['an SVG at /logo', '/img/logo', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>'), 'logo.svg', 'image/svg+xml'],
   ])('names %s after what its bytes are', async (_label, urlPath, body, saved, sniffedType) => {
-    const server = await serve({ handlers: [http.get(`*${urlPath}`, () => new HttpResponse(body, { headers: { 'content-type': 'image/jpeg' } }))] });
+    const server = await serve({
+      handlers: [http.get(`*${urlPath}`, () => new HttpResponse(body, { headers: { 'content-type': 'image/jpeg' } }))],
+    });
     const out = await tempDir();
     const manifest = path.join(out, 'run.jsonl');
     const [result] = await collect([server.url(urlPath)], { out, manifest });
@@ -345,7 +354,11 @@ describe('it must be an image', () => {
     let runs = 0;
     // The second time, the body stalls after its head: only an item decided from the head can finish.
     const server = await serve({
-      handlers: [http.get('*/img/picture', () => (runs++ === 0 ? image(big)() : stalling(big.subarray(0, 8_000), { 'content-length': String(big.length) })))],
+      handlers: [
+        http.get('*/img/picture', () =>
+          runs++ === 0 ? image(big)() : stalling(big.subarray(0, 8_000), { 'content-length': String(big.length) }),
+        ),
+      ],
     });
     const out = await tempDir();
     const [first] = await collect([server.url('/img/picture')], { out });
@@ -410,7 +423,11 @@ describe('resume and reruns', () => {
       const start = Number(from[1]);
       return new HttpResponse(body.subarray(start), {
         status: 206,
-        headers: { etag, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}`, 'content-length': String(body.length - start) },
+        headers: {
+          etag,
+          'content-range': `bytes ${start}-${body.length - 1}/${body.length}`,
+          'content-length': String(body.length - start),
+        },
       });
     });
     return { handler, ranges };
@@ -520,8 +537,16 @@ describe('resume and reruns', () => {
     expect(await fs.readFile(path.join(out, 'small.jpg'))).toEqual(jpeg);
   });
   it.each([
-    ['the part file is longer than the whole file', (key: string) => JSON.stringify({ key, etag: '"v1"', total: 100 }), 'it holds 5000 bytes of a 100-byte file'],
-    ['the record is for another URL', () => JSON.stringify({ key: partKey('http://elsewhere.example/big.jpg'), etag: '"v1"' }), 'its resume record is for another URL'],
+    [
+      'the part file is longer than the whole file',
+      (key: string) => JSON.stringify({ key, etag: '"v1"', total: 100 }),
+      'it holds 5000 bytes of a 100-byte file',
+    ],
+    [
+      'the record is for another URL',
+      () => JSON.stringify({ key: partKey('http://elsewhere.example/big.jpg'), etag: '"v1"' }),
+      'its resume record is for another URL',
+    ],
     ['the record is unreadable', () => '{"key": "trunc', 'its resume record is unreadable'],
   ])('starts over without Range, and says why at -v, when %s', async (_label, record, reason) => {
     const { server, use } = await swappable();
@@ -532,7 +557,10 @@ describe('resume and reruns', () => {
     await fs.writeFile(part, big.subarray(0, 5000));
     await fs.writeFile(`${part}.json`, record(partKey(server.url('/big.jpg'))));
     const lines: string[] = [];
-    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _encoding, done) => done(void lines.push(chunk.toString())) }));
+    const logger = pino(
+      { level: 'info' },
+      new Writable({ write: (chunk: Buffer, _encoding, done) => done(void lines.push(chunk.toString())) }),
+    );
     const [result] = await collect([server.url('/big.jpg')], { out, logger });
     expect(ranges).toEqual([null]);
     expect(result).toMatchObject({ status: 'ok', httpStatus: 200 });
@@ -570,7 +598,10 @@ describe('resume and reruns', () => {
     });
     expect([...server.stats.byPath.keys()]).toEqual(['/flaky.jpg']);
     // Appended: the first run's two records, then the retried item's.
-    const lines = (await fs.readFile(manifest, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as ItemResult);
+    const lines = (await fs.readFile(manifest, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as ItemResult);
     expect(lines.map((l) => l.status)).toEqual([...first.map((r) => r.status), 'ok']);
 
     server.stats.reset();
@@ -634,7 +665,10 @@ describe('items their caller takes back', () => {
       [items[1]!, before.signal],
     ]);
     const lines: string[] = [];
-    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _encoding, done) => done(void lines.push(chunk.toString())) }));
+    const logger = pino(
+      { level: 'info' },
+      new Writable({ write: (chunk: Buffer, _encoding, done) => done(void lines.push(chunk.toString())) }),
+    );
     const ctx = await createRunContext(resolveOptions({ out, concurrency: 2, logger }), undefined, { itemSignal: (i) => signals.get(i) });
     const taken = (async () => {
       while (server.stats.byPath.get('/held.jpg') === undefined) await delay(10);

@@ -79,7 +79,7 @@ async function run(items: SourceItem[], sink: MemorySink, options: Options): Pro
 }
 
 describe('the source and sink seams', () => {
-  it('carries a source item\'s fields to its record, and keeps small and large bodies alike in the sink', async () => {
+  it("carries a source item's fields to its record, and keeps small and large bodies alike in the sink", async () => {
     const server = await serve();
     const out = await tempDir();
     const sink = new MemorySink();
@@ -100,7 +100,14 @@ describe('the source and sink seams', () => {
     expect('fields' in results[2]!).toBe(false);
     expect(sink.kept.get('small.jpg')).toEqual(generatedImage('jpg', 500));
     expect(sink.kept.get('big/one.png')).toEqual(generatedImage('png', 300_000));
-    expect(sink.calls.slice(0, 6)).toEqual(['has small.jpg', 'resumable small.jpg', 'open small.jpg', 'begin small.jpg 500', 'write small.jpg', 'commit small.jpg']);
+    expect(sink.calls.slice(0, 6)).toEqual([
+      'has small.jpg',
+      'resumable small.jpg',
+      'open small.jpg',
+      'begin small.jpg 500',
+      'write small.jpg',
+      'commit small.jpg',
+    ]);
     // A sink other than the folder's leaves the output folder alone.
     expect(await listFiles(out)).toEqual([]);
   });

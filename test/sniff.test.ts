@@ -17,8 +17,18 @@ const HEADS: Array<[string, () => Promise<Buffer> | Buffer, string, string]> = [
   ['GIF', () => fixture('tiny.gif'), 'image/gif', '.gif'],
   ['WebP', () => fixture('tiny.webp'), 'image/webp', '.webp'],
   ['AVIF', () => hex('0000001c 66747970 61766966 00000000 61766966 6d696631 6d696166 00000000'), 'image/avif', '.avif'],
-  ['BMP', () => Buffer.concat([Buffer.from('BM'), hex('46000000 00000000 36000000 28000000 01000000 01000000 01001800'), Buffer.alloc(40)]), 'image/bmp', '.bmp'],
-  ['TIFF', () => Buffer.concat([hex('49492a00 08000000 0100 0001 0300 01000000 0100 0000 00000000'), Buffer.alloc(64)]), 'image/tiff', '.tif'],
+  [
+    'BMP',
+    () => Buffer.concat([Buffer.from('BM'), hex('46000000 00000000 36000000 28000000 01000000 01000000 01001800'), Buffer.alloc(40)]),
+    'image/bmp',
+    '.bmp',
+  ],
+  [
+    'TIFF',
+    () => Buffer.concat([hex('49492a00 08000000 0100 0001 0300 01000000 0100 0000 00000000'), Buffer.alloc(64)]),
+    'image/tiff',
+    '.tif',
+  ],
   ['ICO', () => Buffer.concat([hex('00000100 0100 10100000 0100 2000 68040000 16000000'), Buffer.alloc(64)]), 'image/x-icon', '.ico'],
   ['SVG', () => Buffer.from('<?xml version="1.0"?>\n<!-- logo -->\n<svg xmlns="http://www.w3.org/2000/svg"/>'), 'image/svg+xml', '.svg'],
 ];

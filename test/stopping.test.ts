@@ -45,26 +45,32 @@ describe('stopping', () => {
   it.each([
     ['SIGINT', 130],
     ['SIGTERM', 143],
-  ] as const)('on %s starts nothing new, stops what is in flight after the grace period, keeps its part file, and exits %i', async (signal, code) => {
-    const never = new Promise<void>(() => undefined);
-    const server = await serve({ handlers: [http.get('*/slow.jpg', () => held(never))] });
-    const dir = await tempDir();
-    const out = path.join(dir, 'img');
-    const manifest = path.join(dir, 'run.jsonl');
-    const list = await listOf(dir, server);
-    const run = await runCli(['-i', list, '-o', out, '-c', '1', '--grace', '100', '--manifest', manifest], {
-      onSpawn: (child) =>
-        void until(async () => ((await fs.stat(path.join(out, 'slow.jpg.part')).catch(() => undefined))?.size ?? 0) > 0).then(() =>
-          child.kill(signal),
-        ),
-    });
-    expect(run.code).toBe(code);
-    expect(server.stats.requests).toBe(1);
-    expect(run.stderr).toContain('0 ok, 1 failed, 0 skipped of 1');
-    expect(await listFiles(out)).toEqual(['slow.jpg.part', 'slow.jpg.part.json']);
-    const records = (await fs.readFile(manifest, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { error: { code: string } });
-    expect(records.map((r) => r.error.code)).toEqual(['ABORTED']);
-  });
+  ] as const)(
+    'on %s starts nothing new, stops what is in flight after the grace period, keeps its part file, and exits %i',
+    async (signal, code) => {
+      const never = new Promise<void>(() => undefined);
+      const server = await serve({ handlers: [http.get('*/slow.jpg', () => held(never))] });
+      const dir = await tempDir();
+      const out = path.join(dir, 'img');
+      const manifest = path.join(dir, 'run.jsonl');
+      const list = await listOf(dir, server);
+      const run = await runCli(['-i', list, '-o', out, '-c', '1', '--grace', '100', '--manifest', manifest], {
+        onSpawn: (child) =>
+          void until(async () => ((await fs.stat(path.join(out, 'slow.jpg.part')).catch(() => undefined))?.size ?? 0) > 0).then(() =>
+            child.kill(signal),
+          ),
+      });
+      expect(run.code).toBe(code);
+      expect(server.stats.requests).toBe(1);
+      expect(run.stderr).toContain('0 ok, 1 failed, 0 skipped of 1');
+      expect(await listFiles(out)).toEqual(['slow.jpg.part', 'slow.jpg.part.json']);
+      const records = (await fs.readFile(manifest, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { error: { code: string } });
+      expect(records.map((r) => r.error.code)).toEqual(['ABORTED']);
+    },
+  );
 
   it('lets a download in flight finish within the grace period', async () => {
     let release!: () => void;
@@ -142,13 +148,16 @@ describe('a crash (kill -9) mid-body', () => {
     use(
       http.get('*/big.jpg', () => {
         const stream = new ReadableStream({ start: (controller) => controller.enqueue(jpeg.subarray(0, HALF)) });
-        return new HttpResponse(stream, { headers: { 'content-type': 'image/jpeg', 'content-length': String(jpeg.length), ...validators } });
+        return new HttpResponse(stream, {
+          headers: { 'content-type': 'image/jpeg', 'content-length': String(jpeg.length), ...validators },
+        });
       }),
     );
     const out = await tempDir();
     const part = path.join(out, 'big.jpg.part');
     const run = await runCli([server.url('/big.jpg'), '-o', out], {
-      onSpawn: (child) => void until(async () => ((await fs.stat(part).catch(() => undefined))?.size ?? 0) > 0).then(() => child.kill('SIGKILL')),
+      onSpawn: (child) =>
+        void until(async () => ((await fs.stat(part).catch(() => undefined))?.size ?? 0) > 0).then(() => child.kill('SIGKILL')),
     });
     expect(run.signal).toBe('SIGKILL');
     const first = (await fs.stat(part)).size;
@@ -165,11 +174,16 @@ describe('a crash (kill -9) mid-body', () => {
       asked.push({ range, ifRange });
       const from = /^bytes=(\d+)-$/.exec(range ?? '');
       const headers: Record<string, string> = { 'content-type': 'image/jpeg', ...(etag === undefined ? {} : { etag }) };
-      if (!from || etag === undefined || ifRange !== etag) return new HttpResponse(body, { headers: { ...headers, 'content-length': String(body.length) } });
+      if (!from || etag === undefined || ifRange !== etag)
+        return new HttpResponse(body, { headers: { ...headers, 'content-length': String(body.length) } });
       const start = Number(from[1]);
       return new HttpResponse(body.subarray(start), {
         status: 206,
-        headers: { ...headers, 'content-range': `bytes ${start}-${body.length - 1}/${body.length}`, 'content-length': String(body.length - start) },
+        headers: {
+          ...headers,
+          'content-range': `bytes ${start}-${body.length - 1}/${body.length}`,
+          'content-length': String(body.length - start),
+        },
       });
     });
     return { handler, asked };
@@ -241,10 +255,12 @@ describe('hostile input', () => {
   it('fails each hostile line with its line number, writes nothing outside the output folder, and saves the rest', async () => {
     const server = await serve({
       handlers: [
-        http.get('*/cd/:name', ({ params }) =>
-          new HttpResponse(generatedImage('jpg', 500), {
-            headers: { 'content-disposition': `attachment; filename="${decodeURIComponent(String(params.name))}"` },
-          }),
+        http.get(
+          '*/cd/:name',
+          ({ params }) =>
+            new HttpResponse(generatedImage('jpg', 500), {
+              headers: { 'content-disposition': `attachment; filename="${decodeURIComponent(String(params.name))}"` },
+            }),
         ),
       ],
     });
@@ -272,7 +288,10 @@ describe('hostile input', () => {
     const manifest = path.join(root, 'run.jsonl');
     const run = await runCli(['-i', list, '-o', out, '--manifest', manifest, '-c', '4']);
     expect(run.code).toBe(1);
-    const records = (await fs.readFile(manifest, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { line: number; status: string; path: string | null; error: { code: string } | null });
+    const records = (await fs.readFile(manifest, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { line: number; status: string; path: string | null; error: { code: string } | null });
     const byLine = Object.fromEntries(records.map((r) => [r.line, r.error?.code ?? r.path]));
     expect(byLine).toEqual({
       1: 'UNSAFE_NAME',

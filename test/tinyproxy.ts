@@ -76,7 +76,8 @@ async function launch(port: number, dir: string, options: TinyproxyOptions): Pro
   await fs.writeFile(conf, config(port, dir, options));
   const child = spawn('tinyproxy', ['-d', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  for (const stream of [child.stdout!, child.stderr!]) stream.setEncoding('utf8').on('data', (text: string) => (output = (output + text).slice(-4000)));
+  for (const stream of [child.stdout!, child.stderr!])
+    stream.setEncoding('utf8').on('data', (text: string) => (output = (output + text).slice(-4000)));
   const exited = once(child, 'exit');
   const spawnFailed = once(child, 'error').then(([error]) => Promise.reject(error as Error));
   spawnFailed.catch(() => {});

@@ -26,10 +26,12 @@ describe('workers mode', () => {
   it('gives distinct names to items on different threads that the server names alike', async () => {
     const server = await serve({
       handlers: [
-        http.get('*/photo/:id', () =>
-          new HttpResponse(generatedImage('jpg', 4000), {
-            headers: { 'content-type': 'image/jpeg', 'content-disposition': 'attachment; filename="same.jpg"' },
-          }),
+        http.get(
+          '*/photo/:id',
+          () =>
+            new HttpResponse(generatedImage('jpg', 4000), {
+              headers: { 'content-type': 'image/jpeg', 'content-disposition': 'attachment; filename="same.jpg"' },
+            }),
         ),
       ],
     });
@@ -42,12 +44,14 @@ describe('workers mode', () => {
     expect(await listFiles(out)).toHaveLength(8);
   });
 
-  it('retries on the run\'s pool, counting every try and timing the item from its first', async () => {
+  it("retries on the run's pool, counting every try and timing the item from its first", async () => {
     let calls = 0;
     const server = await serve({
       handlers: [
         http.get('*/flaky.jpg', () =>
-          ++calls < 3 ? new HttpResponse('busy', { status: 503 }) : new HttpResponse(generatedImage('jpg', 4000), { headers: { 'content-type': 'image/jpeg' } }),
+          ++calls < 3
+            ? new HttpResponse('busy', { status: 503 })
+            : new HttpResponse(generatedImage('jpg', 4000), { headers: { 'content-type': 'image/jpeg' } }),
         ),
       ],
     });
@@ -91,7 +95,10 @@ describe('workers mode', () => {
       env: { IMGDL_TEST_CRASH_WORKER_ON: 'crash-me' },
     });
     expect(run.code).toBe(1);
-    const records = (await fs.readFile(manifest, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as ItemResult);
+    const records = (await fs.readFile(manifest, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as ItemResult);
     expect(byLine(records).map((r) => [r.status, r.error?.code ?? null])).toEqual([
       ['ok', null],
       ['ok', null],
@@ -163,7 +170,10 @@ describe('dedupe', () => {
   it('keeps every file without dedupe', async () => {
     const server = await serve();
     const out = await tempDir();
-    await collect(['a', 'b'].map((n) => server.url(`/gen/${n}.jpg?bytes=5000`)), { out, hash: 'sha256' });
+    await collect(
+      ['a', 'b'].map((n) => server.url(`/gen/${n}.jpg?bytes=5000`)),
+      { out, hash: 'sha256' },
+    );
     expect(await listFiles(out)).toEqual(['a.jpg', 'b.jpg']);
   });
 });

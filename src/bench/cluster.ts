@@ -84,11 +84,19 @@ async function tally(dir: string): Promise<{ files: number; bytes: number }> {
  * One timed run through the queue: workers at `concurrencies`, started and
  * connected first; then the clock from enqueue until nothing is pending.
  */
-async function queueRun(redisUrl: string, urls: readonly string[], out: string, concurrencies: readonly number[], batch: number): Promise<number> {
+async function queueRun(
+  redisUrl: string,
+  urls: readonly string[],
+  out: string,
+  concurrencies: readonly number[],
+  batch: number,
+): Promise<number> {
   const redis = new Redis(redisUrl);
   await redis.flushall();
   const queue = new Queue(QUEUE_NAME, { connection: redis });
-  const workers = concurrencies.map((c) => spawn(node, [CLI_PATH, 'worker', '--queue', redisUrl, '-o', out, '-c', String(c), '-q'], { stdio: 'ignore' }));
+  const workers = concurrencies.map((c) =>
+    spawn(node, [CLI_PATH, 'worker', '--queue', redisUrl, '-o', out, '-c', String(c), '-q'], { stdio: 'ignore' }),
+  );
   try {
     while ((await readStatus(redis, queue)).workers < workers.length) await delay(50);
     // Enqueued from this process (BullMQ already loaded), so the clock measures the queue, not a CLI's start-up.
@@ -170,7 +178,10 @@ export async function clusterBench(origin: string, runs: number, onRun?: (what: 
     await redis.flushall();
     const before = Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1]);
     const big = path.join(dir, 'big.txt');
-    await fs.writeFile(big, Array.from({ length: ENQUEUE_ITEMS }, (_, i) => `https://images.example.com/photos/${i + 1}/original.jpg`).join('\n') + '\n');
+    await fs.writeFile(
+      big,
+      Array.from({ length: ENQUEUE_ITEMS }, (_, i) => `https://images.example.com/photos/${i + 1}/original.jpg`).join('\n') + '\n',
+    );
     const started = performance.now();
     await run(['enqueue', '--queue', url, '-i', big]);
     const enqueueWallMs = performance.now() - started;
@@ -200,7 +211,15 @@ export function formatClusterBench(result: ClusterBenchResult): string {
   const base = median(result.rows[0]!.walls);
   const rows = result.rows.map((row) => {
     const m = median(row.walls);
-    return [row.name, String(row.walls.length), formatDuration(m), formatDuration(Math.min(...row.walls)), formatDuration(Math.max(...row.walls)), (m / base).toFixed(3), `${row.walls.length - row.incomplete}/${row.walls.length}`];
+    return [
+      row.name,
+      String(row.walls.length),
+      formatDuration(m),
+      formatDuration(Math.min(...row.walls)),
+      formatDuration(Math.max(...row.walls)),
+      (m / base).toFixed(3),
+      `${row.walls.length - row.incomplete}/${row.walls.length}`,
+    ];
   });
   const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
   return (

@@ -20,7 +20,10 @@ export function installed(tool: string): boolean {
 }
 
 /** Writes the list in the formats each tool reads; names are `N.jpg` everywhere. */
-export async function writeLists(dir: string, urls: readonly string[]): Promise<{ plain: string; curl: string; aria2: string; named: string }> {
+export async function writeLists(
+  dir: string,
+  urls: readonly string[],
+): Promise<{ plain: string; curl: string; aria2: string; named: string }> {
   const names = urls.map((_, i) => `${i + 1}.jpg`);
   const files = {
     plain: path.join(dir, 'urls.txt'),
@@ -44,7 +47,16 @@ export function peers(lists: { plain: string; curl: string; aria2: string }, c: 
   if (installed('curl')) {
     found.push({
       name: c === 1 ? 'curl (sequential)' : `curl -Z --parallel-max ${c}`,
-      argv: (out) => ['curl', '-s', '--no-progress-meter', ...(c === 1 ? [] : ['-Z', '--parallel-max', String(c)]), '--output-dir', out, '-K', lists.curl],
+      argv: (out) => [
+        'curl',
+        '-s',
+        '--no-progress-meter',
+        ...(c === 1 ? [] : ['-Z', '--parallel-max', String(c)]),
+        '--output-dir',
+        out,
+        '-K',
+        lists.curl,
+      ],
       saves: true,
       peer: true,
     });
@@ -61,9 +73,19 @@ export function peers(lists: { plain: string; curl: string; aria2: string }, c: 
     found.push({
       name: `aria2c -j ${c}`,
       argv: (out) => [
-        'aria2c', '-q', '-j', String(c), '-d', out, '-i', lists.aria2,
+        'aria2c',
+        '-q',
+        '-j',
+        String(c),
+        '-d',
+        out,
+        '-i',
+        lists.aria2,
         // Defaults that would measure something else: preallocation, a session summary, 5 connections per server.
-        '--file-allocation=none', '--max-connection-per-server=16', '--auto-file-renaming=false', '--summary-interval=0',
+        '--file-allocation=none',
+        '--max-connection-per-server=16',
+        '--auto-file-renaming=false',
+        '--summary-interval=0',
       ],
       saves: true,
       peer: true,

@@ -53,7 +53,21 @@ interface Host {
 }
 
 async function startHost(role: Role, address: string): Promise<Host> {
-  const host: Host = { role, origin: '', server: undefined as unknown as Server, requests: 0, inFlight: 0, peakInFlight: 0, firstAt: 0, lastEndAt: 0, tooMany: 0, early: 0, pausedUntil: 0, lastTooManyAt: 0, limitedUntil: 0 };
+  const host: Host = {
+    role,
+    origin: '',
+    server: undefined as unknown as Server,
+    requests: 0,
+    inFlight: 0,
+    peakInFlight: 0,
+    firstAt: 0,
+    lastEndAt: 0,
+    tooMany: 0,
+    early: 0,
+    pausedUntil: 0,
+    lastTooManyAt: 0,
+    limitedUntil: 0,
+  };
   host.server = createServer((req, res) => {
     const now = performance.now();
     if (host.requests++ === 0) {
@@ -76,7 +90,10 @@ async function startHost(role: Role, address: string): Promise<Host> {
       res.writeHead(429, { 'retry-after': '1', 'content-length': '0' }).end();
       return;
     }
-    setTimeout(() => res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': body.length }).end(body), role === 'slow' ? SLOW_LATENCY_MS : GOOD_LATENCY_MS);
+    setTimeout(
+      () => res.writeHead(200, { 'content-type': 'image/jpeg', 'content-length': body.length }).end(body),
+      role === 'slow' ? SLOW_LATENCY_MS : GOOD_LATENCY_MS,
+    );
   });
   host.server.keepAliveTimeout = 60_000;
   host.server.listen(0, address);
@@ -86,7 +103,18 @@ async function startHost(role: Role, address: string): Promise<Host> {
 }
 
 function resetHost(host: Host): void {
-  Object.assign(host, { requests: 0, inFlight: 0, peakInFlight: 0, firstAt: 0, lastEndAt: 0, tooMany: 0, early: 0, pausedUntil: 0, lastTooManyAt: 0, limitedUntil: 0 });
+  Object.assign(host, {
+    requests: 0,
+    inFlight: 0,
+    peakInFlight: 0,
+    firstAt: 0,
+    lastEndAt: 0,
+    tooMany: 0,
+    early: 0,
+    pausedUntil: 0,
+    lastTooManyAt: 0,
+    limitedUntil: 0,
+  });
 }
 
 /** The list: the hosts' items interleaved, one from each in turn. */
@@ -102,10 +130,16 @@ function list(hosts: readonly Host[]): string {
 }
 
 /** One run of the CLI over `listFile`; the good hosts' files/s, and what the bad hosts saw. */
-async function runOnce(hosts: readonly Host[], listFile: string, out: string): Promise<{ goodRate: number; wallMs: number; pauses: number; ok: number }> {
+async function runOnce(
+  hosts: readonly Host[],
+  listFile: string,
+  out: string,
+): Promise<{ goodRate: number; wallMs: number; pauses: number; ok: number }> {
   for (const host of hosts) resetHost(host);
   const started = performance.now();
-  const child = spawn(process.execPath, [CLI_PATH, '-i', listFile, '-o', out, '-c', String(CONCURRENCY), '--json', '--retries', '5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI_PATH, '-i', listFile, '-o', out, '-c', String(CONCURRENCY), '--json', '--retries', '5'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -148,7 +182,17 @@ export async function hostsBench(runs: number, progress?: (what: string) => void
     const aloneList = path.join(dir, 'alone.txt');
     await fs.writeFile(mixedList, list(hosts));
     await fs.writeFile(aloneList, list(hosts.filter((h) => h.role === 'good')));
-    const result: HostsBenchResult = { runs, alone: [], mixed: [], slowdown: Number.NaN, mixedWalls: [], hosts: [], pauses: [], ok: [], items: GOOD_HOSTS * GOOD_ITEMS + 2 * BAD_ITEMS };
+    const result: HostsBenchResult = {
+      runs,
+      alone: [],
+      mixed: [],
+      slowdown: Number.NaN,
+      mixedWalls: [],
+      hosts: [],
+      pauses: [],
+      ok: [],
+      items: GOOD_HOSTS * GOOD_ITEMS + 2 * BAD_ITEMS,
+    };
     for (let run = 1; run <= runs; run++) {
       for (const which of ['alone', 'mixed'] as const) {
         progress?.(`${which} run ${run}/${runs}`);
@@ -182,15 +226,27 @@ export async function hostsBench(runs: number, progress?: (what: string) => void
 
 /** The scenario's table and its slowdown, in the suite's style. */
 export function formatHostsBench(r: HostsBenchResult): string {
-  const rate = (values: readonly number[]): string => `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
-  const rows = r.hosts.map((h) => [h.host, h.role, String(h.requests), String(h.peakInFlight), h.filesPerSec.toFixed(1), String(h.tooMany), String(h.early)]);
+  const rate = (values: readonly number[]): string =>
+    `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
+  const rows = r.hosts.map((h) => [
+    h.host,
+    h.role,
+    String(h.requests),
+    String(h.peakInFlight),
+    h.filesPerSec.toFixed(1),
+    String(h.tooMany),
+    String(h.early),
+  ]);
   return (
     `\n## hosts: ${GOOD_HOSTS} hosts answering in ${GOOD_LATENCY_MS} ms, one in ${SLOW_LATENCY_MS / 1000} s, one answering 429 (Retry-After: 1) for ${LIMITED_FOR_MS / 1000} s; -c ${CONCURRENCY}\n` +
-    formatTable(['the eight good hosts', 'files/s, median (min–max) of ' + r.runs], [
-      ['alone in the list', rate(r.alone)],
-      ['with the slow and the 429 host', rate(r.mixed)],
-      ['alone ÷ with', r.slowdown.toFixed(3)],
-    ]) +
+    formatTable(
+      ['the eight good hosts', 'files/s, median (min–max) of ' + r.runs],
+      [
+        ['alone in the list', rate(r.alone)],
+        ['with the slow and the 429 host', rate(r.mixed)],
+        ['alone ÷ with', r.slowdown.toFixed(3)],
+      ],
+    ) +
     `\nwith the bad hosts: run ${formatDuration(median(r.mixedWalls))} (median); saved ${r.ok.join(', ')} of ${r.items}; pauses logged ${r.pauses.join(', ')}\n` +
     `last run, per host (files/s from its first request to its last answer; early = requests inside a Retry-After it sent, 100 ms or more after it):\n` +
     formatTable(['host', 'role', 'requests', 'peak in flight', 'files/s', '429s sent', 'early'], rows) +

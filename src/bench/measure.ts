@@ -34,7 +34,10 @@ export interface Measured {
 }
 
 /** Runs `argv` under /usr/bin/time; resolves with whole-process wall ms, peak RSS bytes and CPU seconds. */
-export async function timed(argv: string[], dir: string): Promise<{ wallMs: number; rss: number; user: number; sys: number; code: number | null }> {
+export async function timed(
+  argv: string[],
+  dir: string,
+): Promise<{ wallMs: number; rss: number; user: number; sys: number; code: number | null }> {
   const timeFile = path.join(dir, 'time.txt');
   const withTime = existsSync(TIME) ? [TIME, '-f', '%M %U %S', '-o', timeFile, ...argv] : argv;
   const started = performance.now();

@@ -92,7 +92,8 @@ export async function runMillion(tools: MillionTools, dir: string): Promise<Mill
   await writeList(lists.dry, items, dryUrl);
   const empty = path.join(dir, 'empty');
   await fs.mkdir(empty);
-  const dryRun = (list: string, layout: string) => tools.timed([process.execPath, CLI_PATH, '-n', '-i', list, '-o', empty, '--layout', layout], dir);
+  const dryRun = (list: string, layout: string) =>
+    tools.timed([process.execPath, CLI_PATH, '-n', '-i', list, '-o', empty, '--layout', layout], dir);
   const dry = { wallMs: [] as number[], rss: [] as number[] };
   for (let run = 1; run <= tools.runs; run++) {
     progress(`million: dry run ${run}/${tools.runs}`);
@@ -119,7 +120,9 @@ async function realRun(list: string, out: string, items: number, tools: MillionT
   tools.server.reset();
   const startedAt = Date.now();
   const started = performance.now();
-  const child = spawn(process.execPath, [CLI_PATH, '-i', list, '-o', out, '-c', '32', '-q', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI_PATH, '-i', list, '-o', out, '-c', '32', '-q', '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -209,7 +212,12 @@ export function millionTargets(r: MillionResult): Array<{ what: string; value: s
   const perSecond = (r.items / dryWall) * 1000;
   const targets = [
     { what: `real run of ${r.items} items: peak RSS`, value: formatBytes(peak), goal: '< 150 MiB', met: peak < 150 * mib },
-    { what: `dry run of ${r.items} lines: median wall`, value: `${formatDuration(dryWall)} (${Math.round(perSecond)} lines/s)`, goal: '≥ 200,000 lines/s', met: perSecond >= 200_000 },
+    {
+      what: `dry run of ${r.items} lines: median wall`,
+      value: `${formatDuration(dryWall)} (${Math.round(perSecond)} lines/s)`,
+      goal: '≥ 200,000 lines/s',
+      met: perSecond >= 200_000,
+    },
     { what: `dry run of ${r.items} lines: peak RSS`, value: formatBytes(dryRss), goal: '< 150 MiB', met: dryRss < 150 * mib },
     ...r.growth.map((g) => ({
       what: `dry run of ${r.growthLines} lines (${g.layout}): growth`,
@@ -238,7 +246,13 @@ export function formatMillion(r: MillionResult): string {
     run.complete ? 'yes' : 'NO',
   ]);
   const marks = [r.items / 10, r.items / 2, r.items].map((n) => `RSS at ${n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`}`);
-  const growth = r.growth.map((g) => [g.layout, formatBytes(g.baselineRss), formatBytes(g.peakRss), formatDuration(g.wallMs), g.bytesPerLine.toFixed(1)]);
+  const growth = r.growth.map((g) => [
+    g.layout,
+    formatBytes(g.baselineRss),
+    formatBytes(g.peakRss),
+    formatDuration(g.wallMs),
+    g.bytesPerLine.toFixed(1),
+  ]);
   const targets = millionTargets(r).map((t) => [t.what, t.value, t.goal, t.met ? 'met' : 'MISSED']);
   return [
     `\n## million: ${r.items} × ${SIZE} B, no latency, concurrency 32, flat layout`,

@@ -23,7 +23,23 @@ export async function freePort(): Promise<number> {
  * rejects with its log when it exits first, and kills it after 20 s of silence.
  */
 export async function launchRedis(port: number, dir: string, args: readonly string[] = []): Promise<ChildProcess> {
-  const argv = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--daemonize', 'no', '--protected-mode', 'yes', '--logfile', '', ...args];
+  const argv = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--daemonize',
+    'no',
+    '--protected-mode',
+    'yes',
+    '--logfile',
+    '',
+    ...args,
+  ];
   const child = spawn('redis-server', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const ready = new Promise<void>((resolve, reject) => {

@@ -64,7 +64,20 @@ export function targets(results: readonly ScenarioResult[]): Target[] {
 export function printScenario(r: ScenarioResult): string {
   const base = med(r.rows.find((row) => row.name === r.baseline));
   const ref = med(r.rows.find((row) => row.name === REFERENCE));
-  const header = ['command', 'runs', 'median wall', 'min', 'max', '× floor', r.baseline ? `× ${r.baseline.split(' ')[0]}` : '× base', '× ref', 'user+sys', 'CPU/file', 'peak RSS', 'complete'];
+  const header = [
+    'command',
+    'runs',
+    'median wall',
+    'min',
+    'max',
+    '× floor',
+    r.baseline ? `× ${r.baseline.split(' ')[0]}` : '× base',
+    '× ref',
+    'user+sys',
+    'CPU/file',
+    'peak RSS',
+    'complete',
+  ];
   const rows = r.rows.map((row) => {
     const m = median(row.walls);
     const peak = Math.max(...row.rss);
@@ -89,7 +102,10 @@ export function printScenario(r: ScenarioResult): string {
   const others = r.rows.filter((row) => !row.name.startsWith('imgdl'));
   const ratios = r.rows
     .filter((row) => row.name.startsWith('imgdl') && r.scenario !== 'startup')
-    .map((row) => `${row.name}: ` + others.map((o) => `${(median(row.walls) / median(o.walls)).toFixed(2)}× ${o.name.split(' (')[0]}`).join(', '))
+    .map(
+      (row) =>
+        `${row.name}: ` + others.map((o) => `${(median(row.walls) / median(o.walls)).toFixed(2)}× ${o.name.split(' (')[0]}`).join(', '),
+    )
     .join('\n');
   return `\n## ${r.scenario}: ${r.description}${floor}\n${formatTable(header, rows)}\n${ratios ? `${ratios}\n` : ''}`;
 }

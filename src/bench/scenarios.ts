@@ -67,10 +67,18 @@ export async function scenario(
         { name: 'imgdl --version', argv: () => [node, CLI_PATH, '--version'], saves: false },
         { name: 'imgdl URL (one file)', argv: (out) => [node, CLI_PATH, one, '-o', out, '-q'], saves: true },
       ];
-      if (s.compare !== undefined) contenders.push({ name: `imgdl URL (one file) @compare`, argv: (out) => [node, s.compare!, one, '-o', out, '-q'], saves: true });
+      if (s.compare !== undefined)
+        contenders.push({ name: `imgdl URL (one file) @compare`, argv: (out) => [node, s.compare!, one, '-o', out, '-q'], saves: true });
       // Start-up runs are short; more of them steady the median at little cost.
       const rows = await measure(name, contenders, Math.max(s.runs, 10), { files: 1, bytes: 200 });
-      return { scenario: name, description: 'imgdl --version and a one-file download, against node -e 0', files: 1, floorMs: undefined, baseline: 'node -e 0', rows };
+      return {
+        scenario: name,
+        description: 'imgdl --version and a one-file download, against node -e 0',
+        files: 1,
+        floorMs: undefined,
+        baseline: 'node -e 0',
+        rows,
+      };
     }
     const spec = {
       latency: { files: 2000, size: 20_000, origin: servers.slow, c: 32, floor: Math.ceil(2000 / 32) * 50 },

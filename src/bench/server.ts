@@ -18,7 +18,8 @@ createInterface({ input: process.stdin })
   .on('line', (line) => {
     const command = line.trim();
     if (command === 'reset') server.stats.reset();
-    if (command === 'stats') process.stdout.write(JSON.stringify({ requests: server.stats.requests, firstRequestAt: server.stats.firstRequestAt ?? null }) + '\n');
+    if (command === 'stats')
+      process.stdout.write(JSON.stringify({ requests: server.stats.requests, firstRequestAt: server.stats.firstRequestAt ?? null }) + '\n');
   })
   .on('close', stop);
 process.once('SIGTERM', stop);

@@ -91,7 +91,8 @@ function settings(): Settings {
   const millionRuns = Number(values['million-runs']);
   if (!Number.isInteger(millionRuns) || millionRuns < 1) fail(`--million-runs must be a positive integer, got ${values['million-runs']}`);
   const millionItems = Number(values['million-items']);
-  if (!Number.isInteger(millionItems) || millionItems < 10) fail(`--million-items must be an integer of at least 10, got ${values['million-items']}`);
+  if (!Number.isInteger(millionItems) || millionItems < 10)
+    fail(`--million-items must be an integer of at least 10, got ${values['million-items']}`);
   const bulkFiles = Number(values['bulk-files']);
   let bulkSize: number | undefined;
   try {
@@ -104,14 +105,26 @@ function settings(): Settings {
   if (bulkSize === undefined || bulkSize < 200 || bulkSize > 64 * 1024 * 1024) fail(`--bulk-size must be from 200 bytes to 64MiB`);
   const compare = values.compare === undefined ? undefined : path.resolve(values.compare);
   if (compare !== undefined && !existsSync(compare)) fail(`--compare: no such file ${compare}`);
-  return { only, runs, millionRuns, millionItems, bulkFiles, bulkSize: bulkSize!, compare, json: values.json, report: values.report, sweep, sweepConcurrencies, sweepFiles };
+  return {
+    only,
+    runs,
+    millionRuns,
+    millionItems,
+    bulkFiles,
+    bulkSize: bulkSize!,
+    compare,
+    json: values.json,
+    report: values.report,
+    sweep,
+    sweepConcurrencies,
+    sweepFiles,
+  };
 }
 
 function fail(message: string): never {
   process.stderr.write(`bench: ${message}\n`);
   process.exit(2);
 }
-
 
 async function main(): Promise<void> {
   const s = settings();
@@ -128,7 +141,10 @@ async function main(): Promise<void> {
       if (name === 'million') {
         const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'imgdl-suite-million-'));
         try {
-          million = await runMillion({ server: fast, timed, runs: s.millionRuns, items: s.millionItems, growthLines: 10 * s.millionItems }, dir);
+          million = await runMillion(
+            { server: fast, timed, runs: s.millionRuns, items: s.millionItems, growthLines: 10 * s.millionItems },
+            dir,
+          );
         } finally {
           await fs.rm(dir, { recursive: true, force: true });
         }
@@ -152,7 +168,11 @@ async function main(): Promise<void> {
         }
         const { clusterBench, formatClusterBench } = await import('./cluster.js');
         const tty = process.stderr.isTTY;
-        const result = await clusterBench(slow.origin, s.runs, tty ? (what) => process.stderr.write(`\r\x1b[Kcluster: ${what}`) : undefined);
+        const result = await clusterBench(
+          slow.origin,
+          s.runs,
+          tty ? (what) => process.stderr.write(`\r\x1b[Kcluster: ${what}`) : undefined,
+        );
         if (tty) process.stderr.write('\r\x1b[K');
         clusterResult = result;
         if (!s.json) process.stdout.write(formatClusterBench(result));
@@ -172,18 +192,35 @@ async function main(): Promise<void> {
     goals.push({ what: "hosts: the good hosts' files/s alone ÷ beside a slow and a 429 host", ratio, limit: 1.25, met: ratio <= 1.25 });
   }
   if (clusterResult) {
-    for (const [what, value] of [['cluster: queue overhead, 1 worker', clusterResult.overheadOneWorker], ['cluster: queue overhead, 3 workers', clusterResult.overheadThreeWorkers]] as const) {
+    for (const [what, value] of [
+      ['cluster: queue overhead, 1 worker', clusterResult.overheadOneWorker],
+      ['cluster: queue overhead, 3 workers', clusterResult.overheadThreeWorkers],
+    ] as const) {
       const ratio = Math.round((1 + value) * 1000) / 1000;
       goals.push({ what: `${what} (× one process)`, ratio, limit: 1.1, met: ratio <= 1.1 });
     }
   }
   if (s.report !== undefined && points) await writeSuiteReport(s.report, points, results, goals, s);
   if (s.json) {
-    const extra = { ...(million ? { million: { ...million, targets: millionTargets(million) } } : {}), ...(points ? { sweep: points } : {}) };
-    process.stdout.write(JSON.stringify({ runs: s.runs, cpus: os.availableParallelism(), results, hosts: hostsResult, cluster: clusterResult, targets: goals, ...extra }, null, 2) + '\n');
+    const extra = {
+      ...(million ? { million: { ...million, targets: millionTargets(million) } } : {}),
+      ...(points ? { sweep: points } : {}),
+    };
+    process.stdout.write(
+      JSON.stringify(
+        { runs: s.runs, cpus: os.availableParallelism(), results, hosts: hostsResult, cluster: clusterResult, targets: goals, ...extra },
+        null,
+        2,
+      ) + '\n',
+    );
     return;
   }
-  const lines = goals.map((t) => [t.what, t.ratio === undefined ? 'n/a' : t.ratio.toFixed(3), `≤ ${t.limit}`, t.met === undefined ? '-' : t.met ? 'met' : 'MISSED']);
+  const lines = goals.map((t) => [
+    t.what,
+    t.ratio === undefined ? 'n/a' : t.ratio.toFixed(3),
+    `≤ ${t.limit}`,
+    t.met === undefined ? '-' : t.met ? 'met' : 'MISSED',
+  ]);
   process.stdout.write(`\n## targets (ratios of medians measured in this run)\n${formatTable(['target', 'ratio', 'goal', ''], lines)}\n`);
   process.stdout.write(
     `\n${s.runs} runs per command (start-up: ${Math.max(s.runs, 10)}), ${os.availableParallelism()} CPUs, node ${process.version}; ` +

@@ -7,7 +7,18 @@ import type { Argv as Yargs } from 'yargs';
 import parseAsText from 'yargs-parser';
 import { UsageError } from '../errors.js';
 // Only what parsing needs is imported up front: --help and --version must not pay for HTTP, pino or workers.
-import { DEFAULTS, HASHES, LAYOUTS, MODES, ON_EXISTS, VERSION, type HashAlgorithm, type ItemOptions, type Layout, type OnExists } from '../options.js';
+import {
+  DEFAULTS,
+  HASHES,
+  LAYOUTS,
+  MODES,
+  ON_EXISTS,
+  VERSION,
+  type HashAlgorithm,
+  type ItemOptions,
+  type Layout,
+  type OnExists,
+} from '../options.js';
 
 /** What {@link itemFlags} parses. */
 export interface ItemArgv {
@@ -59,25 +70,76 @@ export interface Argv extends ItemArgv {
  * does `imgdl enqueue`, whose jobs carry them to every worker.
  */
 const ITEM_OPTIONS = {
-  hash: { type: 'string', choices: HASHES as string[], defaultDescription: 'none', describe: 'Record a digest of each saved file, computed as it streams' },
-  'per-host': { type: 'number', defaultDescription: 'no cap beyond --concurrency', describe: 'Most requests in flight to one host (name:port)' },
-  rate: { type: 'string', requiresArg: true, defaultDescription: 'no limit', describe: 'Most requests started per host: N/s, N/m, N/h or N/d, spaced evenly' },
+  hash: {
+    type: 'string',
+    choices: HASHES as string[],
+    defaultDescription: 'none',
+    describe: 'Record a digest of each saved file, computed as it streams',
+  },
+  'per-host': {
+    type: 'number',
+    defaultDescription: 'no cap beyond --concurrency',
+    describe: 'Most requests in flight to one host (name:port)',
+  },
+  rate: {
+    type: 'string',
+    requiresArg: true,
+    defaultDescription: 'no limit',
+    describe: 'Most requests started per host: N/s, N/m, N/h or N/d, spaced evenly',
+  },
   'on-exists': { type: 'string', choices: ON_EXISTS as string[], default: DEFAULTS.onExists, describe: 'When the file already exists' },
-  layout: { type: 'string', choices: LAYOUTS as string[], default: DEFAULTS.layout, describe: 'flat: named from the URL (or NAME); sharded: by list position, 00000/000000123.jpg, 10,000 a folder' },
+  layout: {
+    type: 'string',
+    choices: LAYOUTS as string[],
+    default: DEFAULTS.layout,
+    describe: 'flat: named from the URL (or NAME); sharded: by list position, 00000/000000123.jpg, 10,000 a folder',
+  },
   timeout: { type: 'number', default: DEFAULTS.timeoutMs, describe: 'Connect, headers and body-idle timeout in ms (each)' },
-  retries: { type: 'number', default: DEFAULTS.retries, describe: 'Tries after the first for network errors, timeouts, truncated bodies, 408, 429, 5xx' },
-  'retry-delay': { type: 'number', default: DEFAULTS.retryDelayMs, describe: 'Base backoff in ms (exponential, full jitter, at most 30 s)' },
-  'max-retry-after': { type: 'number', default: DEFAULTS.maxRetryAfterMs / 1000, describe: 'Longest Retry-After (429/503) obeyed, in seconds; longer fails the item' },
+  retries: {
+    type: 'number',
+    default: DEFAULTS.retries,
+    describe: 'Tries after the first for network errors, timeouts, truncated bodies, 408, 429, 5xx',
+  },
+  'retry-delay': {
+    type: 'number',
+    default: DEFAULTS.retryDelayMs,
+    describe: 'Base backoff in ms (exponential, full jitter, at most 30 s)',
+  },
+  'max-retry-after': {
+    type: 'number',
+    default: DEFAULTS.maxRetryAfterMs / 1000,
+    describe: 'Longest Retry-After (429/503) obeyed, in seconds; longer fails the item',
+  },
   'max-size': { type: 'string', default: DEFAULTS.maxSize, describe: 'Largest file saved: bytes or with k, M, G (0: no limit)' },
   'any-type': { type: 'boolean', default: DEFAULTS.anyType, describe: 'Keep any body, not only images (no sniffing, no extension fix)' },
-  header: { alias: 'H', type: 'string', array: true, requiresArg: true, defaultDescription: 'none', describe: 'Extra request header "Name: value"; repeatable' },
+  header: {
+    alias: 'H',
+    type: 'string',
+    array: true,
+    requiresArg: true,
+    defaultDescription: 'none',
+    describe: 'Extra request header "Name: value"; repeatable',
+  },
   'user-agent': { alias: 'A', type: 'string', requiresArg: true, defaultDescription: DEFAULTS.userAgent, describe: 'User-Agent header' },
   referer: { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Referer header sent with every request' },
   cookie: { type: 'string', requiresArg: true, defaultDescription: 'none', describe: 'Cookie header sent with every request ("a=b; c=d")' },
-  'location-trusted': { type: 'boolean', default: DEFAULTS.locationTrusted, describe: 'Send Authorization, Cookie and URL credentials on redirects to OTHER hosts too (they can read them)' },
-  proxy: { type: 'string', defaultDescription: '$HTTPS_PROXY / $HTTP_PROXY, minus $NO_PROXY', describe: 'HTTP(S) proxy URL (--no-proxy: ignore the environment)' },
+  'location-trusted': {
+    type: 'boolean',
+    default: DEFAULTS.locationTrusted,
+    describe: 'Send Authorization, Cookie and URL credentials on redirects to OTHER hosts too (they can read them)',
+  },
+  proxy: {
+    type: 'string',
+    defaultDescription: '$HTTPS_PROXY / $HTTP_PROXY, minus $NO_PROXY',
+    describe: 'HTTP(S) proxy URL (--no-proxy: ignore the environment)',
+  },
   insecure: { alias: 'k', type: 'boolean', default: DEFAULTS.insecure, describe: 'Do NOT verify TLS certificates (a warning is logged)' },
-  cacert: { type: 'string', requiresArg: true, defaultDescription: "Node's bundled CAs", describe: 'PEM file of extra CA certificates to trust' },
+  cacert: {
+    type: 'string',
+    requiresArg: true,
+    defaultDescription: "Node's bundled CAs",
+    describe: 'PEM file of extra CA certificates to trust',
+  },
 } as const satisfies Record<string, RunOption>;
 
 /**
@@ -123,22 +185,45 @@ export function itemFlags<T>(y: Yargs<T>) {
  * parses a plain run with the same table, without loading yargs.
  */
 const RUN_OPTIONS = {
-  input: { alias: 'i', type: 'string', array: true, defaultDescription: 'stdin, when no URL is given', describe: 'Read URLs from FILE, one per line ("-" is stdin); repeatable' },
+  input: {
+    alias: 'i',
+    type: 'string',
+    array: true,
+    defaultDescription: 'stdin, when no URL is given',
+    describe: 'Read URLs from FILE, one per line ("-" is stdin); repeatable',
+  },
   out: { alias: 'o', type: 'string', default: DEFAULTS.out, describe: 'Output folder (created if missing)' },
   mode: { alias: 'm', type: 'string', choices: MODES as string[], default: DEFAULTS.mode, describe: 'How downloads are scheduled' },
   concurrency: { alias: 'c', type: 'number', default: DEFAULTS.concurrency, describe: 'Downloads in flight at once' },
   threads: { alias: 't', type: 'number', defaultDescription: 'one per CPU', describe: 'Worker threads in --mode workers' },
-  dedupe: { type: 'boolean', default: DEFAULTS.dedupe, describe: 'Do not save a file whose content was already saved this run (hashes with sha256 unless --hash)' },
+  dedupe: {
+    type: 'boolean',
+    default: DEFAULTS.dedupe,
+    describe: 'Do not save a file whose content was already saved this run (hashes with sha256 unless --hash)',
+  },
   ...ITEM_OPTIONS,
-  shard: { type: 'string', requiresArg: true, defaultDescription: 'the whole list', describe: 'Take slice K of N (K from 0 to N-1) of the list, by URL hash, e.g. --shard $JOB_COMPLETION_INDEX/8' },
+  shard: {
+    type: 'string',
+    requiresArg: true,
+    defaultDescription: 'the whole list',
+    describe: 'Take slice K of N (K from 0 to N-1) of the list, by URL hash, e.g. --shard $JOB_COMPLETION_INDEX/8',
+  },
   manifest: { type: 'string', defaultDescription: 'none', describe: 'Write one JSON line per item to FILE as items finish' },
-  grace: { type: 'number', default: DEFAULTS.graceMs, describe: 'On Ctrl-C/SIGTERM, ms downloads in flight get to finish before they are stopped' },
+  grace: {
+    type: 'number',
+    default: DEFAULTS.graceMs,
+    describe: 'On Ctrl-C/SIGTERM, ms downloads in flight get to finish before they are stopped',
+  },
   json: { type: 'boolean', default: false, describe: 'Print the run summary as JSON on stdout' },
   quiet: { alias: 'q', type: 'boolean', default: false, describe: 'Only errors on stderr; no summary' },
   verbose: { alias: 'v', type: 'count', defaultDescription: 'failures only', describe: 'More logs (-vv for debug)' },
   'dry-run': { alias: 'n', type: 'boolean', default: false, describe: 'Print each URL and the file it would be saved as; request nothing' },
   progress: { type: 'boolean', default: true, describe: 'Live progress line on stderr when it is a terminal (--no-progress: none)' },
-  color: { type: 'boolean', defaultDescription: 'on for a terminal, off when NO_COLOR is set', describe: 'Colour in logs, progress and summary' },
+  color: {
+    type: 'boolean',
+    defaultDescription: 'on for a terminal, off when NO_COLOR is set',
+    describe: 'Colour in logs, progress and summary',
+  },
 } as const satisfies Record<string, RunOption>;
 
 /** What {@link RUN_OPTIONS} says of one option: the part of yargs' option settings imgdl uses. */
@@ -163,7 +248,7 @@ function parser(yargs: YargsModule['default'], args: string[]) {
     .command('enqueue', 'Add a list to a Redis queue as batches, for workers on many machines (imgdl enqueue --help)')
     .command('worker', "Download a Redis queue's batches into a folder (imgdl worker --help)")
     .command('status', "Show a Redis queue's progress across all workers (imgdl status --help)")
-    .command('dashboard', 'Serve bull-board and the queue\'s counts in a browser (imgdl dashboard --help)')
+    .command('dashboard', "Serve bull-board and the queue's counts in a browser (imgdl dashboard --help)")
     .positional('urls', { type: 'string', array: true, default: [], describe: 'URLs to download' })
     .options(RUN_OPTIONS)
     .completion('completion', 'Print a shell completion script (bash/zsh): imgdl completion >> ~/.bashrc')
@@ -185,16 +270,18 @@ function parser(yargs: YargsModule['default'], args: string[]) {
  * chooses its own exit code. `version` is false for subcommands, which have none of their own.
  */
 export function strictParser<T>(y: Yargs<T>, version: string | false, args: readonly string[]): Yargs<T> {
-  return (version === false ? y.strict().version(false) : y.strict().version(version))
-    // getOptions() is yargs' own record of the options declared so far; its types leave it out.
-    .middleware((argv) => keepTypedText(argv, args, (y as unknown as { getOptions(): ParserSettings }).getOptions()), true)
-    .help()
-    .alias('help', 'h')
-    .wrap(Math.min(100, process.stdout.columns || 100))
-    .exitProcess(false)
-    .fail((message, error) => {
-      throw error ?? new UsageError(message);
-    });
+  return (
+    (version === false ? y.strict().version(false) : y.strict().version(version))
+      // getOptions() is yargs' own record of the options declared so far; its types leave it out.
+      .middleware((argv) => keepTypedText(argv, args, (y as unknown as { getOptions(): ParserSettings }).getOptions()), true)
+      .help()
+      .alias('help', 'h')
+      .wrap(Math.min(100, process.stdout.columns || 100))
+      .exitProcess(false)
+      .fail((message, error) => {
+        throw error ?? new UsageError(message);
+      })
+  );
 }
 
 /** yargs' settings that {@link keepTypedText} parses with again. */

@@ -37,13 +37,20 @@ interface BenchArgv {
 function benchParser(yargs: YargsModule['default'], args: string[]) {
   const y = yargs(args)
     .scriptName('imgdl bench')
-    .usage('$0 [urls..] [options]\n\nDownload the same list once per mode per repeat, each run a fresh process into a fresh temp folder, and compare.')
+    .usage(
+      '$0 [urls..] [options]\n\nDownload the same list once per mode per repeat, each run a fresh process into a fresh temp folder, and compare.',
+    )
     .command('$0 [urls..]', false)
     .positional('urls', { type: 'string', array: true, default: [], describe: 'URLs to download' })
     .option('input', { alias: 'i', type: 'string', array: true, describe: 'Read URLs from FILE ("-" is stdin); repeatable' })
     .option('modes', { type: 'string', default: MODES.join(','), describe: 'Modes to compare, comma-separated' })
     .option('repeat', { type: 'number', default: 3, describe: 'Runs per mode (the table shows medians)' })
-    .option('concurrency', { alias: 'c', type: 'number', default: DEFAULTS.concurrency, describe: 'Downloads in flight (concurrent and workers)' })
+    .option('concurrency', {
+      alias: 'c',
+      type: 'number',
+      default: DEFAULTS.concurrency,
+      describe: 'Downloads in flight (concurrent and workers)',
+    })
     .option('threads', { alias: 't', type: 'number', describe: 'Worker threads (workers mode)' })
     .option('hash', { type: 'string', choices: HASHES as string[], describe: 'Hash every file in every mode' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the rows as JSON on stdout' })
@@ -71,7 +78,8 @@ async function parseBench(args: string[]): Promise<{ argv: BenchArgv; modes: Mod
   const argv = (await benchParser(yargs, bindStdinDash(args)).parseAsync()) as unknown as BenchArgv;
   if ((argv as { help?: boolean }).help) return undefined;
   const modes = argv.modes.split(',').map((m) => m.trim()) as Mode[];
-  for (const mode of modes) if (!MODES.includes(mode)) throw new UsageError(`--modes: unknown mode "${mode}" (expected ${MODES.join(', ')})`);
+  for (const mode of modes)
+    if (!MODES.includes(mode)) throw new UsageError(`--modes: unknown mode "${mode}" (expected ${MODES.join(', ')})`);
   integerArg('repeat', argv.repeat, 1);
   integerArg('files', argv.files, 1);
   integerArg('latency', argv.latency, 0);
@@ -123,14 +131,17 @@ export async function benchCommand(args: string[]): Promise<number> {
       args: extra,
       keep: argv.keep,
       onRun: tty
-        ? (mode, repeat, done, total) => process.stderr.write(`\r\x1b[Kbench: ${mode} run ${repeat}/${argv.repeat} (${done + 1} of ${total})`)
+        ? (mode, repeat, done, total) =>
+            process.stderr.write(`\r\x1b[Kbench: ${mode} run ${repeat}/${argv.repeat} (${done + 1} of ${total})`)
         : undefined,
     });
     if (tty) process.stderr.write('\r\x1b[K');
     if (argv.json) process.stdout.write(JSON.stringify(rows) + '\n');
     else {
       const where = argv.local ? `${argv.files} images of ${argv.size}, ${argv.latency} ms latency, loopback` : `${lines.length} URLs`;
-      process.stdout.write(`${where}; concurrency ${argv.concurrency}; medians of ${argv.repeat} runs, each a fresh process\n${formatBench(rows)}\n`);
+      process.stdout.write(
+        `${where}; concurrency ${argv.concurrency}; medians of ${argv.repeat} runs, each a fresh process\n${formatBench(rows)}\n`,
+      );
     }
     if (argv.keep) for (const row of rows) for (const folder of row.kept) process.stderr.write(`kept ${folder}\n`);
     return rows.some((row) => row.failed > 0) ? EXIT.failed : EXIT.ok;

@@ -22,10 +22,12 @@ export type Command = 'enqueue' | 'worker' | 'status';
 function base(command: Command, args: string[], usage: string) {
   const bound = bindStdinDash(args);
   return strictParser(
-    yargs(bound)
-      .scriptName(`imgdl ${command}`)
-      .usage(usage)
-      .option('queue', { type: 'string', requiresArg: true, demandOption: true, describe: 'The queue: redis://HOST:PORT[/DB] (rediss:// for TLS)' }),
+    yargs(bound).scriptName(`imgdl ${command}`).usage(usage).option('queue', {
+      type: 'string',
+      requiresArg: true,
+      demandOption: true,
+      describe: 'The queue: redis://HOST:PORT[/DB] (rediss:// for TLS)',
+    }),
     false,
     bound,
   );
@@ -40,7 +42,13 @@ function enqueueParser(args: string[]) {
     )
       .command('$0 [urls..]', false)
       .positional('urls', { type: 'string', array: true, default: [], describe: 'URLs to add' })
-      .option('input', { alias: 'i', type: 'string', array: true, defaultDescription: 'stdin, when no URL is given', describe: 'Read URLs from FILE, one per line ("-" is stdin); repeatable' })
+      .option('input', {
+        alias: 'i',
+        type: 'string',
+        array: true,
+        defaultDescription: 'stdin, when no URL is given',
+        describe: 'Read URLs from FILE, one per line ("-" is stdin); repeatable',
+      })
       .option('batch', { type: 'number', default: 1000, describe: 'Items per job' })
       .option('json', { type: 'boolean', default: false, describe: 'Print what was added as JSON' })
       .example('$0 --queue redis://redis:6379 -i urls.txt', 'Add a list in jobs of 1000')
@@ -52,13 +60,22 @@ function workerParser(args: string[]) {
   return base(
     'worker',
     args,
-    '$0 --queue URL -o DIR [options]\n\nTake batches from the queue and download them into DIR (a shared folder, or this machine\'s disk). Ctrl-C or SIGTERM finishes or hands back the current batch.',
+    "$0 --queue URL -o DIR [options]\n\nTake batches from the queue and download them into DIR (a shared folder, or this machine's disk). Ctrl-C or SIGTERM finishes or hands back the current batch.",
   )
     .option('out', { alias: 'o', type: 'string', default: DEFAULTS.out, describe: 'Output folder (created if missing)' })
-    .option('concurrency', { alias: 'c', type: 'number', default: DEFAULTS.concurrency, describe: 'Downloads in flight at once in this worker' })
+    .option('concurrency', {
+      alias: 'c',
+      type: 'number',
+      default: DEFAULTS.concurrency,
+      describe: 'Downloads in flight at once in this worker',
+    })
     .option('lock-ms', { type: 'number', default: 30_000, describe: 'How long a silent worker keeps a batch before another takes it over' })
     .option('exit-when-empty', { type: 'boolean', default: false, describe: 'Exit 0 once nothing is waiting or active in the queue' })
-    .option('grace', { type: 'number', default: DEFAULTS.graceMs, describe: 'On Ctrl-C/SIGTERM, ms downloads in flight get to finish before the batch is handed back' })
+    .option('grace', {
+      type: 'number',
+      default: DEFAULTS.graceMs,
+      describe: 'On Ctrl-C/SIGTERM, ms downloads in flight get to finish before the batch is handed back',
+    })
     .option('json', { type: 'boolean', default: false, describe: "Print this worker's summary as JSON on stdout" })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Only errors on stderr; no summary' })
     .option('verbose', { alias: 'v', type: 'count', describe: 'More logs: -v every batch and item, -vv debug' })
@@ -130,8 +147,11 @@ async function enqueueMain(args: string[]): Promise<number> {
     if (argv.json) process.stdout.write(JSON.stringify(added) + '\n');
     else {
       const before = added.jobs - added.addedJobs;
-      const note = before > 0 ? ` (${before} job${before === 1 ? '' : 's'} of ${added.items - added.addedItems} items were already queued)` : '';
-      process.stdout.write(`added ${added.addedItems} items in ${added.addedJobs} job${added.addedJobs === 1 ? '' : 's'} to ${argv.queue}${note}\n`);
+      const note =
+        before > 0 ? ` (${before} job${before === 1 ? '' : 's'} of ${added.items - added.addedItems} items were already queued)` : '';
+      process.stdout.write(
+        `added ${added.addedItems} items in ${added.addedJobs} job${added.addedJobs === 1 ? '' : 's'} to ${argv.queue}${note}\n`,
+      );
     }
   } finally {
     releaseStdin(inputs);
@@ -165,7 +185,10 @@ async function workerMain(args: string[]): Promise<number> {
   const stop = new AbortController();
   const stopping = stopOnSignals(
     stop,
-    (signal) => logger.warn(`${signal}: taking no new batch; downloads in flight get ${argv.grace} ms, then the batch is handed back (again to exit now)`),
+    (signal) =>
+      logger.warn(
+        `${signal}: taking no new batch; downloads in flight get ${argv.grace} ms, then the batch is handed back (again to exit now)`,
+      ),
     (signal) => `imgdl worker: ${signal} again, exiting now; the batch is taken over by another worker after --lock-ms\n`,
   );
   try {
@@ -180,7 +203,10 @@ async function workerMain(args: string[]): Promise<number> {
       logger,
     });
     if (argv.json) process.stdout.write(JSON.stringify({ ...done.summary, batches: done.batches, handedBack: done.handedBack }) + '\n');
-    else if (!argv.quiet) process.stderr.write(`${formatSummary(done.summary, { color })}\n  batches   ${done.batches} finished, ${done.handedBack} handed back\n`);
+    else if (!argv.quiet)
+      process.stderr.write(
+        `${formatSummary(done.summary, { color })}\n  batches   ${done.batches} finished, ${done.handedBack} handed back\n`,
+      );
   } finally {
     stopping.dispose();
   }
@@ -198,7 +224,8 @@ interface StatusArgv {
 async function statusMain(args: string[]): Promise<number> {
   const argv = (await statusParser(args).parseAsync()) as unknown as StatusArgv;
   if (argv.help) return EXIT.ok;
-  if (!Number.isInteger(argv.interval) || argv.interval < 100) throw new UsageError(`--interval must be an integer of at least 100, got ${argv.interval}`);
+  if (!Number.isInteger(argv.interval) || argv.interval < 100)
+    throw new UsageError(`--interval must be an integer of at least 100, got ${argv.interval}`);
   const { formatStatus, formatStatusLine, queueStatus } = await import('../cluster/status.js');
   guardOutputs();
   if (!argv.watch) {

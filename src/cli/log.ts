@@ -71,9 +71,7 @@ export function createLogger(settings: LogSettings): Logger {
   const real = (): Logger => (logger ??= makeLogger(settings));
   const threshold = LEVEL_VALUES[settings.level];
   const method = (level: Level) =>
-    LEVEL_VALUES[level] < threshold
-      ? () => undefined
-      : (...args: unknown[]): void => Reflect.apply(real()[level], real(), args);
+    LEVEL_VALUES[level] < threshold ? () => undefined : (...args: unknown[]): void => Reflect.apply(real()[level], real(), args);
   const standIn = {
     level: settings.level,
     isLevelEnabled: (level: string) => (LEVEL_VALUES[level as Level] ?? Number.POSITIVE_INFINITY) >= threshold,

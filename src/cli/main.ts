@@ -26,7 +26,8 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
   if (args[0] === 'bench') return (await import('./bench-command.js')).benchCommand(args.slice(1));
   if (args[0] === 'report') return (await import('./report-command.js')).reportCommand(args.slice(1));
   // Loaded only for these commands: the main command never loads the queue's code (bullmq, ioredis).
-  if (args[0] === 'enqueue' || args[0] === 'worker' || args[0] === 'status') return (await import('./cluster.js')).clusterMain(args[0], args.slice(1));
+  if (args[0] === 'enqueue' || args[0] === 'worker' || args[0] === 'status')
+    return (await import('./cluster.js')).clusterMain(args[0], args.slice(1));
   if (args[0] === 'dashboard') return (await import('./dashboard-command.js')).dashboardCommand(args.slice(1));
   return runCommand(args);
 }

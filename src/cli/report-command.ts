@@ -23,8 +23,12 @@ function reportParser(yargs: YargsModule['default'], args: string[]) {
     )
     .command('$0 <manifests..>', false)
     .positional('manifests', { type: 'string', array: true, describe: 'Manifest files (--manifest of each run)' })
-    .option('json', { type: 'boolean', default: false, describe: 'Print the summary as JSON on stdout, in the shape of a run\'s --json' })
-    .option('color', { type: 'boolean', defaultDescription: 'on for a terminal, off when NO_COLOR is set', describe: 'Colour in the summary' })
+    .option('json', { type: 'boolean', default: false, describe: "Print the summary as JSON on stdout, in the shape of a run's --json" })
+    .option('color', {
+      type: 'boolean',
+      defaultDescription: 'on for a terminal, off when NO_COLOR is set',
+      describe: 'Colour in the summary',
+    })
     .example('$0 shard-*.jsonl --json', 'One summary for every shard of a list');
   return strictParser(y, false, args);
 }

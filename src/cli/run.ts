@@ -35,7 +35,13 @@ export async function runCommand(args: string[]): Promise<number> {
     return EXIT.usage;
   }
   // --help, --version and completion print and return without a run.
-  if ((argv as { help?: boolean }).help || args.includes('--version') || args[0] === 'completion' || args.includes('--get-yargs-completions')) return EXIT.ok;
+  if (
+    (argv as { help?: boolean }).help ||
+    args.includes('--version') ||
+    args[0] === 'completion' ||
+    args.includes('--get-yargs-completions')
+  )
+    return EXIT.ok;
 
   const shell = await openShell(argv);
   // Part of the options, so that they are resolved (and checked) once, before anything is read; signals come later.
@@ -64,9 +70,7 @@ async function openShell(argv: Argv): Promise<Shell> {
   const color = useColor(argv.color);
   // The progress line and log lines share stderr: logs go through the renderer, which clears and redraws around them.
   const showProgress = argv.progress && !argv.quiet && !argv.dryRun && process.stderr.isTTY === true;
-  const progressLine = showProgress
-    ? new (await import('./progress-line.js')).ProgressLine({ stream: process.stderr, color })
-    : undefined;
+  const progressLine = showProgress ? new (await import('./progress-line.js')).ProgressLine({ stream: process.stderr, color }) : undefined;
   const logger = createLogger({
     level: levelFor(argv.verbose, argv.quiet),
     color,
@@ -151,6 +155,8 @@ async function dryRun(items: AsyncIterable<ListItem>, options: ResolvedOptions, 
     }
     process.stdout.write(text);
   }
-  process.stderr.write(`dry run: ${counts.download} to download, ${counts.skipped} skipped, ${counts.failed} invalid; nothing was requested\n`);
+  process.stderr.write(
+    `dry run: ${counts.download} to download, ${counts.skipped} skipped, ${counts.failed} invalid; nothing was requested\n`,
+  );
   return counts.failed > 0 ? EXIT.failed : EXIT.ok;
 }

@@ -82,7 +82,10 @@ export async function runBatch(job: Job, token: string | undefined, context: Bat
   if (lockToken === undefined) throw new Error(`batch ${id}: BullMQ gave no lock token`);
   const { options, items, resolved } = readJob(id, job.data, context);
   const listed = listItems(id, items);
-  const claims = await context.store.claim(id, listed.map((e, position) => [e.key, position] as const));
+  const claims = await context.store.claim(
+    id,
+    listed.map((e, position) => [e.key, position] as const),
+  );
   // A batch started before (its worker died, or Redis lost the end of it in a crash) may find its own files.
   const rerun = job.attemptsStarted > 1 || job.stalledCounter > 0;
   const claimed = listed.map((e, i) => ({ ...e, claim: claims[i] ?? Claim.New }));
@@ -100,7 +103,14 @@ function readJob(id: string, data: unknown, context: BatchContext): { options: J
   try {
     const batch = decodeBatch(data);
     const { out, concurrency, graceMs } = context.local;
-    const resolved = resolveOptions({ ...(batch.options as Options), out, concurrency, graceMs, logger: context.log, stopSignal: context.stop });
+    const resolved = resolveOptions({
+      ...(batch.options as Options),
+      out,
+      concurrency,
+      graceMs,
+      logger: context.log,
+      stopSignal: context.stop,
+    });
     return { ...batch, resolved };
   } catch (error) {
     // No retry can fix the job's own data: BullMQ fails it at once, and it stays in the failed set to look at.
@@ -236,7 +246,9 @@ export class Batch implements RoutedBatch {
     await store.finished(this.id);
     tally.batches++;
     const counts = this.#counts;
-    log?.info(`batch ${this.id}: ${counts.ok} ok, ${counts.failed} failed, ${counts.skipped} skipped (${listed - ran} already done or listed elsewhere)`);
+    log?.info(
+      `batch ${this.id}: ${counts.ok} ok, ${counts.failed} failed, ${counts.skipped} skipped (${listed - ran} already done or listed elsewhere)`,
+    );
     return counts;
   }
 }

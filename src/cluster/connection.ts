@@ -122,7 +122,9 @@ export async function connectProducer(address: QueueAddress): Promise<Redis> {
 /** True for an error that means the connection to Redis is down or was refused, rather than a command failing. */
 export function isConnectionError(error: unknown): boolean {
   const text = `${(error as { code?: unknown })?.code ?? ''} ${(error as Error)?.message ?? String(error)}`;
-  return /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|Connection is closed|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|LOADING/i.test(text);
+  return /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND|EAI_AGAIN|Connection is closed|Stream isn't writeable|enableOfflineQueue|MaxRetriesPerRequest|LOADING/i.test(
+    text,
+  );
 }
 
 /**
@@ -171,7 +173,8 @@ export async function checkEviction(client: Redis, address: QueueAddress, logger
   const limit = Number(field('maxmemory') ?? '0');
   if (policy === undefined || policy === 'noeviction') return;
   const advice = `imgdl's queue needs noeviction: keys evicted under memory pressure lose jobs and results (redis-cli -u ${address.shown} config set maxmemory-policy noeviction)`;
-  if (limit > 0) throw new ClusterError('REDIS_EVICTS', `Redis at ${address.shown} has maxmemory ${limit} with maxmemory-policy ${policy}; ${advice}`);
+  if (limit > 0)
+    throw new ClusterError('REDIS_EVICTS', `Redis at ${address.shown} has maxmemory ${limit} with maxmemory-policy ${policy}; ${advice}`);
   logger?.warn(`Redis at ${address.shown} has maxmemory-policy ${policy} (no maxmemory yet, so nothing is evicted now); ${advice}`);
 }
 

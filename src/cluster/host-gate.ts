@@ -190,7 +190,17 @@ export class RedisHostGate implements HostGate {
     const id = this.#perHost === 0 ? '' : `${this.#token}.${(this.#serial++).toString(36)}`;
     const leases = `${this.#prefix}leases:${host}`;
     return this.#redis
-      .imgdlHostAcquire(leases, `${this.#prefix}next:${host}`, this.#pausesKey, host, this.#perHost, this.#spacingMs, this.#leaseMs, id, CAP_WAIT_MS)
+      .imgdlHostAcquire(
+        leases,
+        `${this.#prefix}next:${host}`,
+        this.#pausesKey,
+        host,
+        this.#perHost,
+        this.#spacingMs,
+        this.#leaseMs,
+        id,
+        CAP_WAIT_MS,
+      )
       .then(
         (wait) => {
           if (wait === 0 && id !== '') this.#hold(host, id);

@@ -59,11 +59,22 @@ export function carriedOptions(options: Options): JobOptions {
 function sortedKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortedKeys);
   if (typeof value !== 'object' || value === null) return value;
-  return Object.fromEntries(Object.keys(value).sort().map((key) => [key, sortedKeys((value as Record<string, unknown>)[key])]));
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((key) => [key, sortedKeys((value as Record<string, unknown>)[key])]),
+  );
 }
 
 /** One item on the wire: `[url, source#, line, index]`, then `name` and `problem` when set. */
-export type WireItem = [url: string, source: number, line: number, index: number, name?: string | null, problem?: ListItem['problem'] | null];
+export type WireItem = [
+  url: string,
+  source: number,
+  line: number,
+  index: number,
+  name?: string | null,
+  problem?: ListItem['problem'] | null,
+];
 
 /** A job's data. `v` lets a later version refuse what it cannot read instead of misreading it. */
 export interface BatchData {
@@ -102,7 +113,8 @@ export function decodeBatch(data: unknown): { options: JobOptions; items: ListIt
   const items = batch.items.map((tuple, i): ListItem => {
     const [url, source, line, index, name, problem] = Array.isArray(tuple) ? tuple : [];
     const sourceName = typeof source === 'number' ? batch.sources![source] : undefined;
-    if (typeof url !== 'string' || sourceName === undefined || !Number.isInteger(line) || !Number.isInteger(index)) return bad(`item ${i} is malformed`);
+    if (typeof url !== 'string' || sourceName === undefined || !Number.isInteger(line) || !Number.isInteger(index))
+      return bad(`item ${i} is malformed`);
     const item: ListItem = { url, source: sourceName, line: line!, index: index! };
     if (typeof name === 'string') item.name = name;
     if (problem === 'too-long' || problem === 'binary') item.problem = problem;

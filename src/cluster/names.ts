@@ -27,7 +27,10 @@ function request(wanted: string, url: string): { owner: string; candidates: Arra
 
 /** Thrown for the (never yet seen) case where a URL's every candidate name is someone else's. */
 function noName(wanted: string): ValidationError {
-  return new ValidationError('UNSAFE_NAME', `no free name for ${JSON.stringify(wanted)}: it and its hashed alternatives are claimed by other URLs`);
+  return new ValidationError(
+    'UNSAFE_NAME',
+    `no free name for ${JSON.stringify(wanted)}: it and its hashed alternatives are claimed by other URLs`,
+  );
 }
 
 /** A {@link NameClaims} shared through Redis by every worker of a queue. */

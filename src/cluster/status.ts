@@ -93,12 +93,15 @@ export function formatStatus(s: ClusterStatus, rate?: number): string {
   const j = s.jobs;
   const lines = [
     `jobs   ${j.waiting} waiting, ${j.active} active, ${j.delayed} delayed, ${j.completed} completed, ${j.failed} failed · ${s.workers} worker${s.workers === 1 ? '' : 's'}`,
-    `items  ${s.ok} ok, ${s.failed} failed, ${s.skipped} skipped, ${s.pending} pending of ${s.total}` + (s.duplicates > 0 ? ` (${s.duplicates} duplicate listings skipped)` : ''),
+    `items  ${s.ok} ok, ${s.failed} failed, ${s.skipped} skipped, ${s.pending} pending of ${s.total}` +
+      (s.duplicates > 0 ? ` (${s.duplicates} duplicate listings skipped)` : ''),
     `saved  ${formatBytes(s.bytes)} · ${rate ?? s.filesPerSec} files/s`,
   ];
   const groups = Object.entries(s.errors).sort(([, a], [, b]) => b.count - a.count);
   const width = Math.max(0, ...groups.map(([code]) => code.length));
-  groups.forEach(([code, group], i) => lines.push(`${i === 0 ? 'failures ' : '         '}${code.padEnd(width)}  ×${group.count}  e.g. ${group.example}`));
+  groups.forEach(([code, group], i) =>
+    lines.push(`${i === 0 ? 'failures ' : '         '}${code.padEnd(width)}  ×${group.count}  e.g. ${group.example}`),
+  );
   return lines.join('\n');
 }
 

@@ -178,7 +178,14 @@ return 0
 /** Redis commands the scripts add to a client. */
 interface Scripts {
   imgdlClaim(items: string, counts: string, dupes: string, ...args: Array<string | number>): Promise<number[]>;
-  imgdlRecord(items: string, counts: string, errors: string, examples: string, lock: string, ...args: Array<string | number>): Promise<Recorded>;
+  imgdlRecord(
+    items: string,
+    counts: string,
+    errors: string,
+    examples: string,
+    lock: string,
+    ...args: Array<string | number>
+  ): Promise<Recorded>;
   imgdlNames(names: string, ...args: Array<string | number>): Promise<number[]>;
   imgdlListed(batches: string, counts: string, jobId: string, items: number): Promise<number>;
 }
@@ -218,7 +225,14 @@ export class Store {
   async claim(jobId: string, items: ReadonlyArray<readonly [key: string, position: number]>): Promise<Claim[]> {
     if (items.length === 0) return [];
     const args = items.flatMap(([key, position]) => [key, position]);
-    return (await this.#redis.imgdlClaim(this.#key('items'), this.#key('counts'), this.#key('dupes'), jobId, items.length, ...args)) as Claim[];
+    return (await this.#redis.imgdlClaim(
+      this.#key('items'),
+      this.#key('counts'),
+      this.#key('dupes'),
+      jobId,
+      items.length,
+      ...args,
+    )) as Claim[];
   }
 
   /**
@@ -273,7 +287,12 @@ export class Store {
   }
 
   /** Everything `status` shows from the store, in one round trip. */
-  async read(): Promise<{ counts: Record<string, string>; errors: Record<string, string>; examples: Record<string, string>; done: number }> {
+  async read(): Promise<{
+    counts: Record<string, string>;
+    errors: Record<string, string>;
+    examples: Record<string, string>;
+    done: number;
+  }> {
     const replies = await this.#redis
       .multi()
       .hgetall(this.#key('counts'))

@@ -157,7 +157,22 @@ function openShared(settings: Settings, options: WorkerOptions): Shared {
   const pipeline = new Pipeline<Entry>({ names, gates, log, settle: (entry, result) => entry.batch.settle(entry, result) });
   const held = new HeldBatches();
   const tally = { batches: 0, handedBack: 0 };
-  return { redis, store, names, gates, queue, stopping, recorder, onError, pipeline, held, log, local: settings.local, stop: stopping.signal, tally };
+  return {
+    redis,
+    store,
+    names,
+    gates,
+    queue,
+    stopping,
+    recorder,
+    onError,
+    pipeline,
+    held,
+    log,
+    local: settings.local,
+    stop: stopping.signal,
+    tally,
+  };
 }
 
 /**

@@ -87,7 +87,6 @@ export interface FixtureServer {
   close(): Promise<void>;
 }
 
-
 const DEFAULT_GENERATED_BYTES = 20_000;
 // Resolved from this module so it works from src/ (tests) and dist/ (published) alike.
 const FIXTURES_DIR = fileURLToPath(new URL('../../fixtures/images/', import.meta.url));

@@ -55,8 +55,7 @@ export function generatedImage(type: 'jpg' | 'png', bytes: number): Buffer {
   const key = `${type}:${bytes}`;
   let image = generated.get(key);
   if (!image) {
-    const min =
-      type === 'jpg' ? MIN_JPEG.length + COM_HEADER : PNG_HEAD.length + PNG_CHUNK_OVERHEAD + PNG_IEND.length;
+    const min = type === 'jpg' ? MIN_JPEG.length + COM_HEADER : PNG_HEAD.length + PNG_CHUNK_OVERHEAD + PNG_IEND.length;
     if (!Number.isInteger(bytes) || bytes < min || bytes > MAX_GENERATED_BYTES) {
       throw new RangeError(`generated ${type} size must be an integer from ${min} to ${MAX_GENERATED_BYTES}, got ${bytes}`);
     }

@@ -14,8 +14,7 @@ const Agent = fromUndici('dispatcher/agent.js', (undici) => undici.Agent);
 const decompress = fromUndici('interceptor/decompress.js', (undici) => undici.interceptors.decompress);
 
 /** What {@link createAgent} needs from the options. */
-export type AgentOptions = Pick<ResolvedOptions, 'timeoutMs' | 'perHost'> &
-  Partial<Pick<ResolvedOptions, 'proxy' | 'insecure' | 'ca'>>;
+export type AgentOptions = Pick<ResolvedOptions, 'timeoutMs' | 'perHost'> & Partial<Pick<ResolvedOptions, 'proxy' | 'insecure' | 'ca'>>;
 
 /**
  * Opens a run's HTTP dispatcher: keep-alive, separate connect/headers/body-idle

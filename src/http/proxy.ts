@@ -258,7 +258,8 @@ function unreachable(proxy: Proxy, error: unknown): Error {
   const code = (error as { code?: unknown } | null)?.code;
   const name = (error as { name?: unknown } | null)?.name;
   if (error instanceof ImgdlError || name === 'AbortError' || code === 'UND_ERR_ABORTED' || code === 'ABORT_ERR') return error as Error;
-  if (code === 'UND_ERR_CONNECT_TIMEOUT') return new ProxyError('ETIMEDOUT', `timed out connecting to proxy ${proxy.shown}`, { cause: error });
+  if (code === 'UND_ERR_CONNECT_TIMEOUT')
+    return new ProxyError('ETIMEDOUT', `timed out connecting to proxy ${proxy.shown}`, { cause: error });
   const what = typeof code === 'string' ? CONNECT_CODES[code] : undefined;
   const message = what === undefined ? `could not reach proxy ${proxy.shown}` : `proxy ${proxy.shown} ${what} (${String(code)})`;
   return new ProxyError('NETWORK', message, { cause: error });

@@ -35,16 +35,22 @@ export async function fetchOne(
     const trusted = options.locationTrusted || current.origin === url.origin;
     let response: FetchedResponse;
     try {
-      response = await requestOnce(agent, current, {
-        'user-agent': options.userAgent,
-        accept: 'image/*,*/*;q=0.8',
-        // The agent's decompress interceptor decodes these, so the saved file is the image itself. A Range
-        // counts bytes of the encoded body, which would not line up with the decoded part file: ask for identity.
-        'accept-encoding': extraHeaders?.range === undefined ? 'gzip, br' : 'identity',
-        ...(trusted ? options.headers : withoutCredentials(options.headers)),
-        ...extraHeaders,
-        ...authorization(hasUserinfo(current) ? current : trusted ? url : undefined),
-      }, shown, signal);
+      response = await requestOnce(
+        agent,
+        current,
+        {
+          'user-agent': options.userAgent,
+          accept: 'image/*,*/*;q=0.8',
+          // The agent's decompress interceptor decodes these, so the saved file is the image itself. A Range
+          // counts bytes of the encoded body, which would not line up with the decoded part file: ask for identity.
+          'accept-encoding': extraHeaders?.range === undefined ? 'gzip, br' : 'identity',
+          ...(trusted ? options.headers : withoutCredentials(options.headers)),
+          ...extraHeaders,
+          ...authorization(hasUserinfo(current) ? current : trusted ? url : undefined),
+        },
+        shown,
+        signal,
+      );
     } catch (error) {
       throw classifyNetworkError(error, shown, signal);
     }

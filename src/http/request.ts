@@ -16,7 +16,13 @@ const DRAIN_LIMIT = 64 * 1024;
 const QUEUE_LIMIT = 64 * 1024;
 
 /** Sends one GET through `agent`; resolves at the response's headers. */
-export function requestOnce(agent: Dispatcher, url: URL, headers: Record<string, string>, shown: string, signal: AbortSignal | undefined): Promise<FetchedResponse> {
+export function requestOnce(
+  agent: Dispatcher,
+  url: URL,
+  headers: Record<string, string>,
+  shown: string,
+  signal: AbortSignal | undefined,
+): Promise<FetchedResponse> {
   return new Promise((resolve, reject) => {
     const handler = new ResponseHandler(url, shown, signal, resolve, reject);
     try {
@@ -57,9 +63,13 @@ function inFlightUnder(signal: AbortSignal): Set<ResponseHandler> {
   let handlers = inFlight.get(signal);
   if (handlers === undefined) {
     const set = new Set<ResponseHandler>();
-    signal.addEventListener('abort', () => {
-      for (const handler of set) handler.stop();
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const handler of set) handler.stop();
+      },
+      { once: true },
+    );
     inFlight.set(signal, set);
     handlers = set;
   }

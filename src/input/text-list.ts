@@ -77,8 +77,7 @@ export async function* readListBatches(input: AsyncIterable<Uint8Array | string>
   };
 
   for await (const chunk of input) {
-    const bytes =
-      typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let start = 0;
     const items: ListItem[] = [];
     for (let lf = bytes.indexOf(LF); lf !== -1; lf = bytes.indexOf(LF, start)) {

@@ -123,7 +123,8 @@ class Attempt implements HeadJudge {
   async #steps(): Promise<ItemResult> {
     const { task, ctx } = this;
     const { sink } = ctx;
-    if (this.#first && ctx.options.onExists === 'skip' && (await sink.has(task))) return skipped(task.item, task.shownUrl, 'exists', task.relPath);
+    if (this.#first && ctx.options.onExists === 'skip' && (await sink.has(task)))
+      return skipped(task.item, task.shownUrl, 'exists', task.relPath);
     const resume = this.#first ? await sink.resumable(task) : undefined;
     // Opened now, so that whatever the sink does to get ready overlaps the request.
     const entry = sink.open(task, resume);
@@ -206,7 +207,13 @@ class Attempt implements HeadJudge {
     const { options } = this.ctx;
     const { resume } = answer;
     const judge = options.anyType ? undefined : this;
-    const limits = { url: this.task.shownUrl, maxSize: options.maxSize, expectedTotal: answer.expectedTotal, existingHead: resume?.head, start: resume?.size ?? 0 };
+    const limits = {
+      url: this.task.shownUrl,
+      maxSize: options.maxSize,
+      expectedTotal: answer.expectedTotal,
+      existingHead: resume?.head,
+      start: resume?.size ?? 0,
+    };
     const receiver = new Receiver(answer.response.body, entry, judge, limits, options.hash);
     await entry.begin(answer, receiver);
     // The digest covers the whole file: the bytes kept before are shown first.
@@ -257,7 +264,13 @@ class Attempt implements HeadJudge {
     if (digests !== undefined) {
       const owner = await digests.claim(digest!, this.#relPath);
       if (owner !== undefined) {
-        return { ...this.#skipped('same-content', null), contentType: this.#contentType, sniffedType: this.#sniffed?.mime ?? null, ...factFields(facts), duplicateOf: owner };
+        return {
+          ...this.#skipped('same-content', null),
+          contentType: this.#contentType,
+          sniffedType: this.#sniffed?.mime ?? null,
+          ...factFields(facts),
+          duplicateOf: owner,
+        };
       }
     }
     let kept: string;
@@ -303,7 +316,10 @@ class Attempt implements HeadJudge {
     try {
       const wait = this.#signal.aborted ? undefined : nextTryIn(error, tries.count, ctx.options);
       if (wait === undefined) return failedTry(task, tries, error);
-      ctx.options.logger?.debug({ url: task.shownUrl, attempt: tries.count, waitMs: wait, error: toErrorRecord(error) }, `retrying ${task.shownUrl} in ${wait} ms`);
+      ctx.options.logger?.debug(
+        { url: task.shownUrl, attempt: tries.count, waitMs: wait, error: toErrorRecord(error) },
+        `retrying ${task.shownUrl} in ${wait} ms`,
+      );
       return { retryInMs: wait, tries, hostWait: hostWaitOf(error) };
     } catch (tooLong) {
       // The server asked for a longer wait than allowed.
@@ -344,4 +360,3 @@ function contentLength(response: FetchedResponse): number | undefined {
   const value = header(response.headers, 'content-length');
   return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
 }
-

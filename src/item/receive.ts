@@ -193,7 +193,10 @@ export class Receiver implements BodySink, SinkHandler {
   }
 
   #truncated(cause?: unknown): ImgdlError {
-    return new ImgdlError('TRUNCATED', `body ended after ${this.bytes} of ${this.#limits.expectedTotal} bytes`, { url: this.#limits.url, cause });
+    return new ImgdlError('TRUNCATED', `body ended after ${this.bytes} of ${this.#limits.expectedTotal} bytes`, {
+      url: this.#limits.url,
+      cause,
+    });
   }
 
   /** Fails on this side (a refused head, too large, the sink failing): the body is stopped too. */

@@ -8,7 +8,14 @@ import type { ListItem } from '../input/source.js';
 import type { ItemResult, SkipReason } from '../record/record.js';
 
 /** A skipped record: decided without a body (`attempts` and `httpStatus` say what was asked before). */
-export function skipped(item: ListItem, url: string, reason: SkipReason, path: string | null = null, attempts = 0, httpStatus: number | null = null): ItemResult {
+export function skipped(
+  item: ListItem,
+  url: string,
+  reason: SkipReason,
+  path: string | null = null,
+  attempts = 0,
+  httpStatus: number | null = null,
+): ItemResult {
   return carried(item, {
     url,
     source: item.source,

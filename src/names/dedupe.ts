@@ -41,8 +41,7 @@ export class DigestRegistry implements DigestClaims {
 
 /** A message a worker sends to the registry. */
 export type DigestMessage =
-  | { op: 'claim'; id: number; digest: string; path: string }
-  | { op: 'settle'; digest: string; path: string | null };
+  { op: 'claim'; id: number; digest: string; path: string } | { op: 'settle'; digest: string; path: string | null };
 
 /** Answers a worker's claims on `port` from `registry` until the port closes. */
 export function serveClaims(port: MessagePort, registry: DigestRegistry): void {

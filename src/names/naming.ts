@@ -59,10 +59,7 @@ export function filenameFromContentDisposition(header: string | undefined | null
   const params = dispositionParams(header);
   const extended = params.get('filename*');
   const plain = params.get('filename');
-  const candidates = [
-    extended === undefined ? undefined : decodeExtValue(extended),
-    plain === undefined ? undefined : latin1AsUtf8(plain),
-  ];
+  const candidates = [extended === undefined ? undefined : decodeExtValue(extended), plain === undefined ? undefined : latin1AsUtf8(plain)];
   for (const candidate of candidates) {
     if (candidate === undefined) continue;
     const name = sanitizeSegment(candidate.slice(Math.max(candidate.lastIndexOf('/'), candidate.lastIndexOf('\\')) + 1));

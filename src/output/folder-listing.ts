@@ -87,7 +87,8 @@ export class PartIndex {
   /** The listing of `file`'s folder; the folder asked about last is recognised without making its path again. */
   #listFor(file: string): Listing {
     const last = this.#lastDir;
-    if (last !== undefined && file.length > last.length + 1 && file.startsWith(last) && file.lastIndexOf(path.sep) === last.length) return this.#lastListing!;
+    if (last !== undefined && file.length > last.length + 1 && file.startsWith(last) && file.lastIndexOf(path.sep) === last.length)
+      return this.#lastListing!;
     return this.#list(path.dirname(file));
   }
 

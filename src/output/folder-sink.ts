@@ -21,7 +21,17 @@ import { fileSystemError, type ImgdlError } from '../errors.js';
 import { resolveInside } from '../names/naming.js';
 import type { ResolvedOptions } from '../options.js';
 import type { PartIndex } from './folder-listing.js';
-import { commitFile, FolderMaker, openPartFile, partPath, removeQuietly, toManifestPath, writeAll, writeWhole, type OpenPart } from './part-files.js';
+import {
+  commitFile,
+  FolderMaker,
+  openPartFile,
+  partPath,
+  removeQuietly,
+  toManifestPath,
+  writeAll,
+  writeWhole,
+  type OpenPart,
+} from './part-files.js';
 import { findResume, partKey, partMetaPath, removePart, writePartMeta } from './resume-record.js';
 import type { BodyStart, Resume, Sink, SinkEntry, SinkHandler, SinkTarget } from './sink.js';
 
@@ -55,7 +65,8 @@ export class FolderSink implements Sink {
   }
 
   has(target: SinkTarget, relPath?: string): Promise<boolean> {
-    if (relPath !== undefined) return this.parts.exists(relPath === target.relPath ? target.finalPath : resolveInside(this.options.out, relPath));
+    if (relPath !== undefined)
+      return this.parts.exists(relPath === target.relPath ? target.finalPath : resolveInside(this.options.out, relPath));
     // The usual answer in a run into a new folder, told by its listing without a promise of its own.
     if (this.parts.surelyAbsent(target.finalPath)) return ABSENT;
     return this.#hasPlanned(target);

@@ -137,5 +137,8 @@ export class FolderMaker {
 
 /** A file's path as records show it: relative to the output folder, `/`-separated. */
 export function toManifestPath(file: string, out: string): string {
-  return file.slice(out.length + 1).split('\\').join('/');
+  return file
+    .slice(out.length + 1)
+    .split('\\')
+    .join('/');
 }

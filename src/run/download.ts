@@ -84,7 +84,9 @@ export async function* downloadWith(
   const manifest = resolved.manifest === undefined ? undefined : new ManifestWriter(resolved.manifest);
   // Loaded only for this mode, so other runs never pay for piscina's import.
   const workers =
-    resolved.mode === 'workers' ? new (await import('./thread-pool.js')).WorkerPool(resolved, ctx.signal, ctx.names, ctx.digests as DigestRegistry | undefined) : undefined;
+    resolved.mode === 'workers'
+      ? new (await import('./thread-pool.js')).WorkerPool(resolved, ctx.signal, ctx.names, ctx.digests as DigestRegistry | undefined)
+      : undefined;
   const log = resolved.logger;
   const stops = new StopSwitches(ctx);
   if (resolved.insecure) log?.warn('TLS certificate verification is OFF (insecure): anyone on the path can read and alter these downloads');
@@ -100,8 +102,11 @@ export async function* downloadWith(
       // An item its caller took back is the caller's to report.
       if (result.status === 'failed') {
         if (!turns.takenBack.has(result)) failedItem(result, ctx, stops.drain);
-      }
-      else if (logItems) log!.info({ url: result.url, path: result.path, status: result.status, bytes: result.bytes, ms: result.ms }, `${result.status} ${result.path ?? result.url}`);
+      } else if (logItems)
+        log!.info(
+          { url: result.url, path: result.path, status: result.status, bytes: result.bytes, ms: result.ms },
+          `${result.status} ${result.path ?? result.url}`,
+        );
       yield result;
     }
   } finally {
@@ -131,7 +136,10 @@ async function* planAll(source: Source, ctx: RunContext, progress: ProgressTrack
 /** Logs a failed item; a full disk stops new items from starting, since every later one would fail the same way. */
 function failedItem(result: ItemResult, ctx: RunContext, drain: AbortController): void {
   const log = ctx.options.logger;
-  log?.warn({ url: result.url, source: result.source, line: result.line, error: result.error }, `${result.source}:${result.line}: ${result.error?.message ?? 'failed'}`);
+  log?.warn(
+    { url: result.url, source: result.source, line: result.line, error: result.error },
+    `${result.source}:${result.line}: ${result.error?.message ?? 'failed'}`,
+  );
   if (result.error?.code === 'DISK_FULL' && !drain.signal.aborted) {
     // Let those in flight end, start no more.
     log?.error({ error: result.error }, 'disk full: no new downloads will start');

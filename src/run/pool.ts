@@ -49,7 +49,11 @@ export interface PoolOptions {
  * source throws or a turn rejects, the turns running settle, and then it is
  * rethrown. Stopping the iteration early stops reading and starting.
  */
-export async function* runPool<T, R>(source: AsyncIterable<T> | Iterable<T>, options: PoolOptions, work: PoolWork<T, R>): AsyncGenerator<R> {
+export async function* runPool<T, R>(
+  source: AsyncIterable<T> | Iterable<T>,
+  options: PoolOptions,
+  work: PoolWork<T, R>,
+): AsyncGenerator<R> {
   const pool = new Pool(options, work);
   const { signal } = options;
   const stop = (): void => pool.stop();
@@ -97,7 +101,9 @@ class Pool<T, R> {
   constructor(options: PoolOptions, work: PoolWork<T, R>) {
     this.#options = options;
     this.#work = work;
-    this.scheduler = new Scheduler<T>({ concurrency: options.concurrency, gate: options.gate }, (task, host) => this.#settle(task, host, work.turn(task, host)));
+    this.scheduler = new Scheduler<T>({ concurrency: options.concurrency, gate: options.gate }, (task, host) =>
+      this.#settle(task, host, work.turn(task, host)),
+    );
   }
 
   /** True when nothing is left to yield: the source is done (or the pool stopped), and no turn runs or waits. */

@@ -87,7 +87,10 @@ export class WorkerPool {
       return await this.#pool.run({ task: wire, tries } satisfies WorkerMessage);
     } catch (error) {
       if (signal.aborted) return taskFailure(task, aborted(task.shownUrl, 'stopped before it finished', error));
-      return taskFailure(task, new ImgdlError('WORKER_CRASHED', 'the worker thread downloading it stopped', { url: task.shownUrl, cause: error }));
+      return taskFailure(
+        task,
+        new ImgdlError('WORKER_CRASHED', 'the worker thread downloading it stopped', { url: task.shownUrl, cause: error }),
+      );
     }
   }
 

@@ -21,7 +21,11 @@ const ctx = makeRunContext(
   createAgent(options),
   // The main thread skips what an earlier run's manifest says is done, before an item gets here.
   // The sharded layout's names need no registry, so no round trip to the main thread either.
-  { names: options.layout === 'sharded' ? LAYOUT_NAMES : shared.names, done: undefined, digests: options.dedupe ? shared.digests : undefined },
+  {
+    names: options.layout === 'sharded' ? LAYOUT_NAMES : shared.names,
+    done: undefined,
+    digests: options.dedupe ? shared.digests : undefined,
+  },
 );
 
 // A seam for the tests alone: an item whose URL contains this text kills its worker, as a native crash would.

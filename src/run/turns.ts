@@ -47,7 +47,9 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
     const workers = this.#workers;
     if (queued.tries === undefined) progress.started();
     // A worker thread starts an item's tries itself, so nothing more crosses for a first try.
-    const outcome = workers ? await workers.run(task, queued.tries, this.#ctx.signal) : await tryTask(task, this.#ctx, (queued.tries ??= startTries()));
+    const outcome = workers
+      ? await workers.run(task, queued.tries, this.#ctx.signal)
+      : await tryTask(task, this.#ctx, (queued.tries ??= startTries()));
     if ('retryInMs' in outcome) {
       queued.tries = outcome.tries;
       // In workers mode a server's pause holds only for its own item, as the README states.
@@ -75,6 +77,10 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
     if (status === undefined) return;
     const fresh = await Promise.resolve(this.#gate.pause(host, Date.now() + retry.retryInMs)).catch(() => false);
     const waitMs = retry.retryInMs;
-    if (fresh) this.#ctx.options.logger?.warn({ host, url, status, waitMs }, `${host} answered HTTP ${status} asking to wait ${Math.ceil(waitMs / 1000)} s: pausing every request to it until then`);
+    if (fresh)
+      this.#ctx.options.logger?.warn(
+        { host, url, status, waitMs },
+        `${host} answered HTTP ${status} asking to wait ${Math.ceil(waitMs / 1000)} s: pausing every request to it until then`,
+      );
   }
 }
