@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { COMMANDS, parseArgs, type Command } from '../src/cli/cluster.js';
+import { parseDashboard } from '../src/cli/dashboard-command.js';
 import { codeBlocks, readmeSection } from './helpers.js';
 
 /** The README section these tests read. */
@@ -32,6 +33,12 @@ interface K8sObject {
 /** `imgdl <command> ...` must parse as that command does. */
 async function expectAccepted(args: readonly string[]): Promise<void> {
   const [command, ...rest] = args;
+  if (command === 'dashboard') {
+    await expect(parseDashboard(rest.map((arg) => arg.replace(/^(\w+:)"\$\w+"$/, '$1secret'))), args.join(' ')).resolves.toBeTypeOf(
+      'object',
+    );
+    return;
+  }
   expect(COMMANDS).toContain(command);
   await expect(parseArgs(command as Command, rest), args.join(' ')).resolves.toBeTypeOf('object');
 }
@@ -83,7 +90,7 @@ describe("the README's Many machines section", () => {
       .flatMap((block) => block.split('\n'))
       .map((line) => line.replace(/\s+#.*$/, '').trim())
       .filter((line) => line.startsWith('imgdl '));
-    expect(commands.map((c) => c.split(/\s+/)[1])).toEqual(['enqueue', 'worker', 'status']);
+    expect(commands.map((c) => c.split(/\s+/)[1])).toEqual(['enqueue', 'worker', 'status', 'dashboard', 'dashboard']);
     for (const command of commands) await expectAccepted(command.split(/\s+/).slice(1));
   });
 });

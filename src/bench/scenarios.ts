@@ -30,6 +30,14 @@ export interface Settings {
   /** Another build's CLI, run as an extra imgdl command in every scenario. */
   compare: string | undefined;
   json: boolean;
+  /** `--report FILE.html`: write the sweep (run for it) and the tables as an HTML report. */
+  report: string | undefined;
+  /** Whether the sweep runs: `--report`, or `sweep` named in `--only`. */
+  sweep: boolean;
+  /** `--sweep`: its concurrencies. */
+  sweepConcurrencies: number[];
+  /** `--sweep-files`: items of the sweep's list. */
+  sweepFiles: number;
 }
 
 /** One scenario's rows, with what its ratios are taken against. */

@@ -33,6 +33,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatTable } from '../cli/bench.js';
+import { parseSweep } from '../cli/sweep-output.js';
 import { parseSize } from '../options.js';
 import { formatDuration } from '../record/run-report.js';
 import { installed } from './contenders.js';
@@ -41,8 +42,10 @@ import { formatMillion, millionTargets, runMillion, type MillionResult } from '.
 import { printScenario, targets } from './results.js';
 import { DEFAULT_SCENARIOS, SCENARIOS, scenario, type ScenarioName, type ScenarioResult, type Settings } from './scenarios.js';
 import { startServer, type ServerProcess } from './servers.js';
+import { sweepAndPrint, writeSuiteReport } from './suite-report.js';
+import type { SweepPoint } from '../charts/points.js';
 
-const USAGE = `usage: npm run bench -- [--only ${SCENARIOS.join(',')}] [--runs 5] [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI] [--million-runs 3] [--million-items 1000000] [--json]\n`;
+const USAGE = `usage: npm run bench -- [--only ${SCENARIOS.join(',')},sweep] [--runs 5] [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI] [--million-runs 3] [--million-items 1000000] [--json]\n       [--report FILE.html] [--sweep 1,4,16,64] [--sweep-files 500]\n`;
 
 function settings(): Settings {
   let parsed;
@@ -57,6 +60,9 @@ function settings(): Settings {
         'million-runs': { type: 'string', default: '3' },
         'million-items': { type: 'string', default: '1000000' },
         json: { type: 'boolean', default: false },
+        report: { type: 'string' },
+        sweep: { type: 'string', default: '1,4,16,64' },
+        'sweep-files': { type: 'string', default: '500' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -68,7 +74,18 @@ function settings(): Settings {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const only = (values.only?.split(',').map((s) => s.trim()) ?? [...DEFAULT_SCENARIOS]) as ScenarioName[];
+  const named = values.only?.split(',').map((s) => s.trim());
+  // `sweep` is not a scenario of the table kind: it runs for --report, or alone when named.
+  const only = (named?.filter((name) => name !== 'sweep') ?? [...DEFAULT_SCENARIOS]) as ScenarioName[];
+  let sweepConcurrencies: number[] = [];
+  try {
+    sweepConcurrencies = parseSweep(values.sweep);
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  const sweepFiles = Number(values['sweep-files']);
+  if (!Number.isInteger(sweepFiles) || sweepFiles < 1) fail(`--sweep-files must be a positive integer, got ${values['sweep-files']}`);
+  const sweep = values.report !== undefined || (named?.includes('sweep') ?? false);
   for (const name of only) if (!SCENARIOS.includes(name)) fail(`--only: unknown scenario "${name}" (expected ${SCENARIOS.join(', ')})`);
   const runs = Number(values.runs);
   const millionRuns = Number(values['million-runs']);
@@ -88,7 +105,20 @@ function settings(): Settings {
   if (bulkSize === undefined || bulkSize < 200 || bulkSize > 64 * 1024 * 1024) fail(`--bulk-size must be from 200 bytes to 64MiB`);
   const compare = values.compare === undefined ? undefined : path.resolve(values.compare);
   if (compare !== undefined && !existsSync(compare)) fail(`--compare: no such file ${compare}`);
-  return { only, runs, millionRuns, millionItems, bulkFiles, bulkSize: bulkSize!, compare, json: values.json };
+  return {
+    only,
+    runs,
+    millionRuns,
+    millionItems,
+    bulkFiles,
+    bulkSize: bulkSize!,
+    compare,
+    json: values.json,
+    report: values.report,
+    sweep,
+    sweepConcurrencies,
+    sweepFiles,
+  };
 }
 
 function fail(message: string): never {
@@ -101,6 +131,8 @@ interface OwnShapes {
   cluster?: import('./cluster.js').ClusterBenchResult;
   hosts?: import('./hosts.js').HostsBenchResult;
   million?: MillionResult;
+  /** The concurrency sweep's points, with the peers', when `--sweep` or `--report` asked for them. */
+  sweep?: SweepPoint[];
 }
 
 /** A progress line on a terminal's stderr for a long scenario; none otherwise. */
@@ -175,10 +207,18 @@ function allTargets(results: readonly ScenarioResult[], own: OwnShapes): ReturnT
 }
 
 /** Prints the suite's end: every result as JSON, or the targets' table and how the figures were taken. */
-function printEnd(s: Settings, results: readonly ScenarioResult[], own: OwnShapes, startedAt: number): void {
-  const goals = allTargets(results, own);
+function printEnd(
+  s: Settings,
+  results: readonly ScenarioResult[],
+  own: OwnShapes,
+  goals: ReturnType<typeof targets>,
+  startedAt: number,
+): void {
   if (s.json) {
-    const extra = own.million ? { million: { ...own.million, targets: millionTargets(own.million) } } : {};
+    const extra = {
+      ...(own.million ? { million: { ...own.million, targets: millionTargets(own.million) } } : {}),
+      ...(own.sweep ? { sweep: own.sweep } : {}),
+    };
     const all = {
       runs: s.runs,
       cpus: os.availableParallelism(),
@@ -222,10 +262,13 @@ async function main(): Promise<void> {
       results.push(result);
       if (!s.json) process.stdout.write(printScenario(result));
     }
+    if (s.sweep) own.sweep = await sweepAndPrint(s, slow.origin);
   } finally {
     await Promise.all([slow.stop(), fast.stop()]);
   }
-  printEnd(s, results, own, started);
+  const goals = allTargets(results, own);
+  if (s.report !== undefined && own.sweep) await writeSuiteReport(s.report, own.sweep, results, goals, s);
+  printEnd(s, results, own, goals, started);
 }
 
 await main();

@@ -248,6 +248,7 @@ function parser(yargs: YargsModule['default'], args: string[]) {
     .command('enqueue', 'Add a list to a Redis queue as batches, for workers on many machines (imgdl enqueue --help)')
     .command('worker', "Download a Redis queue's batches into a folder (imgdl worker --help)")
     .command('status', "Show a Redis queue's progress across all workers (imgdl status --help)")
+    .command('dashboard', "Serve bull-board and the queue's counts in a browser (imgdl dashboard --help)")
     .positional('urls', { type: 'string', array: true, default: [], describe: 'URLs to download' })
     .options(RUN_OPTIONS)
     .completion('completion', 'Print a shell completion script (bash/zsh): imgdl completion >> ~/.bashrc')

@@ -14,6 +14,7 @@ import { DEFAULTS, HASHES, MODES, parseSize, type Mode } from '../options.js';
 import { strictParser, type YargsModule } from './args.js';
 import { allItems, bindStdinDash, openInputs, type OpenedInput } from './inputs.js';
 import { EXIT } from './process.js';
+import { parseSweep } from './sweep-output.js';
 
 interface BenchArgv {
   urls: string[];
@@ -29,6 +30,8 @@ interface BenchArgv {
   files: number;
   size: string;
   latency: number;
+  sweep: string | undefined;
+  report: string | undefined;
 }
 
 function benchParser(yargs: YargsModule['default'], args: string[]) {
@@ -56,7 +59,10 @@ function benchParser(yargs: YargsModule['default'], args: string[]) {
     .option('files', { type: 'number', default: 200, describe: 'With --local: how many images' })
     .option('size', { type: 'string', default: '20k', describe: 'With --local: bytes per image (20k, 1M, 64MiB)' })
     .option('latency', { type: 'number', default: 50, describe: 'With --local: ms before each response' })
+    .option('sweep', { type: 'string', describe: 'Run each mode at each of these concurrencies (1,4,16,64); sequential at 1 only' })
+    .option('report', { type: 'string', describe: 'Write an HTML report with charts to FILE (with --sweep, or at -c)' })
     .example('$0 --local', '200 images of 20 kB with 50 ms latency, no internet needed')
+    .example('$0 --local --sweep 1,4,16,64 --report r.html', 'Where concurrency stops paying, as charts')
     .example('$0 -i urls.txt --modes concurrent,workers --hash sha256 --repeat 5', 'Compare two modes on your own list');
   return strictParser(y, false, args);
 }
@@ -79,6 +85,8 @@ async function parseBench(args: string[]): Promise<{ argv: BenchArgv; modes: Mod
   integerArg('latency', argv.latency, 0);
   integerArg('concurrency', argv.concurrency, 1);
   if (argv.threads !== undefined) integerArg('threads', argv.threads, 1);
+  if (argv.sweep !== undefined) parseSweep(argv.sweep);
+  if (argv.report === '') throw new UsageError('--report needs a file name, like --report r.html');
   if (!argv.local && argv.urls.length === 0 && (argv.input ?? []).length === 0) {
     throw new UsageError('no URLs: give them as arguments, with -i FILE, or use --local');
   }
@@ -111,6 +119,7 @@ export async function benchCommand(args: string[]): Promise<number> {
     }
     await fs.writeFile(listFile, lines.join('\n') + '\n');
 
+    if (argv.sweep !== undefined || argv.report !== undefined) return await sweep(argv, modes, lines.length, listFile, args);
     const extra = ['-c', String(argv.concurrency)];
     if (argv.threads !== undefined) extra.push('-t', String(argv.threads));
     if (argv.hash !== undefined) extra.push('--hash', argv.hash);
@@ -167,4 +176,32 @@ async function listLines(argv: BenchArgv, servers: Array<{ close(): Promise<void
   const lines: string[] = [];
   for await (const item of allItems(argv.urls, inputs)) lines.push(item.name === undefined ? item.url : `${item.url} ${item.name}`);
   return lines;
+}
+
+/** `--sweep` (or `--report` alone, at -c): the points as a table or JSON, and the report. */
+async function sweep(argv: BenchArgv, modes: Mode[], count: number, listFile: string, args: string[]): Promise<number> {
+  const { runSweep } = await import('./bench-sweep.js');
+  const { commandLine, formatSweep, writeSweepReport } = await import('./sweep-output.js');
+  const extra: string[] = [];
+  if (argv.threads !== undefined) extra.push('-t', String(argv.threads));
+  if (argv.hash !== undefined) extra.push('--hash', argv.hash);
+  const tty = process.stderr.isTTY === true;
+  const points = await runSweep({
+    listFile,
+    modes,
+    concurrencies: argv.sweep === undefined ? [argv.concurrency] : parseSweep(argv.sweep),
+    repeat: argv.repeat,
+    args: extra,
+    onRun: tty ? (what, done, total) => process.stderr.write(`\r\x1b[Kbench: ${what} (${done + 1} of ${total})`) : undefined,
+  });
+  if (tty) process.stderr.write('\r\x1b[K');
+  const where = argv.local ? `${argv.files} images of ${argv.size}, ${argv.latency} ms latency, loopback` : `${count} URLs`;
+  const workload = `${where}; medians of ${argv.repeat} run${argv.repeat === 1 ? '' : 's'} per point, each a fresh process`;
+  if (argv.json) process.stdout.write(JSON.stringify(points) + '\n');
+  else process.stdout.write(`${workload}\n${formatSweep(points)}\n`);
+  if (argv.report !== undefined) {
+    const words = await writeSweepReport(argv.report, { command: commandLine(['imgdl', 'bench', ...args]), workload, points });
+    process.stderr.write(`${words}\nreport written to ${argv.report}\n`);
+  }
+  return points.some((p) => p.failed > 0) ? EXIT.failed : EXIT.ok;
 }

@@ -28,5 +28,6 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
   // Loaded only for these commands: the main command never loads the queue's code (bullmq, ioredis).
   if (args[0] === 'enqueue' || args[0] === 'worker' || args[0] === 'status')
     return (await import('./cluster.js')).clusterMain(args[0], args.slice(1));
+  if (args[0] === 'dashboard') return (await import('./dashboard-command.js')).dashboardCommand(args.slice(1));
   return runCommand(args);
 }
