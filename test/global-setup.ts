@@ -1,6 +1,6 @@
 /**
  * Runs once before the suite: the cluster tests need a real redis-server,
- * the proxy tests a real tinyproxy. On a fresh machine, running as root with
+ * the proxy tests a real tinyproxy, the throttling tests a real nginx. On a fresh machine, running as root with
  * apt-get (as CI does), the missing ones are installed from Debian's
  * packages; anywhere else the suite stops at once with the one command to
  * run, rather than failing test by test.
@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 const SERVICES = [
   { name: 'redis-server', versionFlag: '--version', for: 'the cluster tests' },
   { name: 'tinyproxy', versionFlag: '-v', for: 'the proxy tests' },
+  { name: 'nginx', versionFlag: '-v', for: 'the throttling tests' },
 ] as const;
 
 /** True when `command` runs from PATH. */
