@@ -9,6 +9,7 @@
 import fs from 'node:fs/promises';
 import { resolveInside } from '../names/naming.js';
 import type { ItemResult } from '../record/record.js';
+import type { HostEvent } from '../run/host-events.js';
 import { RunReport, type RunSummary } from '../record/run-report.js';
 import type { BatchLock, Recorded, Store } from './store.js';
 
@@ -77,6 +78,11 @@ export class Recorder {
   counted(record: ItemResult): void {
     this.#report.add(record);
     this.#onRecord?.(record);
+  }
+
+  /** Counts what a run told of a host (429s, pauses, rates) in this worker's per-host figures. */
+  hostEvent(event: HostEvent): void {
+    this.#report.hosts?.event(event);
   }
 
   /** The records this worker wrote, as a run summary. */

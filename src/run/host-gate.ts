@@ -40,8 +40,8 @@ export interface HostGate {
    * request, or the gate does not adapt. Never rejects.
    */
   throttled?(host: string, startedAt: number): number | undefined | Promise<number | undefined>;
-  /** A request to `host` succeeded: its adapted rate, if any, grows. True when this lifted it (the host goes as before). */
-  succeeded?(host: string): boolean;
+  /** A request to `host` succeeded: its adapted rate, if any, grows. True when this lifted it (the host goes as before). Never rejects. */
+  succeeded?(host: string): boolean | Promise<boolean>;
   /** The adapted rate of each host that has one now. */
   adaptedRates?(): Iterable<[host: string, rate: number]>;
 }

@@ -60,7 +60,7 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
       return outcome;
     }
     if (outcome.status === 'failed') await this.#answered(host!, failedStatus(outcome), false, startedAt, false);
-    else if (outcome.attempts > 0 && this.#gate.succeeded?.(host!) === true) this.#lifted(host!);
+    else if (outcome.attempts > 0) this.#succeeded(host!);
     if (this.#ctx.itemSignal?.(task.item)?.aborted) this.takenBack.add(outcome);
     // Worker threads have agents of their own, so their bytes are counted as each item finishes.
     if (workers) progress.bytes(outcome.bytes);
@@ -102,6 +102,13 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
     options.onHost?.({ host, status, paused, rate });
     if (rate !== undefined)
       options.logger?.info({ host, status, rate }, `${host} answered HTTP ${status}: slowing to ${formatRate(rate)} requests/s`);
+  }
+
+  /** A try to `host` succeeded; not waited for when the gate answers later (a shared gate), since nothing depends on it. */
+  #succeeded(host: string): void {
+    const lifted = this.#gate.succeeded?.(host);
+    if (lifted === true) this.#lifted(host);
+    else if (lifted instanceof Promise) void lifted.then((yes) => yes && this.#lifted(host));
   }
 
   /** The host's adapted rate was lifted: said once, at info (-v). */
