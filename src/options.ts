@@ -94,7 +94,7 @@ export interface ItemOptions {
    */
   rate?: number | string | undefined;
   /**
-   * Halve a host's start rate when it answers 429 (or 503 without `Retry-After`), never below 1 a second
+   * Cut a host's start rate (× 0.7) when it answers 429 (or 503 without `Retry-After`), never below 1 a second
    * or `rate`, and raise it back as it answers, never above `rate` [`--no-adapt` turns it off]. @default true
    */
   adapt?: boolean | undefined;
