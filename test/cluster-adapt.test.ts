@@ -7,6 +7,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RedisHostGate, type RedisHostGateOptions } from '../src/cluster/host-gate.js';
 import { DECREASE } from '../src/run/adaptive-rate.js';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { listFile, startCli, statusOf } from './cluster-helpers.js';
+import { listFiles, ROOT, runCli, tempDir } from './helpers.js';
+import { startNginx } from './nginx.js';
 import { startRedis, type RedisServer } from './redis.js';
 
 const HOST = 'img.example:443';
@@ -84,5 +89,36 @@ describe('adaptive throttling across workers (RedisHostGate with adapt)', () => 
     const a = worker(server, {});
     expect(a.throttled(HOST, Date.now())).toBeUndefined();
     expect(a.succeeded(HOST)).toBe(false);
+  });
+
+  it("two workers against nginx limit_req: all saved, and imgdl status's host figures are nginx's counts", async () => {
+    const jpeg = await fs.readFile(path.join(ROOT, 'fixtures/images/tiny.jpg'));
+    const files = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`img/${i}.jpg`, jpeg]));
+    const nginx = await startNginx({ tls: true, limitReq: { rate: 20, burst: 5 }, files });
+    const redis = await startRedis();
+    const out = await tempDir();
+    const list = await listFile(
+      out,
+      Object.keys(files).map((name) => `${nginx.origin}/${name}`),
+    );
+    const enqueued = await runCli(['enqueue', '--queue', redis.url, '-i', list, '--batch', '10', '--cacert', nginx.caFile]);
+    expect(enqueued.code, enqueued.stderr).toBe(0);
+    const workers = [0, 1].map(() =>
+      startCli(['worker', '--queue', redis.url, '-o', path.join(out, 'files'), '-c', '8', '--exit-when-empty']),
+    );
+    for (const worker of workers) expect((await worker.done).code).toBe(0);
+    expect(await listFiles(path.join(out, 'files'))).toHaveLength(60);
+    const requests = await nginx.requests();
+    const status = await statusOf(redis.url);
+    expect(status.hosts).toHaveLength(1);
+    expect(status.hosts[0]).toMatchObject({
+      host: new URL(nginx.origin).host,
+      requests: requests.length,
+      ok: 60,
+      failed: 0,
+      http429: requests.filter((r) => r.status === 429).length,
+    });
+    const text = await runCli(['status', '--queue', redis.url]);
+    if (status.hosts[0]!.http429 > 0) expect(text.stdout).toContain(new URL(nginx.origin).host);
   });
 });

@@ -136,7 +136,7 @@ function round(n: number): number {
 const SHOWN = 8;
 
 /** The text summary's table of the hosts with failures or throttling (none when there are none). */
-export function formatHosts(hosts: readonly HostSummary[]): string[] {
+export function formatHosts(hosts: ReadonlyArray<Omit<HostSummary, 'p50Ms' | 'p95Ms'>>): string[] {
   const troubled = hosts.filter((h) => h.failed > 0 || h.http429 > 0 || h.http503 > 0 || h.pauses > 0 || h.rate !== null);
   if (troubled.length === 0) return [];
   const rows = troubled
