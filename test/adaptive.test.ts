@@ -37,7 +37,8 @@ describe('adaptive throttling against nginx limit_req', () => {
       // -v says each cut once.
       expect(run.stderr).toMatch(/answered HTTP 429: slowing to [\d.]+ requests\/s/);
     }
-  });
+    // The limit alone takes 15 s for 300 requests: a bound against hangs on a slow machine, not a timing assertion.
+  }, 120_000);
 
   it('with --no-adapt, a host that answers 429 is not slowed (the per-item backoff alone)', async () => {
     const nginx = await startNginx({ limitReq: { rate: '1r/m', burst: 0 }, files: images(8) });
