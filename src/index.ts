@@ -11,6 +11,7 @@ export { download } from './run/download.js';
 export type { Source, SourceEntry } from './input/source.js';
 export { planDownload, type PlannedItem } from './run/dry-run.js';
 export type { Progress } from './run/progress.js';
+export type { HostEvent } from './run/host-events.js';
 export {
   ImgdlError,
   NetworkError,
@@ -27,3 +28,4 @@ export { readList, itemsFromArgs, type ListItem } from './input/text-list.js';
 export { resolveOptions, OptionError, VERSION, type Options, type ResolvedOptions, type Mode, type OnExists } from './options.js';
 export type { ItemResult, ItemStatus, SkipReason } from './record/record.js';
 export { RunReport, formatSummary, type RunSummary, type SummaryStyle } from './record/run-report.js';
+export { HostFigures, type HostSummary } from './record/host-figures.js';

@@ -7,6 +7,26 @@
 import { readFileSync } from 'node:fs';
 import { OptionError } from './errors.js';
 
+/** How tasks are scheduled. The per-item pipeline is the same in every mode. */
+export type Mode = 'sequential' | 'concurrent' | 'workers';
+
+/** What to do when an item's file already exists in the output folder. */
+export type OnExists = 'skip' | 'overwrite' | 'rename';
+
+/** How files are laid out in the output folder. */
+export type Layout = 'flat' | 'sharded';
+
+/** Every mode imgdl can run in. */
+export const MODES: readonly Mode[] = ['sequential', 'concurrent', 'workers'];
+/** Digest algorithms `hash` accepts. */
+export type HashAlgorithm = 'sha256' | 'sha1' | 'md5';
+/** Every `hash` algorithm. */
+export const HASHES: readonly HashAlgorithm[] = ['sha256', 'sha1', 'md5'];
+/** Every `onExists` policy. */
+export const ON_EXISTS: readonly OnExists[] = ['skip', 'overwrite', 'rename'];
+/** Every layout. */
+export const LAYOUTS: readonly Layout[] = ['flat', 'sharded'];
+
 /** One slice of a list: the items whose URL fingerprint modulo `count` is `index`. */
 export interface Shard {
   /** Which slice, from 0 to `count - 1`. */

@@ -23,31 +23,21 @@ import {
   readCa,
   resolveHeaders,
   headerValue,
+  HASHES,
+  LAYOUTS,
+  MODES,
+  ON_EXISTS,
+  type HashAlgorithm,
+  type Layout,
+  type Mode,
+  type OnExists,
   type Shard,
 } from './option-values.js';
+import type { HostEvent } from './run/host-events.js';
 import type { Progress } from './run/progress.js';
 
 export { OptionError, parseShard, parseSize, type Shard };
-
-/** How tasks are scheduled. The per-item pipeline is the same in every mode. */
-export type Mode = 'sequential' | 'concurrent' | 'workers';
-
-/** What to do when an item's file already exists in the output folder. */
-export type OnExists = 'skip' | 'overwrite' | 'rename';
-
-/** How files are laid out in the output folder. */
-export type Layout = 'flat' | 'sharded';
-
-/** Every mode imgdl can run in. */
-export const MODES: readonly Mode[] = ['sequential', 'concurrent', 'workers'];
-/** Digest algorithms `hash` accepts. */
-export type HashAlgorithm = 'sha256' | 'sha1' | 'md5';
-/** Every `hash` algorithm. */
-export const HASHES: readonly HashAlgorithm[] = ['sha256', 'sha1', 'md5'];
-/** Every `onExists` policy. */
-export const ON_EXISTS: readonly OnExists[] = ['skip', 'overwrite', 'rename'];
-/** Every layout. */
-export const LAYOUTS: readonly Layout[] = ['flat', 'sharded'];
+export { HASHES, LAYOUTS, MODES, ON_EXISTS, type HashAlgorithm, type Layout, type Mode, type OnExists };
 
 /** The version in package.json (it names the User-Agent and `--version`). */
 export const VERSION: string = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -76,6 +66,7 @@ export const DEFAULTS = Object.freeze({
   maxRetryAfterMs: 60_000,
   maxSize: '1G',
   anyType: false,
+  adapt: true,
   graceMs: 5_000,
 } as const satisfies Partial<Record<keyof Options, unknown>>);
 
@@ -102,6 +93,11 @@ export interface ItemOptions {
    * @default no limit
    */
   rate?: number | string | undefined;
+  /**
+   * Cut a host's start rate (× 0.7) when it answers 429 (or 503 without `Retry-After`), never below 1 a second
+   * or `rate`, and raise it back as it answers, never above `rate` [`--no-adapt` turns it off]. @default true
+   */
+  adapt?: boolean | undefined;
   /**
    * Existing files [`--on-exists`]: `'skip'` makes a rerun download nothing new.
    * @default 'skip'
@@ -254,6 +250,11 @@ export interface RunOptions {
    */
   onProgress?: ((progress: Progress) => void) | undefined;
   /**
+   * Called when a try is answered 429 or 503, a `Retry-After` pauses a host, or a host's adapted rate
+   * changes (see `adapt`): the per-host figures the records cannot tell. Synchronous. @default none
+   */
+  onHost?: ((event: HostEvent) => void) | undefined;
+  /**
    * Logger (pino).
    * @default a silent one
    */
@@ -295,6 +296,7 @@ export interface ResolvedOptions {
   perHost: number | undefined;
   /** Requests per second to one host. */
   rate: number | undefined;
+  adapt: boolean;
   onExists: OnExists;
   layout: Layout;
   shard: Shard | undefined;
@@ -310,6 +312,7 @@ export interface ResolvedOptions {
   /** The PEM text of `cacert`, read once here. */
   ca: string | undefined;
   onProgress: ((progress: Progress) => void) | undefined;
+  onHost: ((event: HostEvent) => void) | undefined;
   logger: Logger | undefined;
   signal: AbortSignal | undefined;
   retries: number;
@@ -350,18 +353,15 @@ function applyDefaults(options: Options): ResolvedOptions {
   const dedupe = options.dedupe === undefined ? DEFAULTS.dedupe : flag('dedupe', options.dedupe);
   // Dedupe compares digests, so it needs one even when none was asked for.
   const hash = options.hash === undefined ? (dedupe ? 'sha256' : undefined) : oneOf('hash', options.hash, HASHES, 'sha256');
-  if (options.out !== undefined && (typeof options.out !== 'string' || options.out === '')) {
+  if (options.out !== undefined && (typeof options.out !== 'string' || options.out === ''))
     throw new OptionError('out', options.out, 'a folder path');
-  }
   const headers = resolveHeaders(options);
   if (options.proxy !== undefined && options.proxy !== false) httpUrl('proxy', options.proxy);
   if (options.proxy === undefined) checkEnvProxies();
-  if (options.insecure !== undefined && typeof options.insecure !== 'boolean') {
+  if (options.insecure !== undefined && typeof options.insecure !== 'boolean')
     throw new OptionError('insecure', options.insecure, 'true or false');
-  }
-  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function')
     throw new OptionError('onProgress', options.onProgress, 'a function');
-  }
   const maxSize = parseSize('maxSize', options.maxSize ?? DEFAULTS.maxSize);
   return {
     out: path.resolve(options.out ?? DEFAULTS.out),
@@ -372,6 +372,7 @@ function applyDefaults(options: Options): ResolvedOptions {
     dedupe,
     perHost,
     rate: options.rate === undefined ? undefined : parseRate(options.rate),
+    adapt: options.adapt === undefined ? DEFAULTS.adapt : flag('adapt', options.adapt),
     onExists: oneOf('onExists', options.onExists, ON_EXISTS, DEFAULTS.onExists),
     layout: oneOf('layout', options.layout, LAYOUTS, DEFAULTS.layout),
     shard: options.shard === undefined ? undefined : parseShard(options.shard),
@@ -385,6 +386,7 @@ function applyDefaults(options: Options): ResolvedOptions {
     insecure: options.insecure ?? DEFAULTS.insecure,
     ca: options.cacert === undefined ? undefined : readCa(options.cacert),
     onProgress: options.onProgress,
+    onHost: options.onHost,
     logger: options.logger,
     signal: options.signal,
     retries: integer('retries', options.retries, DEFAULTS.retries, 0, 100),

@@ -1,6 +1,7 @@
 /**
  * Runs once before the suite: the cluster tests need a real redis-server,
- * the proxy tests a real tinyproxy, the page tests Debian's chromium. On a fresh machine, running as root with
+ * the proxy tests a real tinyproxy, the throttling tests a real nginx, the
+ * page tests Debian's chromium. On a fresh machine, running as root with
  * apt-get (as CI does), the missing ones are installed from Debian's
  * packages; anywhere else the suite stops at once with the one command to
  * run, rather than failing test by test.
@@ -12,6 +13,7 @@ const SERVICES = [
   { name: 'redis-server', versionFlag: '--version', for: 'the cluster tests' },
   { name: 'tinyproxy', versionFlag: '-v', for: 'the proxy tests' },
   { name: 'chromium', versionFlag: '--version', for: 'the page tests (report and dashboard, in a real browser)' },
+  { name: 'nginx', versionFlag: '-v', for: 'the throttling tests' },
 ] as const;
 
 /** True when `command` runs from PATH. */

@@ -25,6 +25,7 @@ export interface ItemArgv {
   hash: string | undefined;
   perHost: number | undefined;
   rate: string | undefined;
+  adapt: boolean;
   onExists: string;
   layout: string;
   timeout: number;
@@ -86,6 +87,11 @@ const ITEM_OPTIONS = {
     requiresArg: true,
     defaultDescription: 'no limit',
     describe: 'Most requests started per host: N/s, N/m, N/h or N/d, spaced evenly',
+  },
+  adapt: {
+    type: 'boolean',
+    default: DEFAULTS.adapt,
+    describe: 'Slow a host down when it answers 429 (or 503 without Retry-After), up again as it answers (--no-adapt: off)',
   },
   'on-exists': { type: 'string', choices: ON_EXISTS as string[], default: DEFAULTS.onExists, describe: 'When the file already exists' },
   layout: {
@@ -155,6 +161,7 @@ export function itemOptions(argv: ItemArgv): FlaggedItemOptions {
     hash: argv.hash as HashAlgorithm | undefined,
     perHost: argv.perHost,
     rate: argv.rate,
+    adapt: argv.adapt,
     onExists: argv.onExists as OnExists,
     layout: argv.layout as Layout,
     timeoutMs: argv.timeout,

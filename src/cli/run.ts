@@ -11,6 +11,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError, UsageError } from '../errors.js';
 import type { ListItem } from '../input/text-list.js';
+import { HostFigures } from '../record/host-figures.js';
 import { OptionError, resolveOptions, type Mode, type Options, type ResolvedOptions } from '../options.js';
 import { fullParse, itemOptions, quickParse, type Argv } from './args.js';
 import { allItems, bindStdinDash, openInputs, type OpenedInput } from './inputs.js';
@@ -22,6 +23,8 @@ interface Shell {
   color: boolean;
   logger: Logger;
   progressLine: ProgressLine | undefined;
+  /** The per-host figures of the summary, which the run's host events feed. */
+  hosts: HostFigures;
 }
 
 /** Runs `imgdl [urls..] [options]` (`args` without node and script); resolves to the exit code. */
@@ -76,11 +79,11 @@ async function openShell(argv: Argv): Promise<Shell> {
     color,
     ...(progressLine ? { destination: progressLine.logStream() } : {}),
   });
-  return { color, logger, progressLine };
+  return { color, logger, progressLine, hosts: new HostFigures() };
 }
 
 /** The run's {@link Options}: the item options, then how the run is scheduled, reported and stopped. */
-function runOptions(argv: Argv, { logger, progressLine }: Shell, stopSignal: AbortSignal): Options {
+function runOptions(argv: Argv, { logger, progressLine, hosts }: Shell, stopSignal: AbortSignal): Options {
   return {
     ...itemOptions(argv),
     out: argv.out,
@@ -94,6 +97,7 @@ function runOptions(argv: Argv, { logger, progressLine }: Shell, stopSignal: Abo
     graceMs: argv.grace,
     stopSignal,
     onProgress: progressLine ? (progress) => progressLine.update(progress) : undefined,
+    onHost: (event) => hosts.event(event),
   };
 }
 
@@ -105,7 +109,7 @@ async function run(argv: Argv, shell: Shell, resolved: ResolvedOptions, inputs: 
   const { color, logger, progressLine } = shell;
   const { download } = await import('../run/download.js');
   const { RunReport, formatSummary } = await import('../record/run-report.js');
-  const report = new RunReport(resolved.mode, resolved.concurrency);
+  const report = new RunReport(resolved.mode, resolved.concurrency, shell.hosts);
   const stopping = stopOnSignals(
     stop,
     (signal) => logger.warn(`${signal}: no new downloads; waiting up to ${resolved.graceMs} ms for those in flight (again to exit now)`),

@@ -110,6 +110,7 @@ function readJob(id: string, data: unknown, context: BatchContext): { options: J
       graceMs,
       logger: context.log,
       stopSignal: context.stop,
+      onHost: (event) => context.recorder.hostEvent(event),
     });
     return { ...batch, resolved };
   } catch (error) {

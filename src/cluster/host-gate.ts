@@ -1,7 +1,8 @@
 /**
- * Per-host politeness across every worker of a queue: `--per-host`, `--rate`
- * and a server's pause (429 or 503 with `Retry-After`) kept in Redis, so that
- * ten workers on ten machines ask a host no more than one run would.
+ * Per-host politeness across every worker of a queue: `--per-host`, `--rate`,
+ * a server's pause (429 or 503 with `Retry-After`) and a host's adapted rate
+ * (host-rates.ts) kept in Redis, so that ten workers on ten machines ask a
+ * host no more than one run would.
  *
  * Keys, all under `imgdl:<queue>:`, each expiring once it no longer holds
  * anything back, so hosts that are done with leave nothing behind:
@@ -12,6 +13,8 @@
  *   `--rate`; it expires at that moment.
  * - `pauses` (sorted set): host → end of the pause its server asked for; it
  *   lives as long as its longest pause.
+ * - `rate:<host>` and `adapted`: see host-rates.ts. The acquire script
+ *   spaces a host with an adapted rate by it, instead of by `--rate`.
  *
  * Times in Redis are on the Redis server's clock (`TIME` inside the scripts),
  * so workers whose clocks disagree still agree on a host's spacing. A pause
@@ -36,6 +39,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { HostGate, HostLimits } from '../run/host-gate.js';
+import { RedisHostRates } from './host-rates.js';
 
 /** Answer to an acquire refused by the cap: the holders may be other workers, whose releases this one cannot hear, so it asks again this soon. */
 export const CAP_WAIT_MS = 50;
@@ -61,6 +65,8 @@ end
 const ACQUIRE = `${NOW}${EXTEND}
 local host, cap, spacing, leaseMs, id, capWait = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 local wait = tonumber(redis.call('ZSCORE', KEYS[3], host) or '0') - now
+local adapted = tonumber(redis.call('HGET', KEYS[4], 'rate') or '0')
+if adapted > 0 then spacing = 1000 / adapted end
 if spacing > 0 then
   local nextAt = tonumber(redis.call('GET', KEYS[2]) or '0')
   if nextAt - now > wait then wait = nextAt - now end
@@ -106,6 +112,7 @@ if current > now then return 0 end
 return 1
 `;
 
+// The pauses in force (host, ms left, ...), and the hosts with an adapted rate.
 const PAUSES = `${NOW}
 local found = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. string.format('%.3f', now), '+inf', 'WITHSCORES')
 local out = {}
@@ -113,15 +120,15 @@ for i = 1, #found, 2 do
   out[#out + 1] = found[i]
   out[#out + 1] = math.ceil(tonumber(found[i + 1]) - now)
 end
-return out
+return {out, redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. string.format('%.3f', now), '+inf')}
 `;
 
 /** Redis commands the scripts add to a client. */
 interface Scripts {
-  imgdlHostAcquire(leases: string, next: string, pauses: string, ...args: Array<string | number>): Promise<number>;
+  imgdlHostAcquire(leases: string, next: string, pauses: string, rate: string, ...args: Array<string | number>): Promise<number>;
   imgdlHostRenew(...keysAndArgs: Array<string | number>): Promise<number>;
   imgdlHostPause(pauses: string, host: string, ms: number): Promise<number>;
-  imgdlHostPauses(pauses: string): Promise<Array<string | number>>;
+  imgdlHostPauses(pauses: string, adapted: string): Promise<[Array<string | number>, string[]]>;
 }
 
 /** How a {@link RedisHostGate} keeps its books. */
@@ -168,12 +175,15 @@ export class RedisHostGate implements HostGate {
   #pauses = new Map<string, number>();
   #pausesAt = Number.NEGATIVE_INFINITY;
   #reading: Promise<void> | undefined;
+  /** With `adapt`: the queue's adapted rates. Read here too without it, so a host that other workers slowed is spaced. */
+  readonly #rates: RedisHostRates;
+  readonly #adapt: boolean;
 
   constructor(redis: Redis, queue: string, options: RedisHostGateOptions = {}) {
-    redis.defineCommand('imgdlHostAcquire', { numberOfKeys: 3, lua: ACQUIRE });
+    redis.defineCommand('imgdlHostAcquire', { numberOfKeys: 4, lua: ACQUIRE });
     redis.defineCommand('imgdlHostRenew', { lua: RENEW });
     redis.defineCommand('imgdlHostPause', { numberOfKeys: 1, lua: PAUSE });
-    redis.defineCommand('imgdlHostPauses', { numberOfKeys: 1, lua: PAUSES });
+    redis.defineCommand('imgdlHostPauses', { numberOfKeys: 2, lua: PAUSES });
     this.#redis = redis as Redis & Scripts;
     this.#prefix = `imgdl:${queue}:`;
     this.#pausesKey = `${this.#prefix}pauses`;
@@ -183,10 +193,16 @@ export class RedisHostGate implements HostGate {
     this.#limited = this.#perHost > 0 || this.#spacingMs > 0;
     this.#pausesFreshMs = options.pausesFreshMs ?? PAUSES_FRESH_MS;
     this.#pausesStaleMs = Math.max(this.#pausesFreshMs, options.pausesStaleMs ?? PAUSES_STALE_MS);
+    this.#rates = new RedisHostRates(redis, this.#prefix, options.rate);
+    this.#adapt = options.adapt === true;
   }
 
   acquire(host: string): number | Promise<number> {
-    if (!this.#limited) return this.#pausedFor(host);
+    if (!this.#limited && !this.#rates.adapted(host)) {
+      const wait = this.#pausedFor(host);
+      if (!this.#adapt) return wait;
+      return typeof wait === 'number' ? this.#started(host, wait) : wait.then((ms) => this.#started(host, ms));
+    }
     const id = this.#perHost === 0 ? '' : `${this.#token}.${(this.#serial++).toString(36)}`;
     const leases = `${this.#prefix}leases:${host}`;
     return this.#redis
@@ -194,6 +210,7 @@ export class RedisHostGate implements HostGate {
         leases,
         `${this.#prefix}next:${host}`,
         this.#pausesKey,
+        this.#rates.rateKey(host),
         host,
         this.#perHost,
         this.#spacingMs,
@@ -204,7 +221,7 @@ export class RedisHostGate implements HostGate {
       .then(
         (wait) => {
           if (wait === 0 && id !== '') this.#hold(host, id);
-          return wait;
+          return this.#adapt ? this.#started(host, wait) : wait;
         },
         (error: unknown) => {
           // The script may have granted before the reply was lost: give that lease back rather than wait for it to expire.
@@ -236,6 +253,24 @@ export class RedisHostGate implements HostGate {
       // Not stored for the others; this worker still holds it, and tells it once as a run of its own would.
       () => known <= now,
     );
+  }
+
+  throttled(host: string, startedAt: number): Promise<number | undefined> | undefined {
+    return this.#adapt ? this.#rates.throttled(host, startedAt) : undefined;
+  }
+
+  succeeded(host: string): boolean | Promise<boolean> {
+    return this.#adapt && this.#rates.succeeded(host);
+  }
+
+  adaptedRates(): Iterable<[string, number]> {
+    return this.#rates.rates();
+  }
+
+  /** Counts a start granted (`wait` 0), for a host's first cut. */
+  #started(host: string, wait: number): number {
+    if (wait === 0) this.#rates.started(host);
+    return wait;
   }
 
   /**
@@ -289,7 +324,8 @@ export class RedisHostGate implements HostGate {
 
   #readPauses(): Promise<void> {
     const asked = Date.now();
-    const reading = this.#redis.imgdlHostPauses(this.#pausesKey).then((reply) => {
+    const reading = this.#redis.imgdlHostPauses(this.#pausesKey, this.#rates.adaptedKey).then(([reply, adapted]) => {
+      this.#rates.learn(adapted);
       const now = Date.now();
       const pauses = new Map<string, number>();
       for (let i = 0; i + 1 < reply.length; i += 2) pauses.set(String(reply[i]), now + Number(reply[i + 1]));
@@ -327,10 +363,15 @@ export class RedisHostGates {
 
   /** The gate for these limits, made the first time they are asked for. */
   for(limits: HostLimits): RedisHostGate {
-    const key = `${limits.perHost ?? ''}/${limits.rate ?? ''}`;
+    const key = `${limits.perHost ?? ''}/${limits.rate ?? ''}/${limits.adapt === true}`;
     let gate = this.#gates.get(key);
     if (gate === undefined) {
-      gate = new RedisHostGate(this.#redis, this.#queue, { perHost: limits.perHost, rate: limits.rate, leaseMs: this.#leaseMs });
+      gate = new RedisHostGate(this.#redis, this.#queue, {
+        perHost: limits.perHost,
+        rate: limits.rate,
+        adapt: limits.adapt,
+        leaseMs: this.#leaseMs,
+      });
       this.#gates.set(key, gate);
     }
     return gate;

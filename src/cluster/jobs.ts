@@ -21,6 +21,7 @@ export const LOCAL_OPTIONS = [
   'threads',
   'manifest',
   'onProgress',
+  'onHost',
   'logger',
   'signal',
   'stopSignal',

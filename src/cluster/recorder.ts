@@ -9,7 +9,9 @@
 import fs from 'node:fs/promises';
 import { resolveInside } from '../names/naming.js';
 import type { ItemResult } from '../record/record.js';
+import type { HostEvent } from '../run/host-events.js';
 import { RunReport, type RunSummary } from '../record/run-report.js';
+import type { HostStats } from './host-stats.js';
 import type { BatchLock, Recorded, Store } from './store.js';
 
 /** Failures that say nothing about the item itself: not recorded, so the batch runs them again. */
@@ -29,6 +31,8 @@ export interface RecorderOptions {
   concurrency: number;
   /** Called with each record written. */
   onRecord?: ((record: ItemResult) => void) | undefined;
+  /** The queue's per-host figures, which this worker's records and host events add to. */
+  hostStats?: HostStats | undefined;
 }
 
 /** Writes a worker's records to the queue, and counts those it wrote. */
@@ -37,9 +41,11 @@ export class Recorder {
   readonly #out: string;
   readonly #onRecord: ((record: ItemResult) => void) | undefined;
   readonly #report: RunReport;
+  readonly #hostStats: HostStats | undefined;
 
   constructor(store: Store, options: RecorderOptions) {
     this.#store = store;
+    this.#hostStats = options.hostStats;
     this.#report = new RunReport('cluster worker', options.concurrency);
     this.#out = options.out;
     this.#onRecord = options.onRecord;
@@ -76,7 +82,19 @@ export class Recorder {
   /** Counts a record the store took: in this worker's summary, and to `onRecord`. */
   counted(record: ItemResult): void {
     this.#report.add(record);
+    this.#hostStats?.add(record);
     this.#onRecord?.(record);
+  }
+
+  /** Counts what a run told of a host (429s, pauses, rates) in this worker's per-host figures. */
+  hostEvent(event: HostEvent): void {
+    this.#report.hosts?.event(event);
+    this.#hostStats?.event(event);
+  }
+
+  /** Sends the per-host figures not sent yet; never rejects. */
+  flush(): Promise<void> {
+    return this.#hostStats?.flush() ?? Promise.resolve();
   }
 
   /** The records this worker wrote, as a run summary. */

@@ -5,8 +5,10 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ErrorCode } from '../errors.js';
+import { formatHosts } from '../record/host-figures.js';
 import { formatBytes } from '../record/run-report.js';
 import { QUEUE_NAME, connectProducer, parseQueueUrl } from './connection.js';
+import { readHostStats, type QueueHostSummary } from './host-stats.js';
 import { Store } from './store.js';
 
 /** What `imgdl status --json` prints. */
@@ -31,15 +33,18 @@ export interface ClusterStatus {
   filesPerSec: number;
   /** Failures grouped by error code, each with a count and one example URL. */
   errors: Partial<Record<ErrorCode, { count: number; example: string }>>;
+  /** The busiest hosts (by requests) and every host with failures, summed over the workers (see host-stats.ts). */
+  hosts: QueueHostSummary[];
 }
 
 /** Reads the status through an open connection; the building block of {@link queueStatus} and `--watch`. */
 export async function readStatus(client: Redis, queue: Queue): Promise<ClusterStatus> {
   const store = new Store(client, QUEUE_NAME);
-  const [stored, counts, workers] = await Promise.all([
+  const [stored, counts, workers, hosts] = await Promise.all([
     store.read(),
     queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed'),
     queue.getWorkersCount(),
+    readHostStats(client, QUEUE_NAME),
   ]);
   const n = (value: string | undefined): number => Number(value ?? 0) || 0;
   const c = stored.counts;
@@ -67,6 +72,7 @@ export async function readStatus(client: Redis, queue: Queue): Promise<ClusterSt
     bytes: n(c.bytes),
     filesPerSec: seconds > 0 ? Math.round((ok / seconds) * 10) / 10 : 0,
     errors,
+    hosts,
   };
 }
 
@@ -86,8 +92,8 @@ export async function queueStatus(queueUrl: string): Promise<ClusterStatus> {
 
 /**
  * The status as a few lines for a person: jobs, items, bytes and rate, then
- * failures by code (most frequent first) with one example each, as in the
- * run summary. `rate` replaces the average files/s (e.g. `--watch`'s recent rate).
+ * failures by code (most frequent first) with one example each, and the
+ * hosts that failed items or throttled, as in the run summary. `rate` replaces the average files/s (e.g. `--watch`'s recent rate).
  */
 export function formatStatus(s: ClusterStatus, rate?: number): string {
   const j = s.jobs;
@@ -102,6 +108,7 @@ export function formatStatus(s: ClusterStatus, rate?: number): string {
   groups.forEach(([code, group], i) =>
     lines.push(`${i === 0 ? 'failures ' : '         '}${code.padEnd(width)}  ×${group.count}  e.g. ${group.example}`),
   );
+  lines.push(...formatHosts(s.hosts));
   return lines.join('\n');
 }
 

@@ -33,6 +33,7 @@ import { QUEUE_NAME, logOutages, parseQueueUrl, preflight, workerOptions, type Q
 import { RedisHostGates } from './host-gate.js';
 import { ClusterNames } from './names.js';
 import { Pipeline } from './pipeline.js';
+import { HostStats } from './host-stats.js';
 import { Recorder } from './recorder.js';
 import { Store } from './store.js';
 
@@ -151,7 +152,8 @@ function openShared(settings: Settings, options: WorkerOptions): Shared {
   const gates = new RedisHostGates(redis, QUEUE_NAME, settings.lockMs);
   const queue = new Queue(QUEUE_NAME, { connection: redis });
   const stopping = new AbortController();
-  const recorder = new Recorder(store, { out: resolveOptions({ out }).out, concurrency, onRecord: options.onRecord });
+  const hostStats = new HostStats(redis, QUEUE_NAME);
+  const recorder = new Recorder(store, { out: resolveOptions({ out }).out, concurrency, onRecord: options.onRecord, hostStats });
   const onError = logOutages(redis, settings.address, log);
   queue.on('error', onError);
   const pipeline = new Pipeline<Entry>({ names, gates, log, settle: (entry, result) => entry.batch.settle(entry, result) });
@@ -222,6 +224,7 @@ function createWorker(settings: Settings, shared: Shared, busy: { batches: numbe
 /** Closes what {@link openShared} opened, once BullMQ's worker is closed: the last run ends first, so its records are written. */
 async function closeShared(shared: Shared): Promise<void> {
   await shared.pipeline.close();
+  await shared.recorder.flush();
   shared.gates.close();
   await shared.queue.close().catch(() => undefined);
   shared.redis.disconnect();

@@ -44,6 +44,8 @@ export interface Retry {
   tries: Tries;
   /** The status (429 or 503) when the server asked, with Retry-After, that its whole host wait that long. */
   hostWait: number | undefined;
+  /** The HTTP status that ended this try, when a response ended it. */
+  status: number | undefined;
 }
 
 /**
@@ -320,7 +322,8 @@ class Attempt implements HeadJudge {
         { url: task.shownUrl, attempt: tries.count, waitMs: wait, error: toErrorRecord(error) },
         `retrying ${task.shownUrl} in ${wait} ms`,
       );
-      return { retryInMs: wait, tries, hostWait: hostWaitOf(error) };
+      const status = error instanceof ImgdlError && error.code === 'HTTP_STATUS' ? error.status : undefined;
+      return { retryInMs: wait, tries, hostWait: hostWaitOf(error), status };
     } catch (tooLong) {
       // The server asked for a longer wait than allowed.
       return failedTry(task, tries, tooLong);

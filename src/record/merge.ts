@@ -41,7 +41,7 @@ const BLOCK = 256 * 1024;
  * summary. Throws the file-system error of a manifest that cannot be read.
  */
 export async function summarizeManifests(files: readonly string[]): Promise<ManifestSummary> {
-  const report = new RunReport('report', 0);
+  const report = new RunReport('report', 0, false);
   const counted = new FingerprintSet();
   // URLs met so far only as "duplicate" records: one of them counts as skipped unless a real record turns up.
   const onlyDuplicates = new FingerprintSet();

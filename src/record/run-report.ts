@@ -5,6 +5,7 @@
  * percentiles stay exact to the 0.1 ms records are given in.
  */
 import type { ErrorCode } from '../errors.js';
+import { formatHosts, HostFigures, type HostSummary } from './host-figures.js';
 import type { ItemResult } from './record.js';
 
 /** The run summary printed by `--json`, and shown in words on stderr otherwise. */
@@ -31,6 +32,8 @@ export interface RunSummary {
   maxMs: number;
   /** Failures grouped by error code, each with a count and one example URL. */
   errors: Partial<Record<ErrorCode, { count: number; example: string }>>;
+  /** The busiest hosts (by requests) and every host with failures, with their own figures (see host-figures.ts). */
+  hosts?: HostSummary[];
 }
 
 /** Accumulates records into a {@link RunSummary}. */
@@ -41,13 +44,21 @@ export class RunReport {
   readonly #latencies = new LatencyHistogram();
   #counts = { total: 0, ok: 0, failed: 0, skipped: 0, bytes: 0 };
   #errors: RunSummary['errors'] = {};
+  /** Per-host figures; the run's host events go to {@link HostFigures.event}. Undefined when not asked for. */
+  readonly hosts: HostFigures | undefined;
 
-  constructor(mode: string, concurrency: number) {
+  /**
+   * `hosts` gathers the per-host figures (one the caller made, to hand the run's host events to);
+   * false leaves them out of the summary, and saves reading each record's host.
+   */
+  constructor(mode: string, concurrency: number, hosts: HostFigures | false = new HostFigures()) {
     this.#mode = mode;
     this.#concurrency = concurrency;
+    this.hosts = hosts === false ? undefined : hosts;
   }
 
   add(record: ItemResult): void {
+    this.hosts?.add(record);
     const c = this.#counts;
     c.total++;
     c[record.status]++;
@@ -75,6 +86,7 @@ export class RunReport {
       p95Ms: round(latencies.percentile(0.95)),
       maxMs: round(latencies.max),
       errors: this.#errors,
+      ...(this.hosts ? { hosts: this.hosts.summary() } : {}),
     };
   }
 }
@@ -188,7 +200,8 @@ export interface SummaryStyle {
 /**
  * The summary as a few aligned lines for a person reading stderr: counts and
  * wall time first, then bytes and throughput, latency, and failures grouped
- * by code (most frequent first) with one example URL each.
+ * by code (most frequent first) with one example URL each, and a short
+ * table of the hosts that failed items or asked for fewer requests.
  */
 export function formatSummary(s: RunSummary, style: SummaryStyle = {}): string {
   const paint = (code: string, text: string): string => (style.color ? `\x1b[${code}m${text}\x1b[0m` : text);
@@ -199,7 +212,7 @@ export function formatSummary(s: RunSummary, style: SummaryStyle = {}): string {
     `  saved     ${formatBytes(s.bytes)} · ${formatBytes(s.bytesPerSec)}/s · ${s.filesPerSec} files/s`,
     `  per file  p50 ${formatDuration(s.p50Ms)} · p95 ${formatDuration(s.p95Ms)} · max ${formatDuration(s.maxMs)}`,
   ];
-  lines.push(...formatFailures(s.errors, paint));
+  lines.push(...formatFailures(s.errors, paint), ...formatHosts(s.hosts ?? []));
   return lines.join('\n');
 }
 

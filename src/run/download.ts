@@ -90,7 +90,7 @@ export async function* downloadWith(
   const log = resolved.logger;
   const stops = new StopSwitches(ctx);
   if (resolved.insecure) log?.warn('TLS certificate verification is OFF (insecure): anyone on the path can read and alter these downloads');
-  const gate = ctx.hosts ?? new LocalHostGate({ perHost: resolved.perHost, rate: resolved.rate });
+  const gate = ctx.hosts ?? new LocalHostGate({ perHost: resolved.perHost, rate: resolved.rate, adapt: resolved.adapt });
   const poolOptions = { concurrency: resolved.concurrency, ...readAheadFor(resolved), gate, signal: stops.drain.signal };
   // Asked once: a line per saved file is logged only at -v, and building it costs an object and a string each.
   const logItems = log?.isLevelEnabled('info') === true;
@@ -112,6 +112,8 @@ export async function* downloadWith(
   } finally {
     // Also reached when the caller stops iterating early: abort what is still in flight.
     stops.release();
+    // The rates hosts ended at, for the per-host figures.
+    if (resolved.onHost) for (const [host, rate] of gate.adaptedRates?.() ?? []) resolved.onHost({ host, rate });
     manifest?.close();
     await ctx.agent.destroy().catch(() => undefined);
     await workers?.destroy().catch(() => undefined);

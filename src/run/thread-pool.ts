@@ -25,7 +25,7 @@ import type { ItemResult } from '../record/record.js';
 export type WireTask = Omit<Task, 'url'> & { url: string };
 
 /** The options a worker needs: everything resolved except what cannot be cloned. */
-export type WireOptions = Omit<ResolvedOptions, 'logger' | 'signal' | 'stopSignal' | 'onProgress'>;
+export type WireOptions = Omit<ResolvedOptions, 'logger' | 'signal' | 'stopSignal' | 'onProgress' | 'onHost'>;
 
 /** What piscina hands the worker for one try of one item. */
 export interface WorkerMessage {
@@ -54,7 +54,7 @@ export class WorkerPool {
    * `names` and `digests` are the run's, answered here for every thread.
    */
   constructor(options: ResolvedOptions, signal: AbortSignal, names: NameClaims, digests?: DigestRegistry) {
-    const { logger: _logger, signal: _signal, stopSignal: _stopSignal, onProgress: _onProgress, ...wire } = options;
+    const { logger: _logger, signal: _signal, stopSignal: _stopSignal, onProgress: _onProgress, onHost: _onHost, ...wire } = options;
     // More threads than items in flight would only sit idle.
     const threads = Math.min(options.threads, options.concurrency);
     this.#pool = new Piscina({

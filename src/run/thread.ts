@@ -17,7 +17,7 @@ const { options } = workerData as WorkerSetup;
 // terminates the pool's threads, so nothing here listens for it.
 const shared = connectToMain((message, transfer) => parentPort!.postMessage(message, transfer));
 const ctx = makeRunContext(
-  { ...options, logger: undefined, signal: undefined, stopSignal: undefined, onProgress: undefined },
+  { ...options, logger: undefined, signal: undefined, stopSignal: undefined, onProgress: undefined, onHost: undefined },
   createAgent(options),
   // The main thread skips what an earlier run's manifest says is done, before an item gets here.
   // The sharded layout's names need no registry, so no round trip to the main thread either.

@@ -8,6 +8,7 @@ import { startTries, stoppedWaiting, tryTask, type Retry, type Tries } from '../
 import type { RunContext } from '../item/context.js';
 import type { Task } from '../item/plan.js';
 import type { ItemResult } from '../record/record.js';
+import { THROTTLE_STATUSES } from './host-events.js';
 import type { HostGate } from './host-gate.js';
 import type { PoolWork, Turn } from './pool.js';
 import type { ProgressTracker } from './progress.js';
@@ -46,6 +47,7 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
     const { task } = queued;
     const workers = this.#workers;
     if (queued.tries === undefined) progress.started();
+    const startedAt = Date.now();
     // A worker thread starts an item's tries itself, so nothing more crosses for a first try.
     const outcome = workers
       ? await workers.run(task, queued.tries, this.#ctx.signal)
@@ -53,9 +55,12 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
     if ('retryInMs' in outcome) {
       queued.tries = outcome.tries;
       // In workers mode a server's pause holds only for its own item, as the README states.
-      if (!workers) await this.#pauseFor(outcome, host!, task.shownUrl);
+      const paused = !workers && (await this.#pauseFor(outcome, host!, task.shownUrl));
+      await this.#answered(host!, outcome.status, outcome.hostWait === undefined, startedAt, paused);
       return outcome;
     }
+    if (outcome.status === 'failed') await this.#answered(host!, failedStatus(outcome), false, startedAt, false);
+    else if (outcome.attempts > 0) this.#succeeded(host!);
     if (this.#ctx.itemSignal?.(task.item)?.aborted) this.takenBack.add(outcome);
     // Worker threads have agents of their own, so their bytes are counted as each item finishes.
     if (workers) progress.bytes(outcome.bytes);
@@ -71,10 +76,10 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
     return result;
   }
 
-  /** A server's Retry-After on 429 or 503 holds back the whole host, not just this item; said once per pause. */
-  async #pauseFor(retry: Retry, host: string, url: string): Promise<void> {
+  /** A server's Retry-After on 429 or 503 holds back the whole host, not just this item; said once per pause. True when this started a pause. */
+  async #pauseFor(retry: Retry, host: string, url: string): Promise<boolean> {
     const status = retry.hostWait;
-    if (status === undefined) return;
+    if (status === undefined) return false;
     const fresh = await Promise.resolve(this.#gate.pause(host, Date.now() + retry.retryInMs)).catch(() => false);
     const waitMs = retry.retryInMs;
     if (fresh)
@@ -82,5 +87,45 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
         { host, url, status, waitMs },
         `${host} answered HTTP ${status} asking to wait ${Math.ceil(waitMs / 1000)} s: pausing every request to it until then`,
       );
+    return fresh;
   }
+
+  /**
+   * A try to `host` that started at `startedAt` failed with `status`: a 429, or a 503 that did not say
+   * how long to wait (`untimed`), slows the host down; each cut is logged once, at info (-v).
+   */
+  async #answered(host: string, status: number | undefined, untimed: boolean, startedAt: number, paused: boolean): Promise<void> {
+    if (status === undefined || !THROTTLE_STATUSES.has(status)) return;
+    const slows = status === 429 || untimed;
+    const rate = slows ? await Promise.resolve(this.#gate.throttled?.(host, startedAt)).catch(() => undefined) : undefined;
+    const { options } = this.#ctx;
+    options.onHost?.({ host, status, paused, rate });
+    if (rate !== undefined)
+      options.logger?.info({ host, status, rate }, `${host} answered HTTP ${status}: slowing to ${formatRate(rate)} requests/s`);
+  }
+
+  /** A try to `host` succeeded; not waited for when the gate answers later (a shared gate), since nothing depends on it. */
+  #succeeded(host: string): void {
+    const lifted = this.#gate.succeeded?.(host);
+    if (lifted === true) this.#lifted(host);
+    else if (lifted instanceof Promise) void lifted.then((yes) => yes && this.#lifted(host));
+  }
+
+  /** The host's adapted rate was lifted: said once, at info (-v). */
+  #lifted(host: string): void {
+    const { options } = this.#ctx;
+    options.onHost?.({ host, rate: null });
+    const to = options.rate === undefined ? 'as fast as the slots allow' : `at --rate again`;
+    options.logger?.info({ host, rate: null }, `${host} keeps up again: requests go ${to}`);
+  }
+}
+
+/** The status of the response that failed an item, when one did. */
+function failedStatus(result: ItemResult): number | undefined {
+  return result.error?.code === 'HTTP_STATUS' && result.httpStatus !== null ? result.httpStatus : undefined;
+}
+
+/** A rate for people: `12`, `2.5`, `0.25`. */
+export function formatRate(rate: number): string {
+  return rate >= 10 ? String(Math.round(rate)) : String(Math.round(rate * 100) / 100);
 }
