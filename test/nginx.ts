@@ -20,7 +20,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
-import { freePort } from '../src/bench/redis.js';
+import { launchOnFreePort, stopProcess } from './services.js';
 
 const TLS = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
 
@@ -146,20 +146,7 @@ export async function startNginx(options: NginxOptions = {}): Promise<Nginx> {
     await fs.mkdir(path.dirname(path.join(root, name)), { recursive: true });
     await fs.writeFile(path.join(root, name), body);
   }
-  let child: ChildProcess | undefined;
-  let port = 0;
-  // Another process may take the probed port before nginx binds it: try a few.
-  for (let attempt = 1; child === undefined; attempt++) {
-    port = await freePort();
-    try {
-      child = await launch(port, dir, options);
-    } catch (error) {
-      if (attempt === 5) {
-        await fs.rm(dir, { recursive: true, force: true });
-        throw error;
-      }
-    }
-  }
+  const { port, child } = await launchOnFreePort(dir, (port) => launch(port, dir, options));
   const server: Nginx = {
     port,
     origin: `${options.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
@@ -176,12 +163,8 @@ export async function startNginx(options: NginxOptions = {}): Promise<Nginx> {
         });
     },
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = once(child, 'exit');
-        // SIGTERM is nginx's fast shutdown: the master stops its workers and exits.
-        child.kill('SIGTERM');
-        await exited;
-      }
+      // SIGTERM is nginx's fast shutdown: the master stops its workers and exits.
+      await stopProcess(child, 'SIGTERM');
       await fs.rm(dir, { recursive: true, force: true });
     },
   };

@@ -5,12 +5,12 @@
  * locks and reconnection are what the tests exercise.
  */
 import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach } from 'vitest';
-import { freePort, launchRedis } from '../src/bench/redis.js';
+import { launchRedis } from '../src/bench/redis.js';
+import { launchOnFreePort, stopProcess } from './services.js';
 
 /** A running redis-server of a test. */
 export interface RedisServer {
@@ -48,27 +48,11 @@ function launch(port: number, dir: string, options: RedisOptions): Promise<Child
 /** Starts a redis-server for this test; it is stopped and its folder removed after the test. */
 export async function startRedis(options: RedisOptions = {}): Promise<RedisServer> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'imgdl-redis-'));
-  let child: ChildProcess | undefined;
-  let port = 0;
-  // Another process may take the probed port before redis-server binds it: try a few.
-  for (let attempt = 1; child === undefined; attempt++) {
-    port = await freePort();
-    try {
-      child = await launch(port, dir, options);
-    } catch (error) {
-      if (attempt === 5) {
-        await fs.rm(dir, { recursive: true, force: true });
-        throw error;
-      }
-    }
-  }
-  const gone = async (): Promise<void> => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = once(child, 'exit');
-      child.kill('SIGKILL');
-      await exited;
-    }
-  };
+  const started = await launchOnFreePort(dir, (port) => launch(port, dir, options));
+  const { port } = started;
+  // Replaced by restart(): the kill that ends a server ends the one running now.
+  let child = started.child;
+  const gone = (): Promise<void> => stopProcess(child, 'SIGKILL');
   const server: RedisServer = {
     port,
     url: `redis://127.0.0.1:${port}`,

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach } from 'vitest';
-import { freePort } from '../src/bench/redis.js';
+import { launchOnFreePort, stopProcess } from './services.js';
 
 /** One request as tinyproxy logged it: `CONNECT 127.0.0.1:443`, `GET http://host/a.png`. */
 export interface ProxiedRequest {
@@ -96,20 +96,7 @@ async function launch(port: number, dir: string, options: TinyproxyOptions): Pro
 /** Starts tinyproxy for this test; it is stopped and its folder removed after the test. */
 export async function startTinyproxy(options: TinyproxyOptions = {}): Promise<Tinyproxy> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'imgdl-tinyproxy-'));
-  let child: ChildProcess | undefined;
-  let port = 0;
-  // Another process may take the probed port before tinyproxy binds it: try a few.
-  for (let attempt = 1; child === undefined; attempt++) {
-    port = await freePort();
-    try {
-      child = await launch(port, dir, options);
-    } catch (error) {
-      if (attempt === 5) {
-        await fs.rm(dir, { recursive: true, force: true });
-        throw error;
-      }
-    }
-  }
+  const { port, child } = await launchOnFreePort(dir, (port) => launch(port, dir, options));
   const requests = async (): Promise<ProxiedRequest[]> => {
     const log = await fs.readFile(path.join(dir, 'tinyproxy.log'), 'utf8');
     return [...log.matchAll(new RegExp(REQUEST_LINE, 'g'))].map((m) => ({ method: m[1]!, target: m[2]! }));
@@ -120,12 +107,8 @@ export async function startTinyproxy(options: TinyproxyOptions = {}): Promise<Ti
     requests,
     connects: async () => (await requests()).filter((r) => r.method === 'CONNECT').map((r) => r.target),
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        const exited = once(child, 'exit');
-        // Nothing of it is worth a clean shutdown: its log is on disk, written as each request arrived.
-        child.kill('SIGKILL');
-        await exited;
-      }
+      // Nothing of it is worth a clean shutdown: its log is on disk, written as each request arrived.
+      await stopProcess(child, 'SIGKILL');
       await fs.rm(dir, { recursive: true, force: true });
     },
   };
