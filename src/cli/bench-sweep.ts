@@ -5,7 +5,6 @@
  * per-file p50/p95/p99 from the run's manifest, CPU per file and peak RSS from
  * the process (bench-usage.ts). Medians over the repeats.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { percentileOf, type SweepPoint } from '../charts/points.js';
 import type { Mode } from '../options.js';
 import type { RunSummary } from '../record/run-report.js';
-import { CLI_PATH, median } from './bench.js';
+import { CLI_PATH, median, runChild } from './bench.js';
 
 const USAGE_URL = pathToFileURL(fileURLToPath(new URL('./bench-usage.js', import.meta.url))).href;
 
@@ -114,20 +113,7 @@ async function runOnce(work: string, args: string[]): Promise<Run> {
   const usageFile = path.join(dir, 'usage.json');
   const argv = ['--import', USAGE_URL, CLI_PATH, ...args, '-o', path.join(dir, 'out'), '--manifest', manifest, '--json', '-q'];
   try {
-    const child = spawn(process.execPath, argv, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, IMGDL_BENCH_USAGE: usageFile },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', resolve);
-    });
-    // Exit code 1 means some items failed; the summary still says how the run went.
-    if (code !== 0 && code !== 1) throw new Error(`imgdl ${args.join(' ')} exited with ${code}: ${stderr.trim()}`);
+    const stdout = await runChild(argv, args, { ...process.env, IMGDL_BENCH_USAGE: usageFile });
     const usage = JSON.parse(await fs.readFile(usageFile, 'utf8')) as { cpuMs: number; maxRssBytes: number };
     const text = await fs.readFile(manifest, 'utf8').catch(() => '');
     const times = text

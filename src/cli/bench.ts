@@ -102,7 +102,17 @@ export async function runBench(options: BenchOptions): Promise<BenchRow[]> {
 /** One child run of the CLI: its whole-process wall time and its JSON summary. */
 async function runOnce(args: string[]): Promise<{ wallMs: number; summary: ChildSummary }> {
   const started = performance.now();
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdout = await runChild([CLI_PATH, ...args], args);
+  return { wallMs: performance.now() - started, summary: JSON.parse(stdout) as ChildSummary };
+}
+
+/**
+ * Runs `node ...argv` with no stdin and resolves to what it printed on stdout. Exit code 1 means
+ * some items failed, and the summary still says how the run went; any other failure rejects,
+ * naming the imgdl arguments `shown` and what the child said on stderr.
+ */
+export async function runChild(argv: readonly string[], shown: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -111,10 +121,8 @@ async function runOnce(args: string[]): Promise<{ wallMs: number; summary: Child
     child.once('error', reject);
     child.once('close', resolve);
   });
-  const wallMs = performance.now() - started;
-  // Exit code 1 means some items failed; the summary still says how the run went.
-  if (code !== 0 && code !== 1) throw new Error(`imgdl ${args.join(' ')} exited with ${code}: ${stderr.trim()}`);
-  return { wallMs, summary: JSON.parse(stdout) as ChildSummary };
+  if (code !== 0 && code !== 1) throw new Error(`imgdl ${shown.join(' ')} exited with ${code}: ${stderr.trim()}`);
+  return stdout;
 }
 
 /** Median of a non-empty list. */
