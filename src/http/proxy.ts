@@ -153,7 +153,7 @@ export class ProxyDispatcher extends UndiciDispatcher {
       return routes.tunnel.dispatch(options, handler);
     }
     routes.absolute ??= this.#absolute(proxy);
-    // fetch.ts sends its headers as an object; the Host is the server's, not the proxy's.
+    // Requests (http/redirects.ts) carry their headers as an object; the Host is the server's, not the proxy's.
     const headers: Record<string, string> = { ...(options.headers as Record<string, string> | undefined), host: target.host };
     if (proxy.authorization !== undefined) headers['proxy-authorization'] = proxy.authorization;
     return routes.absolute.dispatch({ ...options, path: target.origin + options.path, headers }, new ProxyAnswerHandler(handler, proxy));
