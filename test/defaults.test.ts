@@ -20,6 +20,7 @@ const FLAGS: Array<[flag: string, option: Key, toOption?: (value: unknown) => un
   ['max-retry-after', 'maxRetryAfterMs', (seconds) => (seconds as number) * 1000],
   ['max-size', 'maxSize'],
   ['any-type', 'anyType'],
+  ['speed-time', 'speedTime'],
   ['adapt', 'adapt'],
   ['location-trusted', 'locationTrusted'],
   ['insecure', 'insecure'],

@@ -215,6 +215,8 @@ class Attempt implements HeadJudge {
       expectedTotal: answer.expectedTotal,
       existingHead: resume?.head,
       start: resume?.size ?? 0,
+      speedLimit: options.speedLimit,
+      speedTimeMs: options.speedTime * 1000,
     };
     const receiver = new Receiver(answer.response.body, entry, judge, limits, options.hash);
     await entry.begin(answer, receiver);

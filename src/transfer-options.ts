@@ -1,0 +1,44 @@
+/**
+ * The options of how bytes travel, as curl and wget users know them: the
+ * stall abort (`--speed-limit` / `--speed-time`). Their fields join
+ * {@link ItemOptions} in options.ts, their defaults its `DEFAULTS`, and
+ * {@link resolveTransfer} checks them inside `resolveOptions()`.
+ */
+import { integer, parseSize } from './option-values.js';
+
+/** The fixed defaults of {@link TransferOptions}, spread into options.ts' `DEFAULTS`. */
+export const TRANSFER_DEFAULTS = Object.freeze({
+  speedTime: 30,
+} as const);
+
+/** How each item's bytes travel; part of `ItemOptions`, so they go with cluster jobs too. */
+export interface TransferOptions {
+  /**
+   * Abort a body received slower than this many bytes per second for `speedTime` seconds, with
+   * `TOO_SLOW` (retried) [`--speed-limit`, curl's name]: bytes, or with a `k`/`M`/`G` suffix
+   * (1024-based); 0 for none.
+   * @default none
+   */
+  speedLimit?: number | string | undefined;
+  /**
+   * Seconds a body may stay under `speedLimit` before it is aborted [`--speed-time`], from 1 to
+   * 86400; alone it does nothing.
+   * @default 30
+   */
+  speedTime?: number | undefined;
+}
+
+/** {@link TransferOptions} checked, with their defaults applied. */
+export interface ResolvedTransfer {
+  /** Bytes per second; undefined for no stall abort. */
+  speedLimit: number | undefined;
+  /** How long a body may stay under `speedLimit`, in seconds. */
+  speedTime: number;
+}
+
+/** Checks {@link TransferOptions}; throws `OptionError` naming the option and the value. */
+export function resolveTransfer(options: TransferOptions): ResolvedTransfer {
+  const speedLimit = options.speedLimit === undefined ? 0 : parseSize('speedLimit', options.speedLimit);
+  const speedTime = integer('speedTime', options.speedTime, TRANSFER_DEFAULTS.speedTime, 1, 86_400);
+  return { speedLimit: speedLimit === 0 ? undefined : speedLimit, speedTime };
+}
