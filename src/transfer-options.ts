@@ -1,6 +1,7 @@
 /**
  * The options of how bytes travel, as curl and wget users know them: the
- * stall abort (`--speed-limit` / `--speed-time`). Their fields join
+ * stall abort (`--speed-limit` / `--speed-time`) and the bandwidth cap
+ * (`--limit-rate`). Their fields join
  * {@link ItemOptions} in options.ts, their defaults its `DEFAULTS`, and
  * {@link resolveTransfer} checks them inside `resolveOptions()`.
  */
@@ -26,6 +27,14 @@ export interface TransferOptions {
    * @default 30
    */
   speedTime?: number | undefined;
+  /**
+   * Cap on the run's download speed, in bytes per second or with a `k`/`M`/`G` suffix (1024-based),
+   * kept by slowing reads, not by buffering [`--limit-rate`, curl's name]; 0 for none. The whole
+   * run shares it: in `'workers'` mode each thread gets an equal part; in a cluster each worker
+   * has the whole cap.
+   * @default none
+   */
+  limitRate?: number | string | undefined;
 }
 
 /** {@link TransferOptions} checked, with their defaults applied. */
@@ -34,11 +43,14 @@ export interface ResolvedTransfer {
   speedLimit: number | undefined;
   /** How long a body may stay under `speedLimit`, in seconds. */
   speedTime: number;
+  /** Bytes per second; undefined for no cap. */
+  limitRate: number | undefined;
 }
 
 /** Checks {@link TransferOptions}; throws `OptionError` naming the option and the value. */
 export function resolveTransfer(options: TransferOptions): ResolvedTransfer {
   const speedLimit = options.speedLimit === undefined ? 0 : parseSize('speedLimit', options.speedLimit);
   const speedTime = integer('speedTime', options.speedTime, TRANSFER_DEFAULTS.speedTime, 1, 86_400);
-  return { speedLimit: speedLimit === 0 ? undefined : speedLimit, speedTime };
+  const limitRate = options.limitRate === undefined ? 0 : parseSize('limitRate', options.limitRate);
+  return { speedLimit: speedLimit === 0 ? undefined : speedLimit, speedTime, limitRate: limitRate === 0 ? undefined : limitRate };
 }

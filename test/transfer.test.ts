@@ -1,11 +1,13 @@
 /**
  * How bytes travel: the stall abort (`--speed-limit` / `--speed-time`)
- * against the fixture server trickling a body.
+ * against the fixture server trickling a body, and the bandwidth cap
+ * (`--limit-rate`) measured as the average rate of a whole run.
  */
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
 import { generatedImage } from '../src/dev/fixture-server.js';
 import { OptionError, resolveOptions } from '../src/options.js';
+import type { Mode } from '../src/options.js';
 import { collect, listFiles, runCli, serve, tempDir } from './helpers.js';
 
 const jpeg = generatedImage('jpg', 40_000);
@@ -75,6 +77,32 @@ describe('--speed-limit and --speed-time', () => {
     ['speedTime', 1.5],
   ])('refuses %s = %j, naming the option', (option, value) => {
     expect(() => resolveOptions({ [option]: value })).toThrow(OptionError);
+    expect(() => resolveOptions({ [option]: value })).toThrow(option);
+  });
+});
+
+describe('--limit-rate', () => {
+  /** 16 generated images of 64 KiB: 1 MiB in all. */
+  const urls = (server: { url(path: string): string }): string[] =>
+    Array.from({ length: 16 }, (_, i) => server.url(`/gen/${i}.jpg?bytes=${64 * 1024}`));
+
+  // 1 MiB at 256 KiB/s is 4 s; the band is wide because the machine is shared, and narrow enough
+  // that no cap (a fraction of a second on loopback) or a cap applied per body would fall outside it.
+  it.each<Mode>(['concurrent', 'workers'])('keeps a %s run of 1 MiB at 256k to an average of 256 KiB/s, give or take', async (mode) => {
+    const server = await serve();
+    const out = await tempDir();
+    const started = performance.now();
+    const results = await collect(urls(server), { out, mode, threads: 2, concurrency: 8, limitRate: '256k' });
+    const seconds = (performance.now() - started) / 1000;
+    expect(results.filter((r) => r.status === 'ok')).toHaveLength(16);
+    expect(seconds).toBeGreaterThan(3);
+    expect(seconds).toBeLessThan(6);
+  });
+
+  it.each([
+    ['limitRate', 'fast'],
+    ['limitRate', -5],
+  ])('refuses %s = %j, naming the option', (option, value) => {
     expect(() => resolveOptions({ [option]: value })).toThrow(option);
   });
 });

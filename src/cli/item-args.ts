@@ -35,6 +35,7 @@ export interface ItemArgv {
   anyType: boolean;
   speedLimit: string | undefined;
   speedTime: number;
+  limitRate: string | undefined;
   header: string[] | undefined;
   userAgent: string | undefined;
   referer: string | undefined;
@@ -106,6 +107,12 @@ export const ITEM_OPTIONS = {
     describe: 'Abort as TOO_SLOW (retried) a body under BYTES/s (k, M, G) for the speed time',
   },
   'speed-time': { type: 'number', default: DEFAULTS.speedTime, describe: 'Seconds a body may stay under --speed-limit' },
+  'limit-rate': {
+    type: 'string',
+    requiresArg: true,
+    defaultDescription: 'no cap',
+    describe: "Cap on the run's download speed in bytes/s (k, M, G), e.g. 500k",
+  },
   header: {
     alias: 'H',
     type: 'string',
@@ -168,6 +175,7 @@ export function itemOptions(argv: ItemArgv): FlaggedItemOptions {
     anyType: argv.anyType,
     speedLimit: argv.speedLimit,
     speedTime: argv.speedTime,
+    limitRate: argv.limitRate,
   };
 }
 

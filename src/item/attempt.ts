@@ -217,6 +217,7 @@ class Attempt implements HeadJudge {
       start: resume?.size ?? 0,
       speedLimit: options.speedLimit,
       speedTimeMs: options.speedTime * 1000,
+      bandwidth: this.ctx.bandwidth,
     };
     const receiver = new Receiver(answer.response.body, entry, judge, limits, options.hash);
     await entry.begin(answer, receiver);

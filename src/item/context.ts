@@ -12,6 +12,7 @@ import type { ResolvedOptions } from '../options.js';
 import { PartIndex } from '../output/folder-listing.js';
 import type { Sink } from '../output/sink.js';
 import { sinkFor } from '../output/sinks.js';
+import { Bandwidth } from '../run/bandwidth.js';
 import type { HostGate } from '../run/host-gate.js';
 import type { NameClaims } from '../run/thread-shared.js';
 
@@ -41,6 +42,8 @@ export interface RunContext {
   sink: Sink;
   /** Fingerprints of the URLs an earlier run's manifest records as done, when there was one. */
   done: FingerprintSet | undefined;
+  /** The cap every body of the run draws from, with `limitRate`. */
+  bandwidth: Bandwidth | undefined;
   /** Content already saved this run, asked when `dedupe` is on. */
   digests?: DigestClaims | undefined;
   /** Who decides when a request to a host may start; one kept elsewhere (the cluster's, in Redis) replaces the run's own. */
@@ -78,6 +81,7 @@ export function makeRunContext(
     abort: (reason) => stop.abort(reason),
     parts,
     sink: sinkFor(options, parts),
+    bandwidth: options.limitRate === undefined ? undefined : new Bandwidth(options.limitRate),
   };
 }
 

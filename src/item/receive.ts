@@ -14,6 +14,7 @@ import type { BodySink, ResponseBody } from '../http/body.js';
 import { Inspector } from '../image/inspect.js';
 import { SNIFF_BYTES } from '../image/sniff.js';
 import type { HashAlgorithm } from '../options.js';
+import type { Bandwidth, BandwidthWaiter } from '../run/bandwidth.js';
 import type { SinkEntry, SinkHandler } from '../output/sink.js';
 
 /**
@@ -41,6 +42,8 @@ export interface ReceiveLimits {
   speedLimit?: number | undefined;
   /** How long the body may stay under `speedLimit`, in ms. */
   speedTimeMs?: number | undefined;
+  /** The run's bandwidth cap, which every chunk draws from; undefined for none. */
+  bandwidth?: Bandwidth | undefined;
 }
 
 /** How often a {@link Receiver} with a speed limit measures its body's speed. */
@@ -52,7 +55,7 @@ function checkSpeed(receiver: Receiver): void {
 }
 
 /** One body on its way from the response to a sink entry. */
-export class Receiver implements BodySink, SinkHandler {
+export class Receiver implements BodySink, SinkHandler, BandwidthWaiter {
   /** Shown every accepted chunk, resumed bytes first. */
   readonly inspector: Inspector;
   /** The file's size so far: resumed bytes plus those received. */
@@ -69,6 +72,8 @@ export class Receiver implements BodySink, SinkHandler {
   #paused = false;
   /** True after the entry refused a write, until it drains. */
   #sinkFull = false;
+  /** True while the body waits for the run's bandwidth cap to refill. */
+  #overdrawn = false;
   #settled = false;
   #resolve: ((wanted: boolean) => void) | undefined;
   #reject: ((error: ImgdlError) => void) | undefined;
@@ -152,7 +157,12 @@ export class Receiver implements BodySink, SinkHandler {
       if (!this.#judging && (this.#limits.existingHead?.length ?? 0) + this.#heldBytes >= SNIFF_BYTES) this.#judgeHead();
     }
     if (this.#settled) return false;
-    const wanting = !this.#judging && !this.#sinkFull;
+    const { bandwidth } = this.#limits;
+    if (bandwidth !== undefined && bandwidth.take(chunk.length) && !this.#overdrawn) {
+      this.#overdrawn = true;
+      bandwidth.wait(this);
+    }
+    const wanting = !this.#judging && !this.#sinkFull && !this.#overdrawn;
     if (!wanting) this.#paused = true;
     return wanting;
   }
@@ -173,6 +183,11 @@ export class Receiver implements BodySink, SinkHandler {
 
   onSinkDrain(): void {
     this.#sinkFull = false;
+    this.#resumeIfWanted();
+  }
+
+  onBandwidth(): void {
+    this.#overdrawn = false;
     this.#resumeIfWanted();
   }
 
@@ -230,7 +245,7 @@ export class Receiver implements BodySink, SinkHandler {
   }
 
   #resumeIfWanted(): void {
-    if (this.#paused && !this.#judging && !this.#sinkFull && !this.#settled) {
+    if (this.#paused && !this.#judging && !this.#sinkFull && !this.#overdrawn && !this.#settled) {
       this.#paused = false;
       this.#body.resume();
     }
