@@ -1,15 +1,16 @@
 /**
  * The options of how bytes travel, as curl and wget users know them: the
- * stall abort (`--speed-limit` / `--speed-time`) and the bandwidth cap
- * (`--limit-rate`). Their fields join
+ * stall abort (`--speed-limit` / `--speed-time`), the bandwidth cap
+ * (`--limit-rate`) and HTTP/2 (`--http2`). Their fields join
  * {@link ItemOptions} in options.ts, their defaults its `DEFAULTS`, and
  * {@link resolveTransfer} checks them inside `resolveOptions()`.
  */
-import { integer, parseSize } from './option-values.js';
+import { flag, integer, parseSize } from './option-values.js';
 
 /** The fixed defaults of {@link TransferOptions}, spread into options.ts' `DEFAULTS`. */
 export const TRANSFER_DEFAULTS = Object.freeze({
   speedTime: 30,
+  http2: false,
 } as const);
 
 /** How each item's bytes travel; part of `ItemOptions`, so they go with cluster jobs too. */
@@ -35,6 +36,12 @@ export interface TransferOptions {
    * @default none
    */
   limitRate?: number | string | undefined;
+  /**
+   * Offer HTTP/2 to https origins (by ALPN), up to 100 streams per connection, falling back to HTTP/1.1
+   * where a server does not speak it [`--http2`]. Off by default while undici 7 has HTTP/2 defects that 8 fixes.
+   * @default false
+   */
+  http2?: boolean | undefined;
 }
 
 /** {@link TransferOptions} checked, with their defaults applied. */
@@ -45,6 +52,7 @@ export interface ResolvedTransfer {
   speedTime: number;
   /** Bytes per second; undefined for no cap. */
   limitRate: number | undefined;
+  http2: boolean;
 }
 
 /** Checks {@link TransferOptions}; throws `OptionError` naming the option and the value. */
@@ -52,5 +60,10 @@ export function resolveTransfer(options: TransferOptions): ResolvedTransfer {
   const speedLimit = options.speedLimit === undefined ? 0 : parseSize('speedLimit', options.speedLimit);
   const speedTime = integer('speedTime', options.speedTime, TRANSFER_DEFAULTS.speedTime, 1, 86_400);
   const limitRate = options.limitRate === undefined ? 0 : parseSize('limitRate', options.limitRate);
-  return { speedLimit: speedLimit === 0 ? undefined : speedLimit, speedTime, limitRate: limitRate === 0 ? undefined : limitRate };
+  return {
+    speedLimit: speedLimit === 0 ? undefined : speedLimit,
+    speedTime,
+    limitRate: limitRate === 0 ? undefined : limitRate,
+    http2: options.http2 === undefined ? TRANSFER_DEFAULTS.http2 : flag('http2', options.http2),
+  };
 }

@@ -21,6 +21,7 @@ const FLAGS: Array<[flag: string, option: Key, toOption?: (value: unknown) => un
   ['max-size', 'maxSize'],
   ['any-type', 'anyType'],
   ['speed-time', 'speedTime'],
+  ['http2', 'http2'],
   ['adapt', 'adapt'],
   ['location-trusted', 'locationTrusted'],
   ['insecure', 'insecure'],

@@ -36,6 +36,7 @@ export interface ItemArgv {
   speedLimit: string | undefined;
   speedTime: number;
   limitRate: string | undefined;
+  http2: boolean;
   header: string[] | undefined;
   userAgent: string | undefined;
   referer: string | undefined;
@@ -113,6 +114,11 @@ export const ITEM_OPTIONS = {
     defaultDescription: 'no cap',
     describe: "Cap on the run's download speed in bytes/s (k, M, G), e.g. 500k",
   },
+  http2: {
+    type: 'boolean',
+    default: DEFAULTS.http2,
+    describe: 'Offer HTTP/2 to https servers (ALPN), falling back to HTTP/1.1',
+  },
   header: {
     alias: 'H',
     type: 'string',
@@ -176,6 +182,7 @@ export function itemOptions(argv: ItemArgv): FlaggedItemOptions {
     speedLimit: argv.speedLimit,
     speedTime: argv.speedTime,
     limitRate: argv.limitRate,
+    http2: argv.http2,
   };
 }
 

@@ -14,11 +14,29 @@ const Agent = fromUndici('dispatcher/agent.js', (undici) => undici.Agent);
 const decompress = fromUndici('interceptor/decompress.js', (undici) => undici.interceptors.decompress);
 
 /** What {@link createAgent} needs from the options. */
-export type AgentOptions = Pick<ResolvedOptions, 'timeoutMs' | 'perHost'> & Partial<Pick<ResolvedOptions, 'proxy' | 'insecure' | 'ca'>>;
+export type AgentOptions = Pick<ResolvedOptions, 'timeoutMs' | 'perHost'> &
+  Partial<Pick<ResolvedOptions, 'proxy' | 'insecure' | 'ca' | 'http2' | 'concurrency'>>;
+
+/**
+ * Streams one HTTP/2 connection carries at once. undici 7 multiplexes only when `pipelining` is above 1
+ * (undici #4143, fixed in 8), so with HTTP/2 on it is set to this; a server that answers in HTTP/1.1 then
+ * gets requests pipelined on its connections too, which is one reason `--http2` is not the default.
+ */
+export const H2_STREAMS = 100;
+
+/**
+ * Connections to one origin: `perHost` when set; with HTTP/2, as few as the run's concurrency needs
+ * (2 at least), since undici opens one per request while the first is still connecting and a run's
+ * first requests would otherwise open as many connections as there are requests; none otherwise.
+ */
+function connectionsPerOrigin(options: AgentOptions): number | null {
+  if (options.perHost !== undefined) return options.perHost;
+  return options.http2 ? Math.max(2, Math.ceil((options.concurrency ?? 1) / H2_STREAMS)) : null;
+}
 
 /**
  * Opens a run's HTTP dispatcher: keep-alive, separate connect/headers/body-idle
- * timeouts, optional per-origin cap; through `options.proxy`, or the
+ * timeouts, optional per-origin cap; HTTP/2 offered with `http2`; through `options.proxy`, or the
  * environment's proxies when one is set (see proxy.ts); gzip/br/deflate bodies
  * decoded; and `onBytes` told of every decoded body chunk. Always a dispatcher
  * of its own: the global one is never read or changed.
@@ -30,12 +48,13 @@ export function createAgent(options: AgentOptions, onBytes?: (n: number) => void
     ...(options.ca === undefined ? {} : { ca: [...rootCertificates, options.ca] }),
   };
   const base = {
-    connections: options.perHost ?? null,
+    connections: connectionsPerOrigin(options),
     connectTimeout: options.timeoutMs,
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
     keepAliveTimeout: 10_000,
     connect: tls,
+    ...(options.http2 ? { allowH2: true, pipelining: H2_STREAMS } : {}),
   };
   const direct = new Agent(base);
   const proxies = proxySettings(options.proxy);
