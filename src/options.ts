@@ -100,7 +100,8 @@ export interface ItemOptions extends TransferOptions {
    */
   adapt?: boolean | undefined;
   /**
-   * Existing files [`--on-exists`]: `'skip'` makes a rerun download nothing new.
+   * Existing files [`--on-exists`]: `'skip'` makes a rerun download nothing new; `'update'` asks again
+   * conditionally (If-Modified-Since, If-None-Match from `manifest`) and replaces only what changed.
    * @default 'skip'
    */
   onExists?: OnExists | undefined;

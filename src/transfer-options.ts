@@ -11,6 +11,7 @@ import { flag, integer, parseSize } from './option-values.js';
 export const TRANSFER_DEFAULTS = Object.freeze({
   speedTime: 30,
   http2: false,
+  remoteTime: true,
 } as const);
 
 /** How each item's bytes travel; part of `ItemOptions`, so they go with cluster jobs too. */
@@ -42,6 +43,12 @@ export interface TransferOptions {
    * @default false
    */
   http2?: boolean | undefined;
+  /**
+   * Give each saved file the modification time of the server's `Last-Modified`, as wget does, so that
+   * `onExists: 'update'` asks about the right date [`--no-remote-time` turns it off].
+   * @default true
+   */
+  remoteTime?: boolean | undefined;
 }
 
 /** {@link TransferOptions} checked, with their defaults applied. */
@@ -53,6 +60,7 @@ export interface ResolvedTransfer {
   /** Bytes per second; undefined for no cap. */
   limitRate: number | undefined;
   http2: boolean;
+  remoteTime: boolean;
 }
 
 /** Checks {@link TransferOptions}; throws `OptionError` naming the option and the value. */
@@ -65,5 +73,6 @@ export function resolveTransfer(options: TransferOptions): ResolvedTransfer {
     speedTime,
     limitRate: limitRate === 0 ? undefined : limitRate,
     http2: options.http2 === undefined ? TRANSFER_DEFAULTS.http2 : flag('http2', options.http2),
+    remoteTime: options.remoteTime === undefined ? TRANSFER_DEFAULTS.remoteTime : flag('remoteTime', options.remoteTime),
   };
 }

@@ -22,6 +22,7 @@ const FLAGS: Array<[flag: string, option: Key, toOption?: (value: unknown) => un
   ['any-type', 'anyType'],
   ['speed-time', 'speedTime'],
   ['http2', 'http2'],
+  ['remote-time', 'remoteTime'],
   ['adapt', 'adapt'],
   ['location-trusted', 'locationTrusted'],
   ['insecure', 'insecure'],

@@ -37,6 +37,7 @@ export interface ItemArgv {
   speedTime: number;
   limitRate: string | undefined;
   http2: boolean;
+  remoteTime: boolean;
   header: string[] | undefined;
   userAgent: string | undefined;
   referer: string | undefined;
@@ -119,6 +120,11 @@ export const ITEM_OPTIONS = {
     default: DEFAULTS.http2,
     describe: 'Offer HTTP/2 to https servers (ALPN), falling back to HTTP/1.1',
   },
+  'remote-time': {
+    type: 'boolean',
+    default: DEFAULTS.remoteTime,
+    describe: "Give saved files the server's Last-Modified time (--no-remote-time: the time of saving)",
+  },
   header: {
     alias: 'H',
     type: 'string',
@@ -183,6 +189,7 @@ export function itemOptions(argv: ItemArgv): FlaggedItemOptions {
     speedTime: argv.speedTime,
     limitRate: argv.limitRate,
     http2: argv.http2,
+    remoteTime: argv.remoteTime,
   };
 }
 

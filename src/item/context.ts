@@ -44,6 +44,8 @@ export interface RunContext {
   done: FingerprintSet | undefined;
   /** The cap every body of the run draws from, with `limitRate`. */
   bandwidth: Bandwidth | undefined;
+  /** With `onExists: 'update'`, the ETag an earlier run's manifest recorded for each URL (see plan.ts). */
+  etags?: Map<string, string> | undefined;
   /** Content already saved this run, asked when `dedupe` is on. */
   digests?: DigestClaims | undefined;
   /** Who decides when a request to a host may start; one kept elsewhere (the cluster's, in Redis) replaces the run's own. */
@@ -66,7 +68,7 @@ export interface RunContext {
 export function makeRunContext(
   options: ResolvedOptions,
   agent: Dispatcher,
-  shared: Pick<RunContext, 'names' | 'registry' | 'done' | 'digests' | 'hosts' | 'itemSignal'>,
+  shared: Pick<RunContext, 'names' | 'registry' | 'done' | 'etags' | 'digests' | 'hosts' | 'itemSignal'>,
 ): RunContext {
   const stop = new AbortController();
   // Every request in flight listens on this signal; their number is bounded by the pool, not by 10.
