@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { generatedImage } from '../src/dev/fixture-server.js';
 import { classifyNetworkError } from '../src/errors.js';
 import { isRetryable } from '../src/item/retry.js';
-import { collect, tempDir } from './helpers.js';
+import { collect, runCli, tempDir } from './helpers.js';
 import { startNginx } from './nginx.js';
 
 const COUNT = 500;
@@ -42,6 +42,17 @@ describe('--http2', () => {
       expect(results.filter((r) => r.status === 'ok')).toHaveLength(40);
       expect(new Set((await nginx.requests()).map((r) => r.protocol))).toEqual(new Set(['HTTP/1.1']));
     }
+  });
+
+  it.each([
+    [true, 'h2'],
+    [false, 'http/1.1'],
+  ])('says in --json which protocol each host spoke (server with HTTP/2: %s)', async (serverH2, protocol) => {
+    const some = Object.fromEntries(Object.entries(files).slice(0, 10));
+    const nginx = await startNginx({ tls: true, http2: serverH2, files: some });
+    const urls = Object.keys(some).map((name) => `${nginx.origin}/${name}`);
+    const run = await runCli([...urls, '-o', await tempDir(), '--http2', '--cacert', nginx.caFile, '--json']);
+    expect(JSON.parse(run.stdout)).toMatchObject({ ok: 10, hosts: [{ host: new URL(nginx.origin).host, protocol }] });
   });
 
   it.each([

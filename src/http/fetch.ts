@@ -4,6 +4,7 @@
  * through it in request.ts; redirects are followed in redirects.ts.
  */
 import { rootCertificates } from 'node:tls';
+import type * as Undici from 'undici';
 import type { Dispatcher } from 'undici';
 import type { ResolvedOptions } from '../options.js';
 import { PassThroughHandler } from './pass-through-handler.js';
@@ -11,6 +12,7 @@ import { proxySettings, ProxyDispatcher } from './proxy.js';
 import { fromUndici } from './undici.js';
 
 const Agent = fromUndici('dispatcher/agent.js', (undici) => undici.Agent);
+const buildConnector = fromUndici('core/connect.js', (undici) => undici.buildConnector);
 const decompress = fromUndici('interceptor/decompress.js', (undici) => undici.interceptors.decompress);
 
 /** What {@link createAgent} needs from the options. */
@@ -41,7 +43,11 @@ function connectionsPerOrigin(options: AgentOptions): number | null {
  * decoded; and `onBytes` told of every decoded body chunk. Always a dispatcher
  * of its own: the global one is never read or changed.
  */
-export function createAgent(options: AgentOptions, onBytes?: (n: number) => void): Dispatcher {
+export function createAgent(
+  options: AgentOptions,
+  onBytes?: (n: number) => void,
+  onProtocol?: (host: string, protocol: string) => void,
+): Dispatcher {
   const tls = {
     ...(options.insecure ? { rejectUnauthorized: false } : {}),
     // Node's `ca` replaces its bundled roots; keep them so a private CA adds to the public ones.
@@ -56,8 +62,9 @@ export function createAgent(options: AgentOptions, onBytes?: (n: number) => void
     connect: tls,
     ...(options.http2 ? { allowH2: true, pipelining: H2_STREAMS } : {}),
   };
-  const direct = new Agent(base);
   const proxies = proxySettings(options.proxy);
+  const told = options.http2 && onProtocol !== undefined && proxies === undefined;
+  const direct = new Agent(told ? { ...base, connect: tellingConnector(tls, options.timeoutMs, onProtocol) } : base);
   const dispatcher = proxies === undefined ? direct : new ProxyDispatcher(proxies, direct, { agent: base, requestTls: tls });
   // compose() wraps in order, so the counter sits outside the decoder and counts decoded bytes.
   const decode = decompressInterceptor();
@@ -79,6 +86,32 @@ function decompressInterceptor(): Dispatcher.DispatcherComposeInterceptor {
   } finally {
     process.emitWarning = emitWarning;
   }
+}
+
+/**
+ * undici's own connector with HTTP/2 offered, telling `onProtocol` what each host's TLS negotiated the first
+ * time it is seen: the protocol of a connection is known nowhere else without undici's private fields.
+ */
+function tellingConnector(
+  tls: object,
+  timeout: number,
+  onProtocol: (host: string, protocol: string) => void,
+): Undici.buildConnector.connector {
+  const connect = buildConnector({ ...tls, allowH2: true, timeout });
+  const seen = new Set<string>();
+  return (options, callback) =>
+    connect(options, (error, socket) => {
+      const negotiated = (socket as { alpnProtocol?: unknown } | null)?.alpnProtocol;
+      const protocol = typeof negotiated === 'string' ? negotiated : 'http/1.1';
+      // undici passes its URL's fields: `host` is `url.host`, as the run keys hosts.
+      const host = options.host ?? `${options.hostname}:${options.port}`;
+      const key = `${host} ${protocol}`;
+      if (error === null && options.protocol === 'https:' && !seen.has(key)) {
+        seen.add(key);
+        onProtocol(host, protocol);
+      }
+      (callback as (error: Error | null, socket: unknown) => void)(error, socket);
+    });
 }
 
 function countBody(onBytes: (n: number) => void): Dispatcher.DispatcherComposeInterceptor {

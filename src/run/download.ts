@@ -61,7 +61,9 @@ export async function createRunContext(
   // for every name; the run's own also tells, while planning, a URL listed before (see planItem).
   const registry = options.layout === 'flat' && shared.names === undefined ? new NameRegistry() : undefined;
   const update = options.onExists === 'update';
-  return makeRunContext(options, createAgent(options, onBytes), {
+  const onHost = options.onHost;
+  const agent = createAgent(options, onBytes, onHost && ((host, protocol) => onHost({ host, protocol })));
+  return makeRunContext(options, agent, {
     names: options.layout === 'sharded' ? LAYOUT_NAMES : (shared.names ?? registry!),
     registry,
     // An update asks again about what is done, with the ETags the manifest kept.
