@@ -33,6 +33,8 @@ export type ErrorCode =
   | 'BAD_REDIRECT'
   /** The body ended before its Content-Length. */
   | 'TRUNCATED'
+  /** The body came slower than `--speed-limit` bytes per second for `--speed-time` seconds. */
+  | 'TOO_SLOW'
   /** The body is larger than allowed. */
   | 'TOO_LARGE'
   /** The body is not an image. */

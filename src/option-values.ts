@@ -11,7 +11,7 @@ import { OptionError } from './errors.js';
 export type Mode = 'sequential' | 'concurrent' | 'workers';
 
 /** What to do when an item's file already exists in the output folder. */
-export type OnExists = 'skip' | 'overwrite' | 'rename';
+export type OnExists = 'skip' | 'overwrite' | 'rename' | 'update';
 
 /** How files are laid out in the output folder. */
 export type Layout = 'flat' | 'sharded';
@@ -23,7 +23,7 @@ export type HashAlgorithm = 'sha256' | 'sha1' | 'md5';
 /** Every `hash` algorithm. */
 export const HASHES: readonly HashAlgorithm[] = ['sha256', 'sha1', 'md5'];
 /** Every `onExists` policy. */
-export const ON_EXISTS: readonly OnExists[] = ['skip', 'overwrite', 'rename'];
+export const ON_EXISTS: readonly OnExists[] = ['skip', 'overwrite', 'rename', 'update'];
 /** Every layout. */
 export const LAYOUTS: readonly Layout[] = ['flat', 'sharded'];
 

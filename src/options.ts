@@ -35,6 +35,7 @@ import {
 } from './option-values.js';
 import type { HostEvent } from './run/host-events.js';
 import type { Progress } from './run/progress.js';
+import { resolveTransfer, TRANSFER_DEFAULTS, type ResolvedTransfer, type TransferOptions } from './transfer-options.js';
 
 export { OptionError, parseShard, parseSize, type Shard };
 export { HASHES, LAYOUTS, MODES, ON_EXISTS, type HashAlgorithm, type Layout, type Mode, type OnExists };
@@ -68,14 +69,14 @@ export const DEFAULTS = Object.freeze({
   anyType: false,
   adapt: true,
   graceMs: 5_000,
+  ...TRANSFER_DEFAULTS,
 } as const satisfies Partial<Record<keyof Options, unknown>>);
 
 /**
- * How each item is fetched, checked and saved, whichever process runs it: the
- * CLI's item flags set these, and `imgdl enqueue` sends them with its jobs to
- * every worker. The CLI flag of each is given in brackets.
+ * How each item is fetched, checked and saved, whichever process runs it: the CLI's item flags set these, and
+ * `imgdl enqueue` sends them with its jobs to every worker. The CLI flag of each is given in brackets.
  */
-export interface ItemOptions {
+export interface ItemOptions extends TransferOptions {
   /**
    * Digest of each saved file, computed as it streams, recorded as `digest` [`--hash`].
    * @default none
@@ -99,7 +100,8 @@ export interface ItemOptions {
    */
   adapt?: boolean | undefined;
   /**
-   * Existing files [`--on-exists`]: `'skip'` makes a rerun download nothing new.
+   * Existing files [`--on-exists`]: `'skip'` makes a rerun download nothing new; `'update'` asks again
+   * conditionally (If-Modified-Since, If-None-Match from `manifest`) and replaces only what changed.
    * @default 'skip'
    */
   onExists?: OnExists | undefined;
@@ -157,10 +159,7 @@ export interface ItemOptions {
    * @default `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` (or their lower-case forms) from the environment
    */
   proxy?: string | false | undefined;
-  /**
-   * Skip TLS certificate verification [`-k, --insecure`]; logged as a warning when on.
-   * @default false
-   */
+  /** Skip TLS certificate verification [`-k, --insecure`]; logged as a warning when on. @default false */
   insecure?: boolean | undefined;
   /**
    * PEM file of extra CA certificates trusted besides Node's bundled ones [`--cacert`].
@@ -196,9 +195,8 @@ export interface ItemOptions {
 }
 
 /**
- * How one run is scheduled, reported and stopped: these belong to the
- * process running it (its folder, its cores, its logs, its signals), so the
- * cluster's workers each set their own.
+ * How one run is scheduled, reported and stopped: these belong to the process running it (its folder, its
+ * cores, its logs, its signals), so the cluster's workers each set their own.
  */
 export interface RunOptions {
   /**
@@ -286,7 +284,7 @@ export type Options = ItemOptions & RunOptions;
  * on to everything a run calls. A copy (a spread, a clone sent to a thread) is
  * plain data again, and resolving it checks it again.
  */
-export interface ResolvedOptions {
+export interface ResolvedOptions extends ResolvedTransfer {
   out: string;
   mode: Mode;
   concurrency: number;
@@ -396,5 +394,6 @@ function applyDefaults(options: Options): ResolvedOptions {
     anyType: options.anyType === undefined ? DEFAULTS.anyType : flag('anyType', options.anyType),
     stopSignal: options.stopSignal,
     graceMs: integer('graceMs', options.graceMs, DEFAULTS.graceMs, 0, DAY_MS),
+    ...resolveTransfer(options),
   };
 }

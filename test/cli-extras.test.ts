@@ -78,7 +78,7 @@ describe('help, completion and version', () => {
     expect(run.stdout).toMatch(/complete .*imgdl/);
     // What the script asks the command when Tab is pressed after --on-exists.
     const answer = await runCli(['--get-yargs-completions', 'imgdl', '--on-exists', '']);
-    expect(answer.stdout.trim().split('\n')).toEqual(['skip', 'overwrite', 'rename']);
+    expect(answer.stdout.trim().split('\n')).toEqual(['skip', 'overwrite', 'rename', 'update']);
   });
 
   it('loads no HTTP, logging, worker or queue code for --help and --version', () => {

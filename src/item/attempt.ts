@@ -91,6 +91,9 @@ class Attempt implements HeadJudge {
   /** The file's name in the output: the planned one until the response or the bytes rename it. */
   #relPath: string;
   #sniffed: Sniffed | undefined;
+  /** The validators the answer carried, recorded for a later `--on-exists update`. */
+  #etag: string | undefined;
+  #lastModified: string | undefined;
   /** The run's signal, or the item's own joined to it (see RunContext.itemSignal). */
   readonly #signal: AbortSignal;
 
@@ -127,19 +130,22 @@ class Attempt implements HeadJudge {
     const { sink } = ctx;
     if (this.#first && ctx.options.onExists === 'skip' && (await sink.has(task)))
       return skipped(task.item, task.shownUrl, 'exists', task.relPath);
-    const resume = this.#first ? await sink.resumable(task) : undefined;
+    // An update asks whether the kept file changed; it has nothing to resume then.
+    const conditions = this.#first && ctx.options.onExists === 'update' ? await this.#conditions() : undefined;
+    const resume = this.#first && conditions === undefined ? await sink.resumable(task) : undefined;
     // Opened now, so that whatever the sink does to get ready overlaps the request.
     const entry = sink.open(task, resume);
     // Bytes a later run can continue are kept when the run stops, or when the item turns out to be kept already.
     let keepResumable = true;
     try {
-      const answer = await this.#request(resume);
+      const answer = await this.#request(resume, conditions);
       if (!(await this.#nameOffered(answer.response))) return this.#exists();
       const receiver = await this.#receive(answer, entry);
       if (receiver === undefined) return this.#exists();
       keepResumable = false;
       return await this.#keep(receiver, entry);
     } catch (error) {
+      if (conditions !== undefined && error instanceof HttpStatusError && error.status === 304) return this.#notModified();
       keepResumable = (error as { code?: unknown } | null)?.code === 'ABORTED';
       throw error;
     } finally {
@@ -152,11 +158,11 @@ class Attempt implements HeadJudge {
    * without them when the answer does not continue the kept bytes (which are
    * then dropped). Counts the requests, and notes the status and type.
    */
-  async #request(resume: Resume | undefined): Promise<Answer> {
+  async #request(resume: Resume | undefined, conditions: Record<string, string> | undefined): Promise<Answer> {
     const { task, ctx } = this;
     const { options } = ctx;
     this.#requests++;
-    const ranged = resume ? { range: `bytes=${resume.size}-`, 'if-range': resume.validator } : undefined;
+    const ranged = resume ? { range: `bytes=${resume.size}-`, 'if-range': resume.validator } : conditions;
     let response = await fetchOne(task.url, ctx.agent, options, this.#signal, ranged);
     let continued = resume;
     if (resume && !(response.status === 206 && rangeContinues(response, resume))) {
@@ -180,7 +186,9 @@ class Attempt implements HeadJudge {
         status: response.status,
       });
     }
-    return { response, resume: continued, validator: strongValidator(response), expectedTotal };
+    this.#etag = header(response.headers, 'etag');
+    const lastModified = (this.#lastModified = header(response.headers, 'last-modified'));
+    return { response, resume: continued, validator: strongValidator(response), expectedTotal, lastModified };
   }
 
   /**
@@ -215,6 +223,9 @@ class Attempt implements HeadJudge {
       expectedTotal: answer.expectedTotal,
       existingHead: resume?.head,
       start: resume?.size ?? 0,
+      speedLimit: options.speedLimit,
+      speedTimeMs: options.speedTime * 1000,
+      bandwidth: this.ctx.bandwidth,
     };
     const receiver = new Receiver(answer.response.body, entry, judge, limits, options.hash);
     await entry.begin(answer, receiver);
@@ -299,7 +310,26 @@ class Attempt implements HeadJudge {
       skipReason: null,
       error: null,
       ...factFields(facts),
+      ...(this.#etag === undefined ? {} : { etag: this.#etag }),
+      ...(this.#lastModified === undefined ? {} : { lastModified: this.#lastModified }),
     });
+  }
+
+  /**
+   * The conditions of an update: If-Modified-Since from the kept file's time, If-None-Match from the
+   * ETag an earlier run recorded; undefined when nothing is kept (a plain request then).
+   */
+  async #conditions(): Promise<Record<string, string> | undefined> {
+    const keptAt = await this.ctx.sink.keptAt?.(this.task);
+    if (keptAt === undefined) return undefined;
+    const since = { 'if-modified-since': new Date(keptAt).toUTCString() };
+    return this.task.etag === undefined ? since : { ...since, 'if-none-match': this.task.etag };
+  }
+
+  /** The server answered 304 to an update: the kept file stays as it is. */
+  #notModified(): ItemResult {
+    this.#httpStatus = 304;
+    return this.#skipped('not-modified', this.task.relPath);
   }
 
   /** Skipped because the name the response or the bytes call for already holds a file. */
@@ -307,7 +337,7 @@ class Attempt implements HeadJudge {
     return this.#skipped('exists', this.#relPath);
   }
 
-  #skipped(reason: 'exists' | 'same-content', path: string | null): ItemResult {
+  #skipped(reason: 'exists' | 'same-content' | 'not-modified', path: string | null): ItemResult {
     return skipped(this.task.item, this.task.shownUrl, reason, path, this.#requests, this.#httpStatus);
   }
 

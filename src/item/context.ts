@@ -12,6 +12,7 @@ import type { ResolvedOptions } from '../options.js';
 import { PartIndex } from '../output/folder-listing.js';
 import type { Sink } from '../output/sink.js';
 import { sinkFor } from '../output/sinks.js';
+import { Bandwidth } from '../run/bandwidth.js';
 import type { HostGate } from '../run/host-gate.js';
 import type { NameClaims } from '../run/thread-shared.js';
 
@@ -41,6 +42,10 @@ export interface RunContext {
   sink: Sink;
   /** Fingerprints of the URLs an earlier run's manifest records as done, when there was one. */
   done: FingerprintSet | undefined;
+  /** The cap every body of the run draws from, with `limitRate`. */
+  bandwidth: Bandwidth | undefined;
+  /** With `onExists: 'update'`, the ETag an earlier run's manifest recorded for each URL (see plan.ts). */
+  etags?: Map<string, string> | undefined;
   /** Content already saved this run, asked when `dedupe` is on. */
   digests?: DigestClaims | undefined;
   /** Who decides when a request to a host may start; one kept elsewhere (the cluster's, in Redis) replaces the run's own. */
@@ -63,7 +68,7 @@ export interface RunContext {
 export function makeRunContext(
   options: ResolvedOptions,
   agent: Dispatcher,
-  shared: Pick<RunContext, 'names' | 'registry' | 'done' | 'digests' | 'hosts' | 'itemSignal'>,
+  shared: Pick<RunContext, 'names' | 'registry' | 'done' | 'etags' | 'digests' | 'hosts' | 'itemSignal'>,
 ): RunContext {
   const stop = new AbortController();
   // Every request in flight listens on this signal; their number is bounded by the pool, not by 10.
@@ -78,6 +83,7 @@ export function makeRunContext(
     abort: (reason) => stop.abort(reason),
     parts,
     sink: sinkFor(options, parts),
+    bandwidth: options.limitRate === undefined ? undefined : new Bandwidth(options.limitRate),
   };
 }
 

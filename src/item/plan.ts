@@ -31,6 +31,8 @@ export interface Task {
   named: boolean;
   /** True when the bytes do not change the name's extension either (the list named the file). */
   keepExtension: boolean;
+  /** With `onExists: 'update'`, the ETag an earlier run recorded for the URL. */
+  etag?: string | undefined;
 }
 
 /** What the pool runs: a task to fetch, or an item already decided without a request. */
@@ -49,6 +51,7 @@ const doneKey: Fingerprint = { hi: 0, lo: 0 };
  */
 export function plan(item: ListItem, ctx: RunContext, position: number, tidy: boolean): Planned | Promise<Planned> | undefined {
   const planned = planItem(item, ctx, position);
+  if (ctx.etags !== undefined && planned !== undefined && 'task' in planned) planned.task.etag = ctx.etags.get(planned.task.shownUrl);
   if (planned === undefined || !('task' in planned) || ctx.options.layout !== 'sharded' || ctx.options.onExists !== 'skip') return planned;
   return skipSaved(planned, ctx, tidy);
 }

@@ -14,6 +14,7 @@ import type { BodySink, ResponseBody } from '../http/body.js';
 import { Inspector } from '../image/inspect.js';
 import { SNIFF_BYTES } from '../image/sniff.js';
 import type { HashAlgorithm } from '../options.js';
+import type { Bandwidth, BandwidthWaiter } from '../run/bandwidth.js';
 import type { SinkEntry, SinkHandler } from '../output/sink.js';
 
 /**
@@ -37,10 +38,24 @@ export interface ReceiveLimits {
   existingHead: Buffer | undefined;
   /** Bytes already kept, when resuming. */
   start: number;
+  /** Slowest speed allowed, in bytes per second, for longer than `speedTimeMs`; undefined for no check. */
+  speedLimit?: number | undefined;
+  /** How long the body may stay under `speedLimit`, in ms. */
+  speedTimeMs?: number | undefined;
+  /** The run's bandwidth cap, which every chunk draws from; undefined for none. */
+  bandwidth?: Bandwidth | undefined;
+}
+
+/** How often a {@link Receiver} with a speed limit measures its body's speed. */
+const SPEED_TICK_MS = 1000;
+
+/** The speed check's timer callback: a plain function given the receiver, so no closure is made per body. */
+function checkSpeed(receiver: Receiver): void {
+  receiver.checkSpeed(performance.now());
 }
 
 /** One body on its way from the response to a sink entry. */
-export class Receiver implements BodySink, SinkHandler {
+export class Receiver implements BodySink, SinkHandler, BandwidthWaiter {
   /** Shown every accepted chunk, resumed bytes first. */
   readonly inspector: Inspector;
   /** The file's size so far: resumed bytes plus those received. */
@@ -57,9 +72,18 @@ export class Receiver implements BodySink, SinkHandler {
   #paused = false;
   /** True after the entry refused a write, until it drains. */
   #sinkFull = false;
+  /** True while the body waits for the run's bandwidth cap to refill. */
+  #overdrawn = false;
   #settled = false;
   #resolve: ((wanted: boolean) => void) | undefined;
   #reject: ((error: ImgdlError) => void) | undefined;
+  /** The speed check's timer, while one runs. */
+  #speedTimer: NodeJS.Timeout | undefined;
+  /** When the speed was last measured, and the bytes then. */
+  #tickAt = 0;
+  #tickBytes = 0;
+  /** Since when the body has been slower than `speedLimit`; undefined while it is fast enough. */
+  #slowSince: number | undefined;
 
   /** `judge` is undefined when any body is kept (`anyType`). */
   constructor(body: ResponseBody, entry: SinkEntry, judge: HeadJudge | undefined, limits: ReceiveLimits, hash: HashAlgorithm | undefined) {
@@ -82,8 +106,40 @@ export class Receiver implements BodySink, SinkHandler {
     return new Promise((resolve, reject) => {
       this.#resolve = resolve;
       this.#reject = reject;
+      if (this.#limits.speedLimit !== undefined) {
+        this.#tickAt = performance.now();
+        this.#tickBytes = this.bytes;
+        this.#speedTimer = setInterval(checkSpeed, SPEED_TICK_MS, this);
+        this.#speedTimer.unref();
+      }
       this.#body.pipe(this);
     });
+  }
+
+  /**
+   * Measures the speed since the last tick: a body under `speedLimit` for `speedTimeMs` in a row is
+   * stopped with TOO_SLOW, as curl's `--speed-limit` does. Called by the speed timer.
+   */
+  checkSpeed(at: number): void {
+    const { speedLimit, speedTimeMs = 0 } = this.#limits;
+    if (this.#settled || speedLimit === undefined) return this.#stopSpeedCheck();
+    const perSecond = ((this.bytes - this.#tickBytes) * 1000) / Math.max(1, at - this.#tickAt);
+    if (perSecond >= speedLimit) this.#slowSince = undefined;
+    else this.#slowSince ??= this.#tickAt;
+    this.#tickAt = at;
+    this.#tickBytes = this.bytes;
+    if (this.#slowSince === undefined || at - this.#slowSince < speedTimeMs) return;
+    const seconds = Math.round(speedTimeMs / 1000);
+    this.#stop(
+      new ImgdlError('TOO_SLOW', `body came slower than ${speedLimit} bytes/s for ${seconds} s (--speed-limit, --speed-time)`, {
+        url: this.#limits.url,
+      }),
+    );
+  }
+
+  #stopSpeedCheck(): void {
+    clearInterval(this.#speedTimer);
+    this.#speedTimer = undefined;
   }
 
   write(chunk: Buffer): boolean {
@@ -101,7 +157,12 @@ export class Receiver implements BodySink, SinkHandler {
       if (!this.#judging && (this.#limits.existingHead?.length ?? 0) + this.#heldBytes >= SNIFF_BYTES) this.#judgeHead();
     }
     if (this.#settled) return false;
-    const wanting = !this.#judging && !this.#sinkFull;
+    const { bandwidth } = this.#limits;
+    if (bandwidth !== undefined && bandwidth.take(chunk.length) && !this.#overdrawn) {
+      this.#overdrawn = true;
+      bandwidth.wait(this);
+    }
+    const wanting = !this.#judging && !this.#sinkFull && !this.#overdrawn;
     if (!wanting) this.#paused = true;
     return wanting;
   }
@@ -122,6 +183,11 @@ export class Receiver implements BodySink, SinkHandler {
 
   onSinkDrain(): void {
     this.#sinkFull = false;
+    this.#resumeIfWanted();
+  }
+
+  onBandwidth(): void {
+    this.#overdrawn = false;
     this.#resumeIfWanted();
   }
 
@@ -165,6 +231,7 @@ export class Receiver implements BodySink, SinkHandler {
       // The name the bytes call for is kept already: known from the head, so a rerun reads no more.
       this.#settled = true;
       this.#held = [];
+      this.#stopSpeedCheck();
       this.#body.abort();
       return this.#resolve!(false);
     }
@@ -178,7 +245,7 @@ export class Receiver implements BodySink, SinkHandler {
   }
 
   #resumeIfWanted(): void {
-    if (this.#paused && !this.#judging && !this.#sinkFull && !this.#settled) {
+    if (this.#paused && !this.#judging && !this.#sinkFull && !this.#overdrawn && !this.#settled) {
       this.#paused = false;
       this.#body.resume();
     }
@@ -189,6 +256,7 @@ export class Receiver implements BodySink, SinkHandler {
     const { expectedTotal } = this.#limits;
     if (expectedTotal !== undefined && this.bytes < expectedTotal) return this.#settle(this.#truncated());
     this.#settled = true;
+    this.#stopSpeedCheck();
     this.#resolve!(true);
   }
 
@@ -210,6 +278,7 @@ export class Receiver implements BodySink, SinkHandler {
     if (this.#settled) return;
     this.#settled = true;
     this.#held = [];
+    this.#stopSpeedCheck();
     this.#reject!(failure);
   }
 }

@@ -15,7 +15,7 @@ export const RETRY_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 
 export const RETRY_AFTER_STATUSES: ReadonlySet<number> = new Set([429, 503]);
 
 /** Codes of failures that come from the network, not from what was asked: worth another try. */
-const RETRY_CODES: ReadonlySet<ErrorCode> = new Set(['NETWORK', 'ETIMEDOUT', 'TRUNCATED']);
+const RETRY_CODES: ReadonlySet<ErrorCode> = new Set(['NETWORK', 'ETIMEDOUT', 'TRUNCATED', 'TOO_SLOW']);
 
 /** The retry settings of a run. */
 export interface RetryPolicy {
@@ -27,7 +27,7 @@ export interface RetryPolicy {
   maxRetryAfterMs: number;
 }
 
-/** True when `error` may go away on another try: a network failure, a timeout, a truncated body, or a retryable status. */
+/** True when `error` may go away on another try: a network failure, a timeout, a crawling or truncated body, or a retryable status. */
 export function isRetryable(error: unknown): boolean {
   if (!(error instanceof ImgdlError)) return false;
   if (error.code === 'HTTP_STATUS') return error.status !== undefined && RETRY_STATUSES.has(error.status);

@@ -16,7 +16,8 @@
  * of about {@link WRITE_BATCH_BYTES}, written off the loop while the next
  * batch arrives.
  */
-import { closeSync, rmSync } from 'node:fs';
+import { closeSync, rmSync, utimesSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { fileSystemError, type ImgdlError } from '../errors.js';
 import { resolveInside } from '../names/naming.js';
 import type { ResolvedOptions } from '../options.js';
@@ -49,16 +50,19 @@ export const WRITE_BATCH_BYTES = 256 * 1024;
 /** One settled answer, shared: asking whether a new name is taken allocates nothing. */
 const ABSENT: Promise<boolean> = Promise.resolve(false);
 
+/** What a {@link FolderSink} reads of the options (`remoteTime` is off unless given). */
+type FolderSinkOptions = Pick<ResolvedOptions, 'out' | 'onExists' | 'logger'> & Partial<Pick<ResolvedOptions, 'remoteTime'>>;
+
 /** Today's sink: files in the output folder, named as planned (or as the response renamed them). */
 export class FolderSink implements Sink {
-  readonly options: Pick<ResolvedOptions, 'out' | 'onExists' | 'logger'>;
+  readonly options: FolderSinkOptions;
   /** What the output folders held when the run started, listed once per folder. */
   readonly parts: PartIndex;
   readonly folders = new FolderMaker();
   /** How part files are opened; a seam for tests that need a real write failure (e.g. ENOSPC from /dev/full). */
   readonly openPart: OpenPart;
 
-  constructor(options: Pick<ResolvedOptions, 'out' | 'onExists' | 'logger'>, parts: PartIndex, openPart: OpenPart = openPartFile) {
+  constructor(options: FolderSinkOptions, parts: PartIndex, openPart: OpenPart = openPartFile) {
     this.options = options;
     this.parts = parts;
     this.openPart = openPart;
@@ -78,6 +82,12 @@ export class FolderSink implements Sink {
     const part = partPath(target.finalPath);
     if (await this.parts.take(part)) await removePart(part);
     return true;
+  }
+
+  async keptAt(target: SinkTarget): Promise<number | undefined> {
+    if (this.parts.surelyAbsent(target.finalPath)) return undefined;
+    const found = await stat(target.finalPath).catch(() => undefined);
+    return found?.isFile() ? found.mtimeMs : undefined;
   }
 
   async resumable(target: SinkTarget): Promise<Resume | undefined> {
@@ -124,6 +134,8 @@ class PartEntry implements SinkEntry {
   #resumable = false;
   #validator: BodyStart['validator'];
   #expectedTotal: number | undefined;
+  /** The modification time the kept file takes (the server's Last-Modified, in ms); NaN to leave it as written. */
+  #mtime = NaN;
   /** True after a write returned false, until the handler is told it may go on. */
   #full = false;
   /** Set once committed or aborted: nothing more is taken. */
@@ -154,6 +166,7 @@ class PartEntry implements SinkEntry {
     this.#resumable = this.#recorded || start.validator !== undefined;
     this.#validator = start.validator;
     this.#expectedTotal = start.expectedTotal;
+    if (this.#sink.options.remoteTime && start.lastModified !== undefined) this.#mtime = Date.parse(start.lastModified);
     return this.#sink.folders.ensureFor(this.#part);
   }
 
@@ -187,8 +200,10 @@ class PartEntry implements SinkEntry {
     // Gone before the rename: a record with no part file beside it would never be cleaned up.
     if (this.#recorded) await removeQuietly(partMetaPath(this.#part));
     const finalPath = relPath === this.#target.relPath ? this.#target.finalPath : resolveInside(out, relPath);
-    const written = commitFile(this.#part, finalPath, onExists);
-    return toManifestPath(typeof written === 'string' ? written : await written, out);
+    const committed = commitFile(this.#part, finalPath, onExists);
+    const written = typeof committed === 'string' ? committed : await committed;
+    if (!Number.isNaN(this.#mtime)) keepTime(written, this.#mtime, url);
+    return toManifestPath(written, out);
   }
 
   abort(keepResumable: boolean): Promise<void> {
@@ -348,5 +363,14 @@ class PartEntry implements SinkEntry {
     }
     this.#cleaned?.();
     this.#cleaned = undefined;
+  }
+}
+
+/** Gives the kept file `file` the modification time `ms`, as wget does with the server's Last-Modified. */
+function keepTime(file: string, ms: number, url: string): void {
+  try {
+    utimesSync(file, new Date(), new Date(ms));
+  } catch (error) {
+    throw fileSystemError(error, 'setting the modification time of', file, url);
   }
 }

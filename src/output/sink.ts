@@ -52,6 +52,8 @@ export interface BodyStart {
   validator: { etag: string } | { lastModified: string } | undefined;
   /** The whole body's size (earlier bytes included), when the server announced it. */
   expectedTotal: number | undefined;
+  /** The response's Last-Modified, which the kept file's modification time follows (see `remoteTime`). */
+  lastModified?: string | undefined;
 }
 
 /** Who hears from an entry between writes, as a Dispatcher's handler hears from it. */
@@ -93,6 +95,11 @@ export interface Sink {
    * nothing will continue it.
    */
   has(target: SinkTarget, relPath?: string): Promise<boolean>;
+  /**
+   * When the body kept under the target's planned name was last modified, in ms since the epoch, for
+   * `--on-exists update`'s If-Modified-Since; undefined when none is kept. A sink without it is always asked afresh.
+   */
+  keptAt?(target: SinkTarget): Promise<number | undefined>;
   /** What an earlier run kept of `target` that a ranged request may continue; asked before a first try only. */
   resumable(target: SinkTarget): Promise<Resume | undefined>;
   /** Opens a place for one body as its request is sent, so that a slow open overlaps the request. */

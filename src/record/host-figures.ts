@@ -32,6 +32,8 @@ export interface HostSummary {
   rate: number | null;
   /** True when that rate was still in force at the end (not lifted). */
   slowed: boolean;
+  /** With `--http2`: the protocols its connections spoke (`h2`, `http/1.1`), comma-separated; absent otherwise. */
+  protocol?: string;
 }
 
 /** The busiest hosts the summary lists, besides every host with failures. */
@@ -49,6 +51,7 @@ interface Tally {
   pauses: number;
   rate: number | null;
   slowed: boolean;
+  protocols?: Set<string>;
 }
 
 /** Gathers {@link HostSummary} figures from records and host events. */
@@ -74,6 +77,7 @@ export class HostFigures {
     if (event.status === 429) tally.http429++;
     else if (event.status === 503) tally.http503++;
     if (event.paused === true) tally.pauses++;
+    if (event.protocol !== undefined) (tally.protocols ??= new Set()).add(event.protocol);
     if (event.rate === null) tally.slowed = false;
     else if (event.rate !== undefined) {
       tally.rate = round(event.rate);
@@ -100,6 +104,7 @@ export class HostFigures {
         pauses: t.pauses,
         rate: t.rate,
         slowed: t.slowed,
+        ...(t.protocols === undefined ? {} : { protocol: [...t.protocols].sort().join(', ') }),
       };
     });
   }

@@ -14,7 +14,7 @@ export type ItemStatus = 'ok' | 'skipped' | 'failed';
  * Why an item was skipped: its file exists, it was listed before, the manifest of an earlier run says it is done,
  * or (with dedupe) its content was already saved this run.
  */
-export type SkipReason = 'exists' | 'duplicate' | 'manifest' | 'same-content';
+export type SkipReason = 'exists' | 'duplicate' | 'manifest' | 'same-content' | 'not-modified';
 
 /** One finished item: a line of the manifest, a value yielded by `download()`. */
 export interface ItemResult {
@@ -53,6 +53,10 @@ export interface ItemResult {
   height?: number;
   /** With `dedupe`: the saved file (relative path) whose content this item repeats; the item is skipped as `same-content`. */
   duplicateOf?: string;
+  /** The response's ETag, when it sent one: a later `--on-exists update` run sends it as If-None-Match. */
+  etag?: string;
+  /** The response's Last-Modified, when it sent one. */
+  lastModified?: string;
   /** The fields its source gave the item, as given; absent when it gave none. */
   fields?: Readonly<Record<string, unknown>>;
 }
@@ -125,6 +129,26 @@ export async function readDoneKeys(file: string): Promise<FingerprintSet | undef
     throw fileSystemError(error, 'reading manifest', file);
   }
   return done;
+}
+
+/**
+ * The last ETag an earlier run's manifest recorded for each URL (credentials redacted), for the
+ * If-None-Match of `--on-exists update`; a later line without one (a 304) keeps it. Empty when `file`
+ * is missing. Holds a string pair per URL with an ETag, so it is read only in that mode.
+ */
+export async function readEtags(file: string): Promise<Map<string, string>> {
+  const etags = new Map<string, string>();
+  if (!fs.existsSync(file) || !fs.statSync(file).isFile()) return etags;
+  try {
+    const input = fs.createReadStream(file, { encoding: 'utf8' });
+    for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+      const record = parseRecord(line);
+      if (typeof record?.etag === 'string') etags.set(record.url, record.etag);
+    }
+  } catch (error) {
+    throw fileSystemError(error, 'reading manifest', file);
+  }
+  return etags;
 }
 
 const STATUSES: ReadonlySet<string> = new Set(['ok', 'skipped', 'failed']);

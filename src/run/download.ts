@@ -16,7 +16,7 @@ import { resolveOptions, type Options } from '../options.js';
 import { runPool } from './pool.js';
 import { RunTurns, type Queued } from './turns.js';
 import { ProgressTracker } from './progress.js';
-import { ManifestWriter, readDoneKeys, type ItemResult } from '../record/record.js';
+import { ManifestWriter, readDoneKeys, readEtags, type ItemResult } from '../record/record.js';
 import type { ResolvedOptions } from '../options.js';
 
 /**
@@ -60,10 +60,15 @@ export async function createRunContext(
   // The sharded layout names by position: no registry, shared or not. A registry from outside is asked
   // for every name; the run's own also tells, while planning, a URL listed before (see planItem).
   const registry = options.layout === 'flat' && shared.names === undefined ? new NameRegistry() : undefined;
-  return makeRunContext(options, createAgent(options, onBytes), {
+  const update = options.onExists === 'update';
+  const onHost = options.onHost;
+  const agent = createAgent(options, onBytes, onHost && ((host, protocol) => onHost({ host, protocol })));
+  return makeRunContext(options, agent, {
     names: options.layout === 'sharded' ? LAYOUT_NAMES : (shared.names ?? registry!),
     registry,
-    done: options.manifest === undefined ? undefined : await readDoneKeys(options.manifest),
+    // An update asks again about what is done, with the ETags the manifest kept.
+    done: options.manifest === undefined || update ? undefined : await readDoneKeys(options.manifest),
+    etags: options.manifest === undefined || !update ? undefined : await readEtags(options.manifest),
     digests: options.dedupe ? new DigestRegistry() : undefined,
     hosts: shared.hosts,
     itemSignal: shared.itemSignal,

@@ -14,6 +14,8 @@ export interface HostEvent {
   paused?: boolean | undefined;
   /** The host's adapted rate is now this (requests a second); null once it is lifted. */
   rate?: number | null | undefined;
+  /** A connection to the host was opened speaking this protocol, as TLS negotiated it (`h2`, `http/1.1`); with `--http2`. */
+  protocol?: string | undefined;
 }
 
 /** Statuses a {@link HostEvent} reports: the answers of a server that wants fewer requests. */

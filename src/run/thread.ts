@@ -16,8 +16,10 @@ const { options } = workerData as WorkerSetup;
 // Names and digests are the main thread's, so that every thread sees every claim. Aborting a run
 // terminates the pool's threads, so nothing here listens for it.
 const shared = connectToMain((message, transfer) => parentPort!.postMessage(message, transfer));
+// Each thread keeps an equal part of the run's bandwidth cap, as many as the pool starts (see thread-pool.ts).
+const limitRate = options.limitRate === undefined ? undefined : options.limitRate / Math.min(options.threads, options.concurrency);
 const ctx = makeRunContext(
-  { ...options, logger: undefined, signal: undefined, stopSignal: undefined, onProgress: undefined, onHost: undefined },
+  { ...options, limitRate, logger: undefined, signal: undefined, stopSignal: undefined, onProgress: undefined, onHost: undefined },
   createAgent(options),
   // The main thread skips what an earlier run's manifest says is done, before an item gets here.
   // The sharded layout's names need no registry, so no round trip to the main thread either.
