@@ -1,12 +1,16 @@
 /**
- * The suite's fixture servers, each in a process of its own (bench/server.ts),
- * so that serving does not share a CPU's time with the measuring.
+ * The suite's fixture servers, each in a process of its own (bench/server.ts,
+ * or bench/h2-server.ts for HTTP/2 and HTTP/1.1 over TLS), so that serving
+ * does not share a CPU's time with the measuring.
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const SERVER_PATH = fileURLToPath(new URL('./server.js', import.meta.url));
+const H2_SERVER_PATH = fileURLToPath(new URL('./h2-server.js', import.meta.url));
+/** The private CA that signed the TLS server's certificate (fixtures/tls): its clients are given it to trust. */
+export const TLS_CA = fileURLToPath(new URL('../../fixtures/tls/ca.pem', import.meta.url));
 
 /** What the fixture server process has seen. */
 export interface ServerStats {
@@ -23,9 +27,14 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-/** Starts a fixture server process and resolves with its origin, its counters and a stop function. */
-export async function startServer(latencyMs: number): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [SERVER_PATH, String(latencyMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
+/**
+ * Starts a fixture server process and resolves with its origin, its counters
+ * and a stop function. `tls: 'h2'` starts the HTTPS one that speaks HTTP/2
+ * and HTTP/1.1 (certificate signed by {@link TLS_CA}) instead of plain HTTP.
+ */
+export async function startServer(latencyMs: number, options: { tls?: 'h2' } = {}): Promise<ServerProcess> {
+  const script = options.tls === 'h2' ? H2_SERVER_PATH : SERVER_PATH;
+  const child = spawn(process.execPath, [script, String(latencyMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
   // The first line is the origin; each later one answers a `stats` asked on stdin, in order.
   const waiting: Array<(line: string) => void> = [];
   createInterface({ input: child.stdout }).on('line', (line) => waiting.shift()?.(line.trim()));

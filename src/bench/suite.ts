@@ -5,12 +5,13 @@
  * and the targets as ratios against baselines measured in that same run (so
  * a busy machine slows both sides of each ratio).
  *
- *   node dist/bench/suite.js [--only latency,sequential,flood,bulk,startup,hosts,cluster,million] [--runs 5]
+ *   node dist/bench/suite.js [--only latency,tls,sequential,flood,bulk,startup,hosts,cluster,million] [--runs 5]
  *                            [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI]
  *                            [--million-runs 3] [--million-items 1000000] [--json]
  *
  * `million` (a million-item list: src/bench/million.ts) takes about half an
- * hour, so it runs only when named in --only.
+ * hour, and `tls` (the latency list over HTTPS, HTTP/2 against HTTP/1.1:
+ * src/bench/tls.ts) over two minutes, so they run only when named in --only.
  *
  * Every scenario also runs the bare-undici reference (reference.ts): the
  * smallest loop that downloads the same list with undici and writes the same
@@ -43,9 +44,10 @@ import { printScenario, targets } from './results.js';
 import { DEFAULT_SCENARIOS, SCENARIOS, scenario, type ScenarioName, type ScenarioResult, type Settings } from './scenarios.js';
 import { startServer, type ServerProcess } from './servers.js';
 import { sweepAndPrint, writeSuiteReport } from './suite-report.js';
+import { tlsScenario } from './tls.js';
 import type { SweepPoint } from '../charts/points.js';
 
-const USAGE = `usage: npm run bench -- [--only ${SCENARIOS.join(',')},sweep] [--runs 5] [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI] [--million-runs 3] [--million-items 1000000] [--json]\n       [--report FILE.html] [--sweep 1,4,16,64] [--sweep-files 500]\n`;
+const USAGE = `usage: npm run bench -- [--only ${SCENARIOS.join(',')},sweep] [--runs 5] [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI] [--million-runs 3] [--million-items 1000000] [--json]\n       [--report FILE.html] [--sweep 1,4,16,64] [--sweep-files 500]\n(million and tls run only when named in --only)\n`;
 
 function settings(): Settings {
   let parsed;
@@ -258,7 +260,8 @@ async function main(): Promise<void> {
         await ownShape(name, s, slow, fast, own);
         continue;
       }
-      const result = await scenario(name, s, { slow: slow.origin, fast: fast.origin });
+      // tls has a server of its own, speaking HTTP/2 and HTTP/1.1 over TLS: see bench/tls.ts.
+      const result = name === 'tls' ? await tlsScenario(s) : await scenario(name, s, { slow: slow.origin, fast: fast.origin });
       results.push(result);
       if (!s.json) process.stdout.write(printScenario(result));
     }
