@@ -3,6 +3,7 @@
  * another command) per concurrency. `imgdl bench --sweep` and the suite's
  * sweep both produce them; the charts, the caption and `--json` read them.
  */
+import { percentile } from '../record/latency-histogram.js';
 
 /** One series at one concurrency: medians over its repeats. */
 export interface SweepPoint {
@@ -61,7 +62,5 @@ export function ceiling(concurrency: number, latencyMs: number): number {
 
 /** Nearest-rank percentile (0 < p ≤ 1) of a list of numbers; 0 for an empty one. */
 export function percentileOf(values: readonly number[], p: number): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+  return percentile(Float64Array.from(values).sort(), p);
 }

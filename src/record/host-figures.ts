@@ -6,6 +6,7 @@
  * hosts and every host with failures.
  */
 import type { HostEvent } from '../run/host-events.js';
+import { LatencyHistogram, percentile } from './latency-histogram.js';
 import type { ItemResult } from './record.js';
 
 /** One host's figures in the summary. */
@@ -44,8 +45,8 @@ interface Tally {
   ok: number;
   failed: number;
   bytes: number;
-  /** Times of the files saved, in ms. */
-  times: number[];
+  /** Times of the files saved, in ms: kept as they are while few, then counted in a histogram. */
+  times: number[] | LatencyHistogram;
   http429: number;
   http503: number;
   pauses: number;
@@ -67,7 +68,7 @@ export class HostFigures {
     tally.bytes += record.bytes;
     if (record.status === 'ok') {
       tally.ok++;
-      tally.times.push(record.ms);
+      tally.times = addTime(tally.times, record.ms);
     } else if (record.status === 'failed') tally.failed++;
   }
 
@@ -90,15 +91,14 @@ export class HostFigures {
     const all = [...this.#hosts].sort(([a, x], [b, y]) => y.requests - x.requests || (a < b ? -1 : 1));
     const kept = all.filter(([, tally], i) => i < TOP_HOSTS || tally.failed > 0);
     return kept.map(([host, t]) => {
-      const times = Float64Array.from(t.times).sort();
       return {
         host,
         requests: t.requests,
         ok: t.ok,
         failed: t.failed,
         bytes: t.bytes,
-        p50Ms: round(nearestRank(times, 0.5)),
-        p95Ms: round(nearestRank(times, 0.95)),
+        p50Ms: round(percentileOf(t.times, 0.5)),
+        p95Ms: round(percentileOf(t.times, 0.95)),
         http429: t.http429,
         http503: t.http503,
         pauses: t.pauses,
@@ -128,9 +128,28 @@ function hostOf(url: string): string | undefined {
   }
 }
 
-function nearestRank(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+/**
+ * Times a host keeps as they are; past this many they go into a histogram
+ * (exact to the 0.1 ms records hold), so that a host with a million files
+ * costs a few pages, not a number per file, while a list of many hosts with
+ * few files each costs no page per host.
+ */
+const EXACT_TIMES = 64;
+
+function addTime(times: number[] | LatencyHistogram, ms: number): number[] | LatencyHistogram {
+  if (Array.isArray(times) && times.length < EXACT_TIMES) {
+    times.push(ms);
+    return times;
+  }
+  const histogram = Array.isArray(times) ? new LatencyHistogram() : times;
+  if (Array.isArray(times)) for (const earlier of times) histogram.add(earlier);
+  histogram.add(ms);
+  return histogram;
+}
+
+/** The nearest-rank `p` percentile of a host's times; 0 when it has none. */
+function percentileOf(times: number[] | LatencyHistogram, p: number): number {
+  return Array.isArray(times) ? percentile(Float64Array.from(times).sort(), p) : times.percentile(p);
 }
 
 function round(n: number): number {
