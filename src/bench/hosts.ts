@@ -53,21 +53,7 @@ interface Host {
 }
 
 async function startHost(role: Role, address: string): Promise<Host> {
-  const host: Host = {
-    role,
-    origin: '',
-    server: undefined as unknown as Server,
-    requests: 0,
-    inFlight: 0,
-    peakInFlight: 0,
-    firstAt: 0,
-    lastEndAt: 0,
-    tooMany: 0,
-    early: 0,
-    pausedUntil: 0,
-    lastTooManyAt: 0,
-    limitedUntil: 0,
-  };
+  const host: Host = { role, origin: '', server: undefined as unknown as Server, ...freshCounts() };
   host.server = createServer((req, res) => {
     const now = performance.now();
     if (host.requests++ === 0) {
@@ -103,7 +89,12 @@ async function startHost(role: Role, address: string): Promise<Host> {
 }
 
 function resetHost(host: Host): void {
-  Object.assign(host, {
+  Object.assign(host, freshCounts());
+}
+
+/** What a host has seen, before any request of a run. */
+function freshCounts(): Omit<Host, 'role' | 'origin' | 'server'> {
+  return {
     requests: 0,
     inFlight: 0,
     peakInFlight: 0,
@@ -114,7 +105,7 @@ function resetHost(host: Host): void {
     pausedUntil: 0,
     lastTooManyAt: 0,
     limitedUntil: 0,
-  });
+  };
 }
 
 /** The list: the hosts' items interleaved, one from each in turn. */
