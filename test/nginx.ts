@@ -11,16 +11,14 @@
  * `$status $server_protocol $connection $request_uri`, which is how tests
  * count 429s, protocols and connections as the server saw them.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
-import { launchOnFreePort, stopProcess } from './services.js';
+import { launchOnFreePort, spawnUntilReady, stopProcess } from './services.js';
 
 const TLS = fileURLToPath(new URL('../fixtures/tls/', import.meta.url));
 
@@ -108,22 +106,9 @@ http {
 async function launch(port: number, dir: string, options: NginxOptions): Promise<ChildProcess> {
   const conf = path.join(dir, 'nginx.conf');
   await fs.writeFile(conf, config(port, dir, options));
-  const child = spawn('nginx', ['-p', dir, '-c', conf, '-e', path.join(dir, 'error.log')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  for (const stream of [child.stdout!, child.stderr!])
-    stream.setEncoding('utf8').on('data', (text: string) => (output = (output + text).slice(-4000)));
-  const exited = once(child, 'exit');
-  const spawnFailed = once(child, 'error').then(([error]) => Promise.reject(error as Error));
-  spawnFailed.catch(() => {});
-  // Polled, not timed: a connection accepted is the proof it listens, however slow the machine.
-  for (let polls = 0; polls < 1000; polls++) {
-    if (await accepts(port)) return child;
-    if (child.exitCode !== null || child.signalCode !== null) break;
-    await Promise.race([delay(20), exited, spawnFailed]);
-  }
-  child.kill('SIGKILL');
-  const log = await fs.readFile(path.join(dir, 'error.log'), 'utf8').catch(() => '');
-  throw new Error(`nginx did not start on port ${port}: ${output}${log.slice(-4000)}`);
+  const log = path.join(dir, 'error.log');
+  // A connection accepted is the proof it listens.
+  return spawnUntilReady('nginx', ['-p', dir, '-c', conf, '-e', log], () => accepts(port), log);
 }
 
 function accepts(port: number): Promise<boolean> {

@@ -6,14 +6,12 @@
  * Its log has a line per request it was sent, which is how the tests count
  * CONNECT tunnels and absolute-URL requests.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach } from 'vitest';
-import { launchOnFreePort, stopProcess } from './services.js';
+import { launchOnFreePort, spawnUntilReady, stopProcess } from './services.js';
 
 /** One request as tinyproxy logged it: `CONNECT 127.0.0.1:443`, `GET http://host/a.png`. */
 export interface ProxiedRequest {
@@ -74,23 +72,10 @@ function config(port: number, dir: string, options: TinyproxyOptions): string {
 async function launch(port: number, dir: string, options: TinyproxyOptions): Promise<ChildProcess> {
   const conf = path.join(dir, 'tinyproxy.conf');
   await fs.writeFile(conf, config(port, dir, options));
-  const child = spawn('tinyproxy', ['-d', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  for (const stream of [child.stdout!, child.stderr!])
-    stream.setEncoding('utf8').on('data', (text: string) => (output = (output + text).slice(-4000)));
-  const exited = once(child, 'exit');
-  const spawnFailed = once(child, 'error').then(([error]) => Promise.reject(error as Error));
-  spawnFailed.catch(() => {});
-  // Polled, not timed: the log line is the proof it listens, however slow the machine.
-  for (let polls = 0; polls < 1000; polls++) {
-    const log = await fs.readFile(path.join(dir, 'tinyproxy.log'), 'utf8').catch(() => '');
-    if (log.includes(READY)) return child;
-    if (child.exitCode !== null || child.signalCode !== null) break;
-    await Promise.race([delay(20), exited, spawnFailed]);
-  }
-  child.kill('SIGKILL');
-  const log = await fs.readFile(path.join(dir, 'tinyproxy.log'), 'utf8').catch(() => '');
-  throw new Error(`tinyproxy did not start on port ${port}: ${output}${log.slice(-4000)}`);
+  const log = path.join(dir, 'tinyproxy.log');
+  // Its log line is the proof it listens.
+  const ready = async (): Promise<boolean> => (await fs.readFile(log, 'utf8').catch(() => '')).includes(READY);
+  return spawnUntilReady('tinyproxy', ['-d', '-c', conf], ready, log);
 }
 
 /** Starts tinyproxy for this test; it is stopped and its folder removed after the test. */
