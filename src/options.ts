@@ -36,6 +36,7 @@ import {
 import type { HostEvent } from './run/host-events.js';
 import type { Progress } from './run/progress.js';
 import { resolveTransfer, TRANSFER_DEFAULTS, type ResolvedTransfer, type TransferOptions } from './transfer-options.js';
+import { DATASET_DEFAULTS, resolveDataset, type DatasetOptions, type ResolvedDataset } from './dataset-options.js';
 
 export { OptionError, parseShard, parseSize, type Shard };
 export { HASHES, LAYOUTS, MODES, ON_EXISTS, type HashAlgorithm, type Layout, type Mode, type OnExists };
@@ -70,13 +71,14 @@ export const DEFAULTS = Object.freeze({
   adapt: true,
   graceMs: 5_000,
   ...TRANSFER_DEFAULTS,
+  ...DATASET_DEFAULTS,
 } as const satisfies Partial<Record<keyof Options, unknown>>);
 
 /**
  * How each item is fetched, checked and saved, whichever process runs it: the CLI's item flags set these, and
  * `imgdl enqueue` sends them with its jobs to every worker. The CLI flag of each is given in brackets.
  */
-export interface ItemOptions extends TransferOptions {
+export interface ItemOptions extends TransferOptions, DatasetOptions {
   /**
    * Digest of each saved file, computed as it streams, recorded as `digest` [`--hash`].
    * @default none
@@ -284,7 +286,7 @@ export type Options = ItemOptions & RunOptions;
  * on to everything a run calls. A copy (a spread, a clone sent to a thread) is
  * plain data again, and resolving it checks it again.
  */
-export interface ResolvedOptions extends ResolvedTransfer {
+export interface ResolvedOptions extends ResolvedTransfer, ResolvedDataset {
   out: string;
   mode: Mode;
   concurrency: number;
@@ -356,8 +358,6 @@ function applyDefaults(options: Options): ResolvedOptions {
   const headers = resolveHeaders(options);
   if (options.proxy !== undefined && options.proxy !== false) httpUrl('proxy', options.proxy);
   if (options.proxy === undefined) checkEnvProxies();
-  if (options.insecure !== undefined && typeof options.insecure !== 'boolean')
-    throw new OptionError('insecure', options.insecure, 'true or false');
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function')
     throw new OptionError('onProgress', options.onProgress, 'a function');
   const maxSize = parseSize('maxSize', options.maxSize ?? DEFAULTS.maxSize);
@@ -381,7 +381,7 @@ function applyDefaults(options: Options): ResolvedOptions {
     locationTrusted: options.locationTrusted === undefined ? DEFAULTS.locationTrusted : flag('locationTrusted', options.locationTrusted),
     userAgent: headerValue('userAgent', options.userAgent ?? DEFAULTS.userAgent),
     proxy: options.proxy,
-    insecure: options.insecure ?? DEFAULTS.insecure,
+    insecure: options.insecure === undefined ? DEFAULTS.insecure : flag('insecure', options.insecure),
     ca: options.cacert === undefined ? undefined : readCa(options.cacert),
     onProgress: options.onProgress,
     onHost: options.onHost,
@@ -395,5 +395,6 @@ function applyDefaults(options: Options): ResolvedOptions {
     stopSignal: options.stopSignal,
     graceMs: integer('graceMs', options.graceMs, DEFAULTS.graceMs, 0, DAY_MS),
     ...resolveTransfer(options),
+    ...resolveDataset(options),
   };
 }

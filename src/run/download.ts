@@ -99,9 +99,13 @@ export async function* downloadWith(
   const poolOptions = { concurrency: resolved.concurrency, ...readAheadFor(resolved), gate, signal: stops.drain.signal };
   // Asked once: a line per saved file is logged only at -v, and building it costs an object and a string each.
   const logItems = log?.isLevelEnabled('info') === true;
+  const list: Listed = { rows: undefined, positions: undefined };
   try {
     const turns = new RunTurns(ctx, progress, gate, workers);
-    for await (const result of runPool(planAll(source, ctx, progress), poolOptions, turns)) {
+    list.positions = turns.positions;
+    for await (const result of runPool(planAll(source, ctx, progress, list), poolOptions, turns)) {
+      // A sink that keeps every row (a tar shard's table) hears of each, whatever happened to it.
+      if (list.positions !== undefined) ctx.sink.settle!(list.positions.get(result)!, result);
       // Items the manifest already records as done are not recorded again.
       if (result.skipReason !== 'manifest') manifest?.write(result);
       // An item its caller took back is the caller's to report.
@@ -122,21 +126,31 @@ export async function* downloadWith(
     manifest?.close();
     await ctx.agent.destroy().catch(() => undefined);
     await workers?.destroy().catch(() => undefined);
+    await ctx.sink.end?.(list.rows);
   }
 }
 
+/** What planning tells the run about the list: its length once read to its end, and where each planned record sits in it. */
+interface Listed {
+  rows: number | undefined;
+  positions: WeakMap<ItemResult, number> | undefined;
+}
+
 /** Every item of `source`, planned in list order. */
-async function* planAll(source: Source, ctx: RunContext, progress: ProgressTracker): AsyncGenerator<Queued> {
+async function* planAll(source: Source, ctx: RunContext, progress: ProgressTracker, list: Listed): AsyncGenerator<Queued> {
   // Every item's place in the whole list, other shards' included: the sharded layout names files by it.
   let position = 0;
   for await (const entry of source) {
     const item = toListItem(entry, ++position);
-    const planned = plan(item, ctx, position - 1, true);
+    const found = plan(item, ctx, position - 1, true);
     // Another shard's item is not part of this run at all.
-    if (planned === undefined) continue;
+    if (found === undefined) continue;
     progress.read();
-    yield planned instanceof Promise ? await planned : planned;
+    const planned = found instanceof Promise ? await found : found;
+    if ('result' in planned) list.positions?.set(planned.result, item.index ?? position - 1);
+    yield planned;
   }
+  list.rows = position;
   progress.listComplete();
 }
 
