@@ -53,7 +53,7 @@ const doneKey: Fingerprint = { hi: 0, lo: 0 };
  */
 export function plan(item: ListItem, ctx: RunContext, position: number, tidy: boolean): Planned | Promise<Planned> | undefined {
   // A sink that keeps rows by position (a tar shard) says which are this run's, and which an earlier run kept.
-  const row = ctx.sink.rowAt?.(item.index ?? position) ?? 'fetch';
+  const row = ctx.sink.rowAt ? ctx.sink.rowAt(item.index ?? position) : 'fetch';
   if (row === undefined) return undefined;
   if (row !== 'fetch') return { result: skipped(item, redactUrl(item.url), 'exists', row.kept) };
   const planned = planItem(item, ctx, position);
