@@ -5,7 +5,6 @@
  * options.ts, their defaults its `DEFAULTS`, and {@link resolveDataset}
  * checks them inside `resolveOptions()`.
  */
-import { OptionError } from './errors.js';
 import { integer, oneOf, type Layout } from './option-values.js';
 
 /** What the output is made of. */
@@ -32,7 +31,8 @@ export interface DatasetOptions {
    * digits; beside each tar a Parquet table with one row per list row (`00000.parquet`) and its
    * stats (`00000_stats.json`, written last). Items are then named by position, as the sharded layout
    * names them (`layout` is ignored), `shard` takes whole tar shards (those whose number modulo N is K),
-   * and a rerun skips the shards whose stats exist. Not with `mode: 'workers'` yet.
+   * and a rerun skips the shards whose stats exist. In `mode: 'workers'` the threads forward their
+   * samples to the main thread, the one writer of the shards.
    * @default 'files'
    */
   format?: Format | undefined;
@@ -55,12 +55,8 @@ export interface ResolvedDataset {
  * `'webdataset'` the result also sets `layout` to `'sharded'` (it is spread after the layout in
  * options.ts), since a shard's samples are named by position and need no registry of names.
  */
-export function resolveDataset(options: DatasetOptions & { mode?: unknown }): ResolvedDataset & { layout?: Layout } {
+export function resolveDataset(options: DatasetOptions): ResolvedDataset & { layout?: Layout } {
   const format = oneOf('format', options.format, FORMATS, DATASET_DEFAULTS.format);
   const shardSize = integer('shardSize', options.shardSize, DATASET_DEFAULTS.shardSize, 1, MAX_SHARD_SIZE);
-  if (format === 'files') return { format, shardSize };
-  // Each thread has its own sink, and a shard must have one writer: the threads do not forward their samples yet.
-  if (options.mode === 'workers')
-    throw new OptionError('format', format, "'files' with mode 'workers' (webdataset needs one writer per shard)");
-  return { format, shardSize, layout: 'sharded' };
+  return format === 'files' ? { format, shardSize } : { format, shardSize, layout: 'sharded' };
 }

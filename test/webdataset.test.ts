@@ -7,7 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -290,14 +290,43 @@ describe('--format webdataset', () => {
     expect(keys.size).toBe(10);
   });
 
-  it('is refused with --mode workers, before any request', async () => {
+  it('--mode workers: the threads forward their samples to the one writer of each shard', async () => {
     const server = await imageServer();
-    const out = await tempDir();
-    const run = await runCli([rowUrl(server, 0), '-o', out, '--format', 'webdataset', '--mode', 'workers']);
-    expect(run.code).toBe(2);
-    expect(run.stderr).toContain('"format"');
-    expect(run.stderr).toContain('workers');
-    expect(server.stats.requests).toBe(0);
-    expect(existsSync(path.join(out, '00000.tar.part'))).toBe(false);
+    const dir = await tempDir();
+    const out = path.join(dir, 'out');
+    const urls = range(0, 12).map((i) => (i === 6 ? server.url('/missing/6.jpg') : rowUrl(server, i)));
+    const list = await writeList(dir, urls);
+    const run = await runCli([
+      '-i',
+      list,
+      '-o',
+      out,
+      '--format',
+      'webdataset',
+      '--shard-size',
+      '5',
+      '--mode',
+      'workers',
+      '-t',
+      '2',
+      '--json',
+    ]);
+    expect(JSON.parse(run.stdout)).toMatchObject({ total: 12, ok: 11, failed: 1 });
+    expect((await fs.readdir(out)).filter((f) => f.endsWith('.part'))).toEqual([]);
+    const images = new Map<string, Buffer>();
+    for (const shard of ['00000', '00001', '00002']) {
+      for (const [name, body] of await readTar(path.join(out, `${shard}.tar`))) if (!name.endsWith('.json')) images.set(name, body);
+      expect((await tarList(path.join(out, `${shard}.tar`))).length).toBeGreaterThan(0);
+    }
+    const ext = (i: number): string => ['jpg', 'png', 'webp'][i % 3]!;
+    expect([...images.keys()].sort()).toEqual(
+      range(0, 12)
+        .filter((i) => i !== 6)
+        .map((i) => `${String(i).padStart(9, '0')}.${ext(i)}`),
+    );
+    for (const [name, body] of images) expect(body).toEqual(IMAGES[path.extname(name).slice(1)]!.bytes);
+    const table = await readTable(path.join(out, '00001.parquet'));
+    expect(table.find((r) => r.key === '000000006')).toMatchObject({ status: 'failed', error_code: 'HTTP_STATUS' });
+    expect(await readJson(path.join(out, '00002_stats.json'))).toMatchObject({ count: 2, status: { success: 2 } });
   });
 });

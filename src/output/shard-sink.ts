@@ -6,7 +6,9 @@
  * img2dataset's names) and `KEY.txt` (the caption, when there is one), KEY
  * being the row's list position in 9 digits. The writer also hears of every
  * row of the list as it plans and settles (see {@link Sink.rowAt}), to
- * know which rows are this run's and when a shard is whole.
+ * know which rows are this run's and when a shard is whole. In a worker
+ * thread the samples are built there and forwarded to the main thread's
+ * writer (sample-port.ts).
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -14,6 +16,7 @@ import type { ResolvedOptions } from '../options.js';
 import type { ItemResult } from '../record/record.js';
 import type { BodyStart, KeepFacts, Resume, Sink, SinkEntry, SinkHandler, SinkTarget } from './sink.js';
 import { sampleKey, splitFields } from './shard-table.js';
+import type { SampleKeeper } from './sample-port.js';
 import { ShardWriter, type Member } from './shard-writer.js';
 
 /** One settled answer, shared: a shard sink keeps nothing a name could find. */
@@ -26,10 +29,19 @@ export type ShardSinkOptions = Pick<ResolvedOptions, 'out' | 'shardSize' | 'shar
 
 /** WebDataset tar shards in the output folder, with a table and stats beside each. */
 export class ShardSink implements Sink {
+  /** The run's one writer of shards (on the main thread; a worker thread's is never used). */
   readonly writer: ShardWriter;
+  /** Where committed samples go: the writer, or, in a worker thread, the main thread's writer over a port. */
+  readonly keeper: SampleKeeper;
 
-  constructor(options: ShardSinkOptions) {
-    this.writer = new ShardWriter(options);
+  constructor(options: ShardSinkOptions, keeper?: SampleKeeper) {
+    const writer = (this.writer = new ShardWriter(options));
+    this.keeper = keeper ?? {
+      async keep(position, members, sha256) {
+        await writer.sample(position, members, sha256, members[0]?.body.length ?? 0);
+        return `${writer.tarName(position)}/${members[0]?.name ?? ''}`;
+      },
+    };
   }
 
   /** Nothing is kept under a name: which rows are kept already is decided a shard at a time (see {@link rowAt}). */
@@ -43,7 +55,7 @@ export class ShardSink implements Sink {
   }
 
   open(target: SinkTarget): SinkEntry {
-    return new SampleEntry(this.writer, target);
+    return new SampleEntry(this.keeper, target);
   }
 
   rowAt(position: number): 'fetch' | { kept: string } | undefined {
@@ -61,14 +73,14 @@ export class ShardSink implements Sink {
 
 /** One body held until it is committed as a sample. */
 class SampleEntry implements SinkEntry {
-  readonly #writer: ShardWriter;
+  readonly #keeper: SampleKeeper;
   readonly #target: SinkTarget;
   #chunks: Buffer[] = [];
   #bytes = 0;
   #closed = false;
 
-  constructor(writer: ShardWriter, target: SinkTarget) {
-    this.#writer = writer;
+  constructor(keeper: SampleKeeper, target: SinkTarget) {
+    this.#keeper = keeper;
     this.#target = target;
   }
 
@@ -85,7 +97,10 @@ class SampleEntry implements SinkEntry {
 
   async commit(relPath: string, facts: KeepFacts): Promise<string> {
     this.#closed = true;
-    const image = Buffer.concat(this.#chunks, this.#bytes);
+    // A buffer of its own (not a slice of Node's pool), so that a worker thread can move it to the main thread.
+    const image = Buffer.allocUnsafeSlow(this.#bytes);
+    let at = 0;
+    for (const chunk of this.#chunks) at += chunk.copy(image, at);
     this.#chunks = [];
     const sha256 = createHash('sha256').update(image).digest('hex');
     const key = sampleKey(facts.position);
@@ -110,8 +125,7 @@ class SampleEntry implements SinkEntry {
       { name: `${key}.json`, body: Buffer.from(JSON.stringify(json)) },
     ];
     if (caption !== null) members.push({ name: `${key}.txt`, body: Buffer.from(caption) });
-    await this.#writer.sample(facts.position, members, sha256, image.length);
-    return `${this.#writer.tarName(facts.position)}/${key}${ext}`;
+    return this.#keeper.keep(facts.position, members, sha256);
   }
 
   abort(): Promise<void> {

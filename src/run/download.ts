@@ -18,6 +18,8 @@ import { RunTurns, type Queued } from './turns.js';
 import { ProgressTracker } from './progress.js';
 import { ManifestWriter, readDoneKeys, readEtags, type ItemResult } from '../record/record.js';
 import type { ResolvedOptions } from '../options.js';
+import type { SampleKeeper } from '../output/sample-port.js';
+import { ShardSink } from '../output/shard-sink.js';
 
 /**
  * Downloads every item of `source` into `options.out`, yielding one
@@ -90,7 +92,13 @@ export async function* downloadWith(
   // Loaded only for this mode, so other runs never pay for piscina's import.
   const workers =
     resolved.mode === 'workers'
-      ? new (await import('./thread-pool.js')).WorkerPool(resolved, ctx.signal, ctx.names, ctx.digests as DigestRegistry | undefined)
+      ? new (await import('./thread-pool.js')).WorkerPool(
+          resolved,
+          ctx.signal,
+          ctx.names,
+          ctx.digests as DigestRegistry | undefined,
+          samplesOf(ctx),
+        )
       : undefined;
   const log = resolved.logger;
   const stops = new StopSwitches(ctx);
@@ -134,6 +142,11 @@ export async function* downloadWith(
 interface Listed {
   rows: number | undefined;
   positions: WeakMap<ItemResult, number> | undefined;
+}
+
+/** Where the worker threads' samples go: the run's tar shard writer, when the run writes shards. */
+function samplesOf(ctx: RunContext): SampleKeeper | undefined {
+  return ctx.sink instanceof ShardSink ? ctx.sink.keeper : undefined;
 }
 
 /** Every item of `source`, planned in list order. */
