@@ -226,7 +226,21 @@ describe('--format webdataset', () => {
     // Shards of 3: shard 1 (rows 3-5) has one row the server holds, so it cannot end before the kill.
     const urls = range(0, 9).map((i) => rowUrl(server, i, i === 4 ? 'hold' : 'img'));
     const list = await writeList(dir, urls);
-    const args = ['-i', list, '-o', out, '--format', 'webdataset', '--shard-size', '3', '--retries', '0'];
+    // With a manifest too: a redone shard fetches all its rows again, those the manifest calls done included.
+    const args = [
+      '-i',
+      list,
+      '-o',
+      out,
+      '--format',
+      'webdataset',
+      '--shard-size',
+      '3',
+      '--retries',
+      '0',
+      '--manifest',
+      path.join(dir, 'm.jsonl'),
+    ];
     try {
       const killed = await runCli([...args, '-v'], {
         onSpawn: (child, output) => {

@@ -68,8 +68,9 @@ export async function createRunContext(
   return makeRunContext(options, agent, {
     names: options.layout === 'sharded' ? LAYOUT_NAMES : (shared.names ?? registry!),
     registry,
-    // An update asks again about what is done, with the ETags the manifest kept.
-    done: options.manifest === undefined || update ? undefined : await readDoneKeys(options.manifest),
+    // An update asks again about what is done, with the ETags the manifest kept. A tar shard is redone
+    // whole (its samples are in no other file), so its rows are fetched again whatever the manifest says.
+    done: options.manifest === undefined || update || options.format === 'webdataset' ? undefined : await readDoneKeys(options.manifest),
     etags: options.manifest === undefined || !update ? undefined : await readEtags(options.manifest),
     digests: options.dedupe ? new DigestRegistry() : undefined,
     hosts: shared.hosts,
