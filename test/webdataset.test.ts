@@ -287,6 +287,15 @@ describe('--format webdataset', () => {
       range(0, 10).map((i) => rowUrl(server, i)),
     );
     const args = ['-i', list, '-o', out, '--format', 'webdataset', '--shard-size', '2', '--json'];
+    // A dry run names each sample as the member of its tar it would become, for this machine's shards alone.
+    const dry = await runCli(['-n', ...args.filter((a) => a !== '--json'), '--shard', '0/2']);
+    expect(
+      dry.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => path.relative(out, line.split('\t')[1]!)),
+    ).toEqual([0, 1, 4, 5, 8, 9].map((i) => `0000${Math.floor(i / 2)}.tar/${String(i).padStart(9, '0')}.${['jpg', 'png', 'webp'][i % 3]}`));
+    expect(server.stats.requests).toBe(0);
     const first = await runCli([...args, '--shard', '0/2']);
     expect(JSON.parse(first.stdout)).toMatchObject({ total: 6, ok: 6 });
     // Shards 0, 2 and 4 (rows 0-1, 4-5, 8-9) and nothing of the others.

@@ -58,7 +58,10 @@ export function plan(item: ListItem, ctx: RunContext, position: number, tidy: bo
   if (row !== 'fetch') return { result: skipped(item, redactUrl(item.url), 'exists', row.kept) };
   const planned = planItem(item, ctx, position);
   if (ctx.etags !== undefined && planned !== undefined && 'task' in planned) planned.task.etag = ctx.etags.get(planned.task.shownUrl);
-  if (planned === undefined || !('task' in planned) || ctx.options.layout !== 'sharded' || ctx.options.onExists !== 'skip') return planned;
+  const { layout, onExists, format } = ctx.options;
+  // A dataset's shards tell what is kept already a shard at a time (rowAt above), not a file at a time.
+  if (planned === undefined || !('task' in planned) || layout !== 'sharded' || onExists !== 'skip' || format === 'webdataset')
+    return planned;
   return skipSaved(planned, ctx, tidy);
 }
 
@@ -137,7 +140,9 @@ function flatTask(item: ListItem, url: URL, shownUrl: string, relPath: string, c
 function planSharded(item: ListItem, url: URL, shownUrl: string, position: number, ctx: RunContext): Planned {
   if (!ctx.seen.add(urlKey)) return { result: skipped(item, shownUrl, 'duplicate') };
   if (isDone(shownUrl, ctx)) return { result: skipped(item, shownUrl, 'manifest') };
-  const relPath = shardedPath(position, url);
+  const { format, shardSize } = ctx.options;
+  // A dataset's sample is named as the member of its tar shard it becomes.
+  const relPath = format === 'webdataset' ? shardedPath(position, url, shardSize, '.tar') : shardedPath(position, url);
   const finalPath = resolveInside(ctx.options.out, relPath);
   return { task: { item, url, shownUrl, relPath, finalPath, named: true, keepExtension: false, position } };
 }

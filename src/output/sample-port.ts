@@ -46,12 +46,19 @@ export class PortKeeper implements SampleKeeper {
 
   keep(position: number, members: readonly Member[], sha256: string): Promise<string> {
     const id = this.#next++;
-    // A buffer of its own is moved, not copied; one that shares Node's pool of small buffers is cloned.
-    const transfer = members.flatMap(({ body }) => (body.byteOffset === 0 && body.buffer.byteLength === body.length ? [body.buffer] : []));
-    const message: SampleMessage = { id, position, members: members.map(({ name, body }) => ({ name, body })), sha256 };
+    // A body with a buffer of its own (the image) is moved as it is; one that shares Node's pool of small
+    // buffers (the JSON) is copied out first, since cloning a view would clone the whole pool.
+    const own = members.map(({ name, body }) => ({
+      name,
+      body: body.byteOffset === 0 && body.buffer.byteLength === body.length ? body : new Uint8Array(body),
+    }));
+    const message: SampleMessage = { id, position, members: own, sha256 };
     return new Promise((resolve, reject) => {
       this.#waiting.set(id, { resolve, reject });
-      this.#port.postMessage(message, transfer as ArrayBuffer[]);
+      this.#port.postMessage(
+        message,
+        own.map(({ body }) => body.buffer as ArrayBuffer),
+      );
     });
   }
 }

@@ -136,7 +136,7 @@ export interface ShardWriterOptions {
 export class ShardWriter {
   readonly #options: ShardWriterOptions;
   readonly #open = new Map<number, TarShard>();
-  /** Whether each shard asked about was complete (its stats exist) when the run reached it. */
+  /** Whether each shard met is complete: its stats existed when the run reached it, or it ended in this run. */
   readonly #done = new Map<number, boolean>();
   readonly #finishing = new Set<Promise<void>>();
   #failure: unknown;
@@ -220,6 +220,8 @@ export class ShardWriter {
   /** Ends `shard`: finished when it is whole, else dropped (a row was stopped, or a write failed). */
   #end(shard: TarShard): void {
     this.#open.delete(shard.index);
+    // Ended once: a row of it met later (none should be) must not start it again over its files.
+    this.#done.set(shard.index, true);
     if (shard.interrupted || shard.failure !== undefined) {
       if (shard.failure !== undefined) this.#failure ??= shard.failure;
       this.#track(shard.drop());
