@@ -313,6 +313,28 @@ describe('--format webdataset', () => {
     expect(keys.size).toBe(10);
   });
 
+  it('fails the rows of a shard whose part file cannot be written, and still ends the others (a write error once left commits waiting)', async () => {
+    const server = await imageServer();
+    const dir = await tempDir();
+    const out = path.join(dir, 'out');
+    // A folder where shard 0's part file would go; bodies larger than the pack's buffer, so that a commit waits on the file.
+    await fs.mkdir(path.join(out, '00000.tar.part'), { recursive: true });
+    const list = await writeList(
+      dir,
+      range(0, 6).map((i) => server.url(`/gen/${i}.jpg?bytes=200000`)),
+    );
+    const run = await runCli(['-i', list, '-o', out, '--format', 'webdataset', '--shard-size', '3', '--retries', '0', '--json']);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('EISDIR');
+    // A sample the pack took before the file failed was committed (its shard, not its record, says it is lost); the rest fail.
+    const summary = JSON.parse(run.stdout) as { total: number; ok: number; failed: number; errors: Record<string, { count: number }> };
+    expect([summary.total, summary.ok + summary.failed, Object.keys(summary.errors)]).toEqual([6, 6, ['FILESYSTEM']]);
+    expect(summary.errors.FILESYSTEM!.count).toBe(summary.failed);
+    expect(summary.failed).toBeGreaterThanOrEqual(2);
+    expect((await fs.readdir(out)).sort()).toEqual(['00000.tar.part', '00001.parquet', '00001.tar', '00001_stats.json']);
+    expect([...(await readTar(path.join(out, '00001.tar'))).keys()].filter((n) => n.endsWith('.jpg'))).toHaveLength(3);
+  });
+
   it('--mode workers: the threads forward their samples to the one writer of each shard', async () => {
     const server = await imageServer();
     const dir = await tempDir();

@@ -60,6 +60,8 @@ class TarShard {
     this.#closed = new Promise((resolve) => {
       const failed = (error: unknown): void => {
         this.failure ??= fileSystemError(error, 'writing', this.files.part);
+        // Samples waiting for the pack to drain into the file hear of it, rather than wait for ever.
+        this.#pack.destroy(this.failure);
       };
       this.#file.on('error', failed);
       this.#pack.on('error', failed);
@@ -68,23 +70,32 @@ class TarShard {
     this.#pack.pipe(this.#file);
   }
 
-  /** Appends a sample; resolves once the pack has taken its last member (its backpressure). */
+  /** Appends a sample; resolves once the pack has taken its members (its backpressure). */
   add(position: number, members: readonly Member[], sha256: string, bytes: number): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     this.#samples.set(position, { sha256, bytes });
-    let taken: Promise<void> = Promise.resolve();
+    const taken: Array<Promise<void>> = [];
     try {
       for (const { name, body } of members) {
-        taken = new Promise((resolve, reject) =>
-          this.#pack.entry({ name, size: body.length }, body, (error) => (error ? reject(error) : resolve())),
+        taken.push(
+          new Promise((resolve, reject) => {
+            const entry = this.#pack.entry({ name, size: body.length }, body, (error) => (error ? reject(error) : resolve()));
+            // Its callback hears of a failure; the entry's own error event must not go unheard.
+            entry.on('error', () => undefined);
+          }),
         );
       }
     } catch (error) {
-      return Promise.reject(fileSystemError(error, 'writing', this.files.part));
+      // The members already handed over fail with the pack; their answers say nothing more.
+      void Promise.allSettled(taken);
+      return Promise.reject(this.failure ?? fileSystemError(error, 'writing', this.files.part));
     }
-    return taken.catch((error: unknown) => {
-      throw this.failure ?? fileSystemError(error, 'writing', this.files.part);
-    });
+    return Promise.all(taken).then(
+      () => undefined,
+      (error: unknown) => {
+        throw this.failure ?? fileSystemError(error, 'writing', this.files.part);
+      },
+    );
   }
 
   /** The row at `position` ended with `result`. */
