@@ -15,7 +15,7 @@ import type { ItemResult } from '../src/record/record.js';
 import { listFiles, runCli, tempDir } from './helpers.js';
 
 /** What the server answers at `/img/NAME`. */
-const images = new Map<string, { body: Buffer; type: string; robots?: string[] }>();
+const images = new Map<string, { body: Buffer; type: string; robots?: string[] | undefined }>();
 
 /** A solid image of `width` × `height`, with transparency when `alpha`, encoded as `format`. */
 function solid(width: number, height: number, format: 'jpeg' | 'png' | 'webp' | 'tiff', alpha = false): Promise<Buffer> {
@@ -236,6 +236,26 @@ describe('X-Robots-Tag opt-out', () => {
     expect(resolveOptions({ format: 'webdataset' } as Options).honorOptOut).toBe(true);
     expect(resolveOptions({ format: 'webdataset', honorOptOut: false } as Options).honorOptOut).toBe(false);
     expect(resolveOptions({ honorOptOut: true }).honorOptOut).toBe(true);
+  });
+});
+
+describe('sharp is loaded only for image work', () => {
+  it.each([
+    [[], false],
+    [['--resize', '32'], true],
+  ] as const)('with %j: libvips mapped at exit %s', async (flags, loaded) => {
+    // Told by the process's own memory map as it exits: what a plain run loads, not what a module graph says.
+    const probe = path.join(await tempDir(), 'maps.mjs');
+    await fs.writeFile(
+      probe,
+      "import fs from 'node:fs';\n" +
+        "process.on('exit', () => process.stderr.write('libvips mapped: ' + /libvips/.test(fs.readFileSync('/proc/self/maps', 'utf8')) + '\\n'));\n",
+    );
+    const cli = await runCli([server.url('/img/port.jpg'), '-o', await tempDir(), '-q', ...flags], {
+      env: { NODE_OPTIONS: `--import ${probe}` },
+    });
+    expect(cli.code).toBe(0);
+    expect(cli.stderr).toContain(`libvips mapped: ${loaded}`);
   });
 });
 
