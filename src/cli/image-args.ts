@@ -5,7 +5,7 @@
  * them into the library's {@link ImageOptions}.
  */
 import { DEFAULTS } from '../options.js';
-import { IMAGE_FORMATS, RESIZE_MODES, type ImageFormat, type ImageOptions, type ResizeMode } from '../image-options.js';
+import { IMAGE_FORMATS, type ImageFormat, type ImageOptions, type ResizeMode } from '../image-options.js';
 
 /** What {@link IMAGE_FLAGS} parse. */
 export interface ImageArgv {
@@ -26,11 +26,13 @@ export const IMAGE_FLAGS = {
     defaultDescription: 'none (kept as received)',
     describe: 'Resize each image to N px as --resize-mode says (small ones scaled up), re-encoded (jpg unless --image-format)',
   },
+  // Its five choices are told in words, and checked by resolveOptions(): listed by yargs they push the default out of its line.
   'resize-mode': {
     type: 'string',
-    choices: RESIZE_MODES as string[],
+    requiresArg: true,
     default: DEFAULTS.resizeMode,
-    describe: 'keep_ratio: shorter side N; keep_ratio_largest: longer side N; center_crop: N×N centre; border: N×N padded white',
+    describe:
+      'How --resize fits: keep_ratio (shorter side N), keep_ratio_largest (longer side N), center_crop (N×N centre), border (N×N, padded white) or no',
   },
   'image-format': {
     type: 'string',
