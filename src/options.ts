@@ -53,7 +53,7 @@ export const VERSION: string = (createRequire(import.meta.url)('../package.json'
  */
 export const DEFAULTS = Object.freeze({
   out: '.',
-  mode: 'concurrent',
+  mode: 'concurrent', // resizing too: sharp called from the main thread beat worker threads (see image-options.ts)
   concurrency: 16,
   dedupe: false,
   onExists: 'skip',
