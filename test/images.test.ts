@@ -167,7 +167,7 @@ describe('--min-size and --max-aspect-ratio', () => {
     expect(code).toBe(0);
     expect(files).toEqual(['land.png']);
     expect(await fs.readFile(path.join(out, 'land.png'))).toEqual(images.get('land.png')!.body);
-    expect(records.get('small.jpg')).toMatchObject({ status: 'skipped', skipReason: 'too-small', path: null });
+    expect(records.get('small.jpg')).toMatchObject({ status: 'skipped', skipReason: 'too-small', path: null, width: 40, height: 30 });
     expect(records.get('wide.jpg')).toMatchObject({ status: 'skipped', skipReason: 'aspect-ratio', path: null });
     // A TIFF's header is not one the probe reads: sharp reads its size.
     expect(records.get('small.tif')).toMatchObject({ status: 'skipped', skipReason: 'too-small' });

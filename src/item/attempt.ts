@@ -275,7 +275,7 @@ class Attempt implements HeadJudge {
   async #keep(receiver: Receiver, entry: SinkEntry): Promise<ItemResult> {
     const { task, ctx } = this;
     const body = await keptBody(entry, receiver, task.shownUrl);
-    if (typeof body === 'string') return this.#skipped(body, null);
+    if ('refused' in body) return { ...this.#skipped(body.refused, null), ...factFields(body.facts) };
     const digest = ctx.options.dedupe ? body.facts.digest : undefined;
     const digests = digest === undefined ? undefined : ctx.digests;
     if (digests !== undefined) {

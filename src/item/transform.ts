@@ -54,12 +54,18 @@ export interface KeptBody {
   original: { originalWidth?: number; originalHeight?: number };
 }
 
+/** An image the checks refused: why, and what its header told (for the skipped record). */
+export interface Refused {
+  refused: SkipReason;
+  facts: Inspection;
+}
+
 /**
  * What is kept of a received body: as received, or, through an
  * {@link ImageHold}, checked and re-encoded (written to the real entry now),
- * or the reason it is skipped. Reads the receiver's inspection once.
+ * or why the checks refused it. Reads the receiver's inspection once.
  */
-export async function keptBody(entry: SinkEntry, receiver: Receiver, url: string): Promise<KeptBody | SkipReason> {
+export async function keptBody(entry: SinkEntry, receiver: Receiver, url: string): Promise<KeptBody | Refused> {
   const received = receiver.inspector.result();
   if (!(entry instanceof ImageHold)) return { bytes: receiver.bytes, facts: received, original: {} };
   return entry.keep(received, receiver.bytes, url);
@@ -99,7 +105,7 @@ export class ImageHold implements SinkEntry {
   }
 
   /** The checks, then the re-encoding written to the real entry; or why the image is skipped. */
-  async keep(received: Inspection, bytes: number, url: string): Promise<KeptBody | SkipReason> {
+  async keep(received: Inspection, bytes: number, url: string): Promise<KeptBody | Refused> {
     const { encode, minSize, maxAspectRatio } = this.#work;
     const held = this.#held;
     this.#held = [];
@@ -108,7 +114,7 @@ export class ImageHold implements SinkEntry {
       // The header's size when the probe read it (no decode); sharp reads it otherwise.
       const size: Size = received.image ?? (await measureImage(whole(), url));
       const refused = refusal(size, minSize, maxAspectRatio);
-      if (refused !== undefined) return refused;
+      if (refused !== undefined) return { refused, facts: received };
     }
     if (encode === undefined) return { bytes, facts: received, original: {} };
     const image = await transformImage(whole(), encode, url);
