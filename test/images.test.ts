@@ -10,8 +10,11 @@ import { http, HttpResponse } from 'msw';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFixtureServer, type FixtureServer } from '../src/dev/fixture-server.js';
+import { createHash } from 'node:crypto';
 import { OptionError, resolveOptions, type Options } from '../src/options.js';
+import type { BodyStart, Resume, Sink, SinkEntry, SinkTarget } from '../src/output/sink.js';
 import type { ItemResult } from '../src/record/record.js';
+import { createRunContext, downloadWith } from '../src/run/download.js';
 import { listFiles, runCli, tempDir } from './helpers.js';
 
 /** What the server answers at `/img/NAME`. */
@@ -236,6 +239,73 @@ describe('X-Robots-Tag opt-out', () => {
     expect(resolveOptions({ format: 'webdataset' } as Options).honorOptOut).toBe(true);
     expect(resolveOptions({ format: 'webdataset', honorOptOut: false } as Options).honorOptOut).toBe(false);
     expect(resolveOptions({ honorOptOut: true }).honorOptOut).toBe(true);
+  });
+});
+
+/** A sink that keeps bodies in memory and notes what it is asked, to see what the image work asks of the seam. */
+class NotingSink implements Sink {
+  readonly calls: string[] = [];
+  readonly kept = new Map<string, Buffer>();
+  async has(): Promise<boolean> {
+    return false;
+  }
+  async resumable(target: SinkTarget): Promise<Resume | undefined> {
+    this.calls.push(`resumable ${target.relPath}`);
+    return undefined;
+  }
+  open(target: SinkTarget): SinkEntry {
+    const chunks: Buffer[] = [];
+    const calls = this.calls;
+    const kept = this.kept;
+    return {
+      async begin(start: BodyStart) {
+        calls.push(`begin ${target.relPath} validator ${start.validator === undefined ? 'none' : 'given'}`);
+      },
+      write(chunk: Buffer) {
+        calls.push(`write ${chunk.length}`);
+        chunks.push(chunk);
+        return true;
+      },
+      async commit(relPath: string) {
+        calls.push(`commit ${relPath}`);
+        kept.set(relPath, Buffer.concat(chunks));
+        return relPath;
+      },
+      async abort() {
+        calls.push(`abort ${target.relPath}`);
+      },
+    };
+  }
+}
+
+describe('the image work at the sink seam', () => {
+  async function through(names: string[], options: Options): Promise<{ sink: NotingSink; results: ItemResult[] }> {
+    const ctx = await createRunContext(resolveOptions({ concurrency: 1, retries: 0, out: await tempDir(), ...options }));
+    const sink = new NotingSink();
+    ctx.sink = sink;
+    const results: ItemResult[] = [];
+    for await (const result of downloadWith(
+      names.map((name) => ({ url: server.url(`/img/${name}`) })),
+      ctx,
+    ))
+      results.push(result);
+    return { sink, results };
+  }
+
+  it('asks nothing to resume, writes the re-encoded bytes once under the new name, and records their digest', async () => {
+    const { sink, results } = await through(['land.png'], { resize: 32, hash: 'sha256' });
+    const kept = sink.kept.get('land.jpg')!;
+    // The abort after the commit is the try's own clean-up, a no-op after a commit as the seam says.
+    expect(sink.calls).toEqual(['begin land.png validator none', `write ${kept.length}`, 'commit land.jpg', 'abort land.png']);
+    expect(results[0]).toMatchObject({ status: 'ok', bytes: kept.length, width: 32, height: 32 });
+    expect(results[0]!.digest).toBe(`sha256:${createHash('sha256').update(kept).digest('hex')}`);
+  });
+
+  it('an opted-out response gets no byte written: its entry is aborted', async () => {
+    images.set('opted.jpg', { ...images.get('port.jpg')!, robots: ['noai'] });
+    const { sink, results } = await through(['opted.jpg'], { honorOptOut: true });
+    expect(results[0]).toMatchObject({ status: 'skipped', skipReason: 'opted-out' });
+    expect(sink.calls).toEqual(['resumable opted.jpg', 'abort opted.jpg']);
   });
 });
 
