@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { OptionError } from './errors.js';
+import { IMAGE_DEFAULTS, resolveImage, type ImageOptions, type ResolvedImage } from './image-options.js';
 import {
   checkEnvProxies,
   flag,
@@ -52,7 +53,7 @@ export const VERSION: string = (createRequire(import.meta.url)('../package.json'
  */
 export const DEFAULTS = Object.freeze({
   out: '.',
-  mode: 'concurrent',
+  mode: 'concurrent', // resizing too: sharp called from the main thread beat worker threads (see image-options.ts)
   concurrency: 16,
   dedupe: false,
   onExists: 'skip',
@@ -70,13 +71,14 @@ export const DEFAULTS = Object.freeze({
   adapt: true,
   graceMs: 5_000,
   ...TRANSFER_DEFAULTS,
+  ...IMAGE_DEFAULTS,
 } as const satisfies Partial<Record<keyof Options, unknown>>);
 
 /**
  * How each item is fetched, checked and saved, whichever process runs it: the CLI's item flags set these, and
  * `imgdl enqueue` sends them with its jobs to every worker. The CLI flag of each is given in brackets.
  */
-export interface ItemOptions extends TransferOptions {
+export interface ItemOptions extends TransferOptions, ImageOptions {
   /**
    * Digest of each saved file, computed as it streams, recorded as `digest` [`--hash`].
    * @default none
@@ -284,7 +286,7 @@ export type Options = ItemOptions & RunOptions;
  * on to everything a run calls. A copy (a spread, a clone sent to a thread) is
  * plain data again, and resolving it checks it again.
  */
-export interface ResolvedOptions extends ResolvedTransfer {
+export interface ResolvedOptions extends ResolvedTransfer, ResolvedImage {
   out: string;
   mode: Mode;
   concurrency: number;
@@ -356,8 +358,6 @@ function applyDefaults(options: Options): ResolvedOptions {
   const headers = resolveHeaders(options);
   if (options.proxy !== undefined && options.proxy !== false) httpUrl('proxy', options.proxy);
   if (options.proxy === undefined) checkEnvProxies();
-  if (options.insecure !== undefined && typeof options.insecure !== 'boolean')
-    throw new OptionError('insecure', options.insecure, 'true or false');
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function')
     throw new OptionError('onProgress', options.onProgress, 'a function');
   const maxSize = parseSize('maxSize', options.maxSize ?? DEFAULTS.maxSize);
@@ -381,7 +381,7 @@ function applyDefaults(options: Options): ResolvedOptions {
     locationTrusted: options.locationTrusted === undefined ? DEFAULTS.locationTrusted : flag('locationTrusted', options.locationTrusted),
     userAgent: headerValue('userAgent', options.userAgent ?? DEFAULTS.userAgent),
     proxy: options.proxy,
-    insecure: options.insecure ?? DEFAULTS.insecure,
+    insecure: options.insecure === undefined ? DEFAULTS.insecure : flag('insecure', options.insecure),
     ca: options.cacert === undefined ? undefined : readCa(options.cacert),
     onProgress: options.onProgress,
     onHost: options.onHost,
@@ -395,5 +395,6 @@ function applyDefaults(options: Options): ResolvedOptions {
     stopSignal: options.stopSignal,
     graceMs: integer('graceMs', options.graceMs, DEFAULTS.graceMs, 0, DAY_MS),
     ...resolveTransfer(options),
+    ...resolveImage(options),
   };
 }

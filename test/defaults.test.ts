@@ -27,6 +27,8 @@ const FLAGS: Array<[flag: string, option: Key, toOption?: (value: unknown) => un
   ['location-trusted', 'locationTrusted'],
   ['insecure', 'insecure'],
   ['grace', 'graceMs'],
+  ['resize-mode', 'resizeMode'],
+  ['quality', 'quality'],
 ];
 
 /** `--flag`'s block of a --help text: its line(s) up to the next flag. */

@@ -5,6 +5,7 @@
  */
 import type { Argv as Yargs } from 'yargs';
 import { UsageError } from '../errors.js';
+import { IMAGE_FLAGS, imageOptions, type ImageArgv } from './image-args.js';
 import { DEFAULTS, HASHES, LAYOUTS, ON_EXISTS, type HashAlgorithm, type ItemOptions, type Layout, type OnExists } from '../options.js';
 
 /** What an option table says of one option: the part of yargs' option settings imgdl uses. */
@@ -20,7 +21,7 @@ export interface RunOption {
 }
 
 /** What {@link itemFlags} parses. */
-export interface ItemArgv {
+export interface ItemArgv extends ImageArgv {
   hash: string | undefined;
   perHost: number | undefined;
   rate: string | undefined;
@@ -153,6 +154,7 @@ export const ITEM_OPTIONS = {
     defaultDescription: "Node's bundled CAs",
     describe: 'PEM file of extra CA certificates to trust',
   },
+  ...IMAGE_FLAGS,
 } as const satisfies Record<string, RunOption>;
 
 /**
@@ -190,6 +192,7 @@ export function itemOptions(argv: ItemArgv): FlaggedItemOptions {
     limitRate: argv.limitRate,
     http2: argv.http2,
     remoteTime: argv.remoteTime,
+    ...imageOptions(argv),
   };
 }
 
