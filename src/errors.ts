@@ -39,6 +39,8 @@ export type ErrorCode =
   | 'TOO_LARGE'
   /** The body is not an image. */
   | 'NOT_AN_IMAGE'
+  /** The body looked like an image but could not be decoded as one (with image work: resizing, re-encoding, checks). Not retried. */
+  | 'DECODE'
   /** Creating, writing or renaming a file failed (EACCES, EROFS, ...). */
   | 'FILESYSTEM'
   /** The disk (or the quota) is full: ENOSPC or EDQUOT. The run stops starting new items. */

@@ -27,6 +27,8 @@ const FLAGS: Array<[flag: string, option: Key, toOption?: (value: unknown) => un
   ['location-trusted', 'locationTrusted'],
   ['insecure', 'insecure'],
   ['grace', 'graceMs'],
+  ['resize-mode', 'resizeMode'],
+  ['quality', 'quality'],
   ['format', 'format'],
   ['shard-size', 'shardSize'],
 ];

@@ -42,8 +42,8 @@ interface Holding {
 }
 
 /**
- * A server for the tests: `/img/N.EXT` an image, `/hold/N.EXT` one held until released (or at once when
- * not holding), anything else 404.
+ * A server for the tests: `/img/N.EXT` an image, `/optout/N.EXT` one sent with `X-Robots-Tag: noai`,
+ * `/hold/N.EXT` one held until released (or at once when not holding), anything else 404.
  */
 async function imageServer(holding: Holding = { hold: false, release: () => undefined }): Promise<FixtureServer> {
   let released!: () => void;
@@ -56,6 +56,11 @@ async function imageServer(holding: Holding = { hold: false, release: () => unde
   return serve({
     handlers: [
       http.get('*/img/:file', ({ params }) => answer(String(params.file))),
+      http.get('*/optout/:file', ({ params }) => {
+        const response = answer(String(params.file));
+        response.headers.set('x-robots-tag', 'noai');
+        return response;
+      }),
       http.get('*/hold/:file', async ({ params }) => {
         if (holding.hold) await held;
         return answer(String(params.file));
@@ -216,6 +221,59 @@ describe('--format webdataset', () => {
       ['000000000', 'a cat, number 0', 'x-0', 'success'],
       ['000000001', null, 'b-1', 'success'],
     ]);
+  });
+
+  it('keeps images as image work leaves them, with their original sizes, and skips opted-out rows by default', async () => {
+    const server = await imageServer();
+    const dir = await tempDir();
+    const out = path.join(dir, 'out');
+    const urls = [rowUrl(server, 0), rowUrl(server, 1), rowUrl(server, 2, 'optout'), rowUrl(server, 5)];
+    const list = await writeList(dir, urls);
+    const run = await runCli([
+      '-i',
+      list,
+      '-o',
+      out,
+      '--format',
+      'webdataset',
+      '--resize',
+      '16',
+      '--resize-mode',
+      'keep_ratio_largest',
+      '--json',
+    ]);
+    expect(JSON.parse(run.stdout)).toMatchObject({ total: 4, ok: 3, skipped: 1 });
+    const members = await readTar(path.join(out, '00000.tar'));
+    // 40×30 jpeg, 32×32 png and 20×50 webp, each 16 px on its longer side now, and a jpeg (as img2dataset's default).
+    const expected: Array<[number, number, number, number, number]> = [
+      [0, 16, 12, 40, 30],
+      [1, 16, 16, 32, 32],
+      [3, 6, 16, 20, 50],
+    ];
+    expect([...members.keys()].filter((name) => !name.endsWith('.json')).sort()).toEqual(
+      expected.map(([i]) => `${String(i).padStart(9, '0')}.jpg`),
+    );
+    for (const [i, width, height, originalWidth, originalHeight] of expected) {
+      const key = String(i).padStart(9, '0');
+      const image = members.get(`${key}.jpg`)!;
+      expect(await sharp(image).metadata()).toMatchObject({ format: 'jpeg', width, height });
+      expect(JSON.parse(members.get(`${key}.json`)!.toString())).toMatchObject({
+        width,
+        height,
+        original_width: originalWidth,
+        original_height: originalHeight,
+        sha256: createHash('sha256').update(image).digest('hex'),
+      });
+    }
+    expect(members.has('000000002.json')).toBe(false);
+    const table = await readTable(path.join(out, '00000.parquet'));
+    expect(table.find((r) => r.key === '000000002')).toMatchObject({ status: 'skipped', skip_reason: 'opted-out', sha256: null });
+    expect(table.find((r) => r.key === '000000000')).toMatchObject({ width: 16, height: 12, original_width: 40, original_height: 30 });
+    expect(await readJson(path.join(out, '00000_stats.json'))).toMatchObject({
+      count: 4,
+      status: { success: 3, skipped: 1 },
+      skipReasons: { 'opted-out': 1 },
+    });
   });
 
   it('leaves no incomplete .tar after kill -9, and a rerun skips the complete shards and redoes the other', async () => {

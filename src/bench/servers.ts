@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const SERVER_PATH = fileURLToPath(new URL('./server.js', import.meta.url));
 const H2_SERVER_PATH = fileURLToPath(new URL('./h2-server.js', import.meta.url));
+const IMAGE_SERVER_PATH = fileURLToPath(new URL('./image-server.js', import.meta.url));
 /** The private CA that signed the TLS server's certificate (fixtures/tls): its clients are given it to trust. */
 export const TLS_CA = fileURLToPath(new URL('../../fixtures/tls/ca.pem', import.meta.url));
 
@@ -30,11 +31,13 @@ export interface ServerProcess {
 /**
  * Starts a fixture server process and resolves with its origin, its counters
  * and a stop function. `tls: 'h2'` starts the HTTPS one that speaks HTTP/2
- * and HTTP/1.1 (certificate signed by {@link TLS_CA}) instead of plain HTTP.
+ * and HTTP/1.1 (certificate signed by {@link TLS_CA}) instead of plain HTTP; `images` (a folder) the one
+ * that serves its JPEGs (bench/image-server.ts), which keeps no counters.
  */
-export async function startServer(latencyMs: number, options: { tls?: 'h2' } = {}): Promise<ServerProcess> {
-  const script = options.tls === 'h2' ? H2_SERVER_PATH : SERVER_PATH;
-  const child = spawn(process.execPath, [script, String(latencyMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
+export async function startServer(latencyMs: number, options: { tls?: 'h2'; images?: string } = {}): Promise<ServerProcess> {
+  const script = options.images !== undefined ? IMAGE_SERVER_PATH : options.tls === 'h2' ? H2_SERVER_PATH : SERVER_PATH;
+  const args = options.images !== undefined ? [options.images] : [String(latencyMs)];
+  const child = spawn(process.execPath, [script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   // The first line is the origin; each later one answers a `stats` asked on stdin, in order.
   const waiting: Array<(line: string) => void> = [];
   createInterface({ input: child.stdout }).on('line', (line) => waiting.shift()?.(line.trim()));

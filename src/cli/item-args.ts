@@ -6,6 +6,7 @@
 import type { Argv as Yargs } from 'yargs';
 import type { DatasetOptions } from '../dataset-options.js';
 import { UsageError } from '../errors.js';
+import { IMAGE_FLAGS, imageOptions, type ImageArgv } from './image-args.js';
 import { DEFAULTS, HASHES, LAYOUTS, ON_EXISTS, type HashAlgorithm, type ItemOptions, type Layout, type OnExists } from '../options.js';
 
 /** What an option table says of one option: the part of yargs' option settings imgdl uses. */
@@ -21,7 +22,7 @@ export interface RunOption {
 }
 
 /** What {@link itemFlags} parses. */
-export interface ItemArgv {
+export interface ItemArgv extends ImageArgv {
   hash: string | undefined;
   perHost: number | undefined;
   rate: string | undefined;
@@ -154,6 +155,7 @@ export const ITEM_OPTIONS = {
     defaultDescription: "Node's bundled CAs",
     describe: 'PEM file of extra CA certificates to trust',
   },
+  ...IMAGE_FLAGS,
 } as const satisfies Record<string, RunOption>;
 
 /**
@@ -191,6 +193,7 @@ export function itemOptions(argv: ItemArgv): FlaggedItemOptions {
     limitRate: argv.limitRate,
     http2: argv.http2,
     remoteTime: argv.remoteTime,
+    ...imageOptions(argv),
   };
 }
 

@@ -14,12 +14,13 @@ import { fetchOne } from '../http/redirects.js';
 import { extensionFits, sniffImage, type Sniffed } from '../image/sniff.js';
 import { filenameFromContentDisposition, splitExt } from '../names/naming.js';
 import type { BodyStart, Resume, SinkEntry } from '../output/sink.js';
-import type { ItemResult } from '../record/record.js';
+import type { ItemResult, SkipReason } from '../record/record.js';
 import { itemStopSignal, type RunContext } from './context.js';
 import type { Task } from './plan.js';
 import { Receiver, type HeadJudge } from './receive.js';
 import { carried, elapsed, factFields, failed, keepFacts, now, skipped } from './records.js';
 import { nextTryIn, RETRY_AFTER_STATUSES } from './retry.js';
+import { encodedAs, holding, keptBody, optsOut } from './transform.js';
 
 /** What an item's tries have learnt so far, handed from one try to the next; plain data, so it crosses threads. */
 export interface Tries {
@@ -132,13 +133,14 @@ class Attempt implements HeadJudge {
       return skipped(task.item, task.shownUrl, 'exists', task.relPath);
     // An update asks whether the kept file changed; it has nothing to resume then.
     const conditions = this.#first && ctx.options.onExists === 'update' ? await this.#conditions() : undefined;
-    const resume = this.#first && conditions === undefined ? await sink.resumable(task) : undefined;
-    // Opened now, so that whatever the sink does to get ready overlaps the request.
-    const entry = sink.open(task, resume);
+    const resume = this.#first && conditions === undefined && !ctx.options.imageWork ? await sink.resumable(task) : undefined;
+    // Opened now, so that whatever the sink does to get ready overlaps the request; held (and not resumed) when images are worked on.
+    const entry = holding(sink.open(task, resume), ctx.options);
     // Bytes a later run can continue are kept when the run stops, or when the item turns out to be kept already.
     let keepResumable = true;
     try {
       const answer = await this.#request(resume, conditions);
+      if (optsOut(answer.response, ctx.options)) return this.#skipped('opted-out', null);
       if (!(await this.#nameOffered(answer.response))) return this.#exists();
       const receiver = await this.#receive(answer, entry);
       if (receiver === undefined) return this.#exists();
@@ -216,7 +218,7 @@ class Attempt implements HeadJudge {
   async #receive(answer: Answer, entry: SinkEntry): Promise<Receiver | undefined> {
     const { options } = this.ctx;
     const { resume } = answer;
-    const judge = options.anyType ? undefined : this;
+    const judge = options.anyType && !options.imageWork?.encode ? undefined : this;
     const limits = {
       url: this.task.shownUrl,
       maxSize: options.maxSize,
@@ -250,8 +252,9 @@ class Attempt implements HeadJudge {
     this.#sniffed = found;
     if (this.task.keepExtension) return true;
     const { stem, ext } = splitExt(this.#relPath);
-    if (extensionFits(ext, found)) return true;
-    const claimed = this.#claimLate(stem + found.ext);
+    const kept = encodedAs(this.ctx.options) ?? found;
+    if (extensionFits(ext, kept)) return true;
+    const claimed = this.#claimLate(stem + kept.ext);
     return typeof claimed === 'string' ? this.#renamed(claimed) : claimed.then((name) => this.#renamed(name));
   }
 
@@ -271,8 +274,9 @@ class Attempt implements HeadJudge {
   /** Commits the received body under its name. With `dedupe`, content already saved this run is not saved again. */
   async #keep(receiver: Receiver, entry: SinkEntry): Promise<ItemResult> {
     const { task, ctx } = this;
-    const facts = receiver.inspector.result();
-    const digest = ctx.options.dedupe ? facts.digest : undefined;
+    const body = await keptBody(entry, receiver, task.shownUrl);
+    if ('refused' in body) return { ...this.#skipped(body.refused, null), ...factFields(body.facts) };
+    const digest = ctx.options.dedupe ? body.facts.digest : undefined;
     const digests = digest === undefined ? undefined : ctx.digests;
     if (digests !== undefined) {
       const owner = await digests.claim(digest!, this.#relPath);
@@ -281,14 +285,14 @@ class Attempt implements HeadJudge {
           ...this.#skipped('same-content', null),
           contentType: this.#contentType,
           sniffedType: this.#sniffed?.mime ?? null,
-          ...factFields(facts),
+          ...factFields(body.facts),
           duplicateOf: owner,
         };
       }
     }
     let kept: string;
     try {
-      kept = await entry.commit(this.#relPath, keepFacts(task.item, task.position, facts));
+      kept = await entry.commit(this.#relPath, keepFacts(task.item, task.position, body.facts, body.original));
     } catch (error) {
       digests?.settle(digest!, null);
       throw error;
@@ -301,7 +305,7 @@ class Attempt implements HeadJudge {
       line: task.item.line,
       status: 'ok',
       path: kept,
-      bytes: receiver.bytes,
+      bytes: body.bytes,
       ms: elapsed(this.#started),
       httpStatus: this.#httpStatus,
       attempts: this.#requests,
@@ -309,7 +313,8 @@ class Attempt implements HeadJudge {
       sniffedType: this.#sniffed?.mime ?? null,
       skipReason: null,
       error: null,
-      ...factFields(facts),
+      ...factFields(body.facts),
+      ...body.original,
       ...(this.#etag === undefined ? {} : { etag: this.#etag }),
       ...(this.#lastModified === undefined ? {} : { lastModified: this.#lastModified }),
     });
@@ -337,7 +342,7 @@ class Attempt implements HeadJudge {
     return this.#skipped('exists', this.#relPath);
   }
 
-  #skipped(reason: 'exists' | 'same-content' | 'not-modified', path: string | null): ItemResult {
+  #skipped(reason: SkipReason, path: string | null): ItemResult {
     return skipped(this.task.item, this.task.shownUrl, reason, path, this.#requests, this.#httpStatus);
   }
 

@@ -71,13 +71,22 @@ export function factFields(facts: Inspection): Pick<ItemResult, 'digest' | 'imag
   return fields;
 }
 
-/** What a sink learns of a body as it is kept: the row it came from and what the inspection saw of the bytes. */
-export function keepFacts(item: ListItem, position: number, facts: Inspection): KeepFacts {
+/**
+ * What a sink learns of a body as it is kept: the row it came from, what the inspection saw of the
+ * bytes kept, and the size they came in when image work re-encoded them (`original`).
+ */
+export function keepFacts(
+  item: ListItem,
+  position: number,
+  facts: Inspection,
+  original: { originalWidth?: number; originalHeight?: number } = {},
+): KeepFacts {
   const image = facts.image;
   if (image === undefined) return { position, item };
   const { imageType, width, height } = image;
-  // Nothing resized them: the bytes kept are the original.
-  return { position, item, imageType, width, height, originalWidth: width, originalHeight: height };
+  // Not re-encoded: the bytes kept are the original.
+  const { originalWidth = width, originalHeight = height } = original;
+  return { position, item, imageType, width, height, originalWidth, originalHeight };
 }
 
 /**

@@ -92,7 +92,6 @@ export class ShardTable {
     const { caption, saved } = splitFields(result.fields);
     for (const name of Object.keys(saved)) this.#savedNames.add(name);
     const status = datasetStatus(result.status);
-    const { originalWidth, originalHeight } = result as { originalWidth?: number; originalHeight?: number };
     this.#rows.push({
       key: sampleKey(position),
       url: result.url,
@@ -104,8 +103,8 @@ export class ShardTable {
       skipReason: result.skipReason,
       width: result.width ?? null,
       height: result.height ?? null,
-      originalWidth: originalWidth ?? result.width ?? null,
-      originalHeight: originalHeight ?? result.height ?? null,
+      originalWidth: result.originalWidth ?? result.width ?? null,
+      originalHeight: result.originalHeight ?? result.height ?? null,
       sha256: sha256 ?? null,
     });
     count(this.#status, status);

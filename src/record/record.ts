@@ -12,9 +12,10 @@ export type ItemStatus = 'ok' | 'skipped' | 'failed';
 
 /**
  * Why an item was skipped: its file exists, it was listed before, the manifest of an earlier run says it is done,
- * or (with dedupe) its content was already saved this run.
+ * (with dedupe) its content was already saved this run, its server opted it out of datasets (`X-Robots-Tag`),
+ * or (with image checks) it is smaller than `minSize` or more elongated than `maxAspectRatio`.
  */
-export type SkipReason = 'exists' | 'duplicate' | 'manifest' | 'same-content' | 'not-modified';
+export type SkipReason = 'exists' | 'duplicate' | 'manifest' | 'same-content' | 'not-modified' | 'opted-out' | 'too-small' | 'aspect-ratio';
 
 /** One finished item: a line of the manifest, a value yielded by `download()`. */
 export interface ItemResult {
@@ -47,10 +48,14 @@ export interface ItemResult {
   digest?: string;
   /** Image type read from the header bytes (`jpeg`, `png`, `gif`, `webp`, `bmp`), when recognised. */
   imageType?: string;
-  /** Width in pixels from the header, when recognised. */
+  /** Width in pixels from the header, when recognised (of the bytes kept, when the image was resized). */
   width?: number;
-  /** Height in pixels from the header, when recognised. */
+  /** Height in pixels from the header, when recognised (of the bytes kept, when the image was resized). */
   height?: number;
+  /** With image work (resizing, re-encoding): the image's width as received, after its EXIF orientation. */
+  originalWidth?: number;
+  /** With image work: the image's height as received, after its EXIF orientation. */
+  originalHeight?: number;
   /** With `dedupe`: the saved file (relative path) whose content this item repeats; the item is skipped as `same-content`. */
   duplicateOf?: string;
   /** The response's ETag, when it sent one: a later `--on-exists update` run sends it as If-None-Match. */
