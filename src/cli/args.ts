@@ -103,6 +103,7 @@ function parser(yargs: YargsModule['default'], args: string[]) {
     .example('$0 -i urls.txt --manifest run.jsonl --json > summary.json', 'Keep a manifest and a JSON summary')
     .example('$0 -n -i urls.txt -o photos', 'Show where each URL would be saved, download nothing')
     .example('$0 -i urls.txt -o photos --layout sharded --shard 0/4 --manifest m0.jsonl', 'Slice 0 of 4 of a long list, named by position')
+    .example('$0 -i urls.txt -o shards --format webdataset --shard 0/4', 'WebDataset tar shards 0, 4, 8… of the list, with their tables')
     .example('$0 -i urls.txt -H "Authorization: Bearer $TOKEN" --referer https://example.com/', 'Send extra headers')
     .example('$0 -i urls.txt --proxy http://proxy.lan:3128', 'Go through a proxy')
     .example('$0 https://10.0.0.5/a.jpg --cacert ca.pem', 'Trust a private CA');
