@@ -102,6 +102,19 @@ export function parseShard(value: unknown): Shard {
   return { index, count };
 }
 
+/** `value`, or `fallback` when undefined; throws {@link OptionError} unless it is a non-empty path. */
+export function folderPath(option: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'string' || value === '') throw new OptionError(option, value, 'a folder path');
+  return value;
+}
+
+/** `value` when it is a function or undefined; throws {@link OptionError} otherwise. */
+export function callback<T>(option: string, value: T | undefined): T | undefined {
+  if (value !== undefined && typeof value !== 'function') throw new OptionError(option, value, 'a function');
+  return value;
+}
+
 /** `value`, or false when undefined; throws {@link OptionError} unless it is a boolean. */
 export function flag(option: string, value: unknown): boolean {
   if (value === undefined) return false;

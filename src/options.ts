@@ -13,8 +13,10 @@ import type { Logger } from 'pino';
 import { OptionError } from './errors.js';
 import { IMAGE_DEFAULTS, resolveImage, type ImageOptions, type ResolvedImage } from './image-options.js';
 import {
+  callback,
   checkEnvProxies,
   flag,
+  folderPath,
   httpUrl,
   integer,
   oneOf,
@@ -37,6 +39,7 @@ import {
 import type { HostEvent } from './run/host-events.js';
 import type { Progress } from './run/progress.js';
 import { resolveTransfer, TRANSFER_DEFAULTS, type ResolvedTransfer, type TransferOptions } from './transfer-options.js';
+import { DATASET_DEFAULTS, resolveDataset, type DatasetOptions, type ResolvedDataset } from './dataset-options.js';
 
 export { OptionError, parseShard, parseSize, type Shard };
 export { HASHES, LAYOUTS, MODES, ON_EXISTS, type HashAlgorithm, type Layout, type Mode, type OnExists };
@@ -72,13 +75,14 @@ export const DEFAULTS = Object.freeze({
   graceMs: 5_000,
   ...TRANSFER_DEFAULTS,
   ...IMAGE_DEFAULTS,
+  ...DATASET_DEFAULTS,
 } as const satisfies Partial<Record<keyof Options, unknown>>);
 
 /**
  * How each item is fetched, checked and saved, whichever process runs it: the CLI's item flags set these, and
  * `imgdl enqueue` sends them with its jobs to every worker. The CLI flag of each is given in brackets.
  */
-export interface ItemOptions extends TransferOptions, ImageOptions {
+export interface ItemOptions extends TransferOptions, ImageOptions, DatasetOptions {
   /**
    * Digest of each saved file, computed as it streams, recorded as `digest` [`--hash`].
    * @default none
@@ -286,7 +290,7 @@ export type Options = ItemOptions & RunOptions;
  * on to everything a run calls. A copy (a spread, a clone sent to a thread) is
  * plain data again, and resolving it checks it again.
  */
-export interface ResolvedOptions extends ResolvedTransfer, ResolvedImage {
+export interface ResolvedOptions extends ResolvedTransfer, ResolvedImage, ResolvedDataset {
   out: string;
   mode: Mode;
   concurrency: number;
@@ -353,16 +357,11 @@ function applyDefaults(options: Options): ResolvedOptions {
   const dedupe = options.dedupe === undefined ? DEFAULTS.dedupe : flag('dedupe', options.dedupe);
   // Dedupe compares digests, so it needs one even when none was asked for.
   const hash = options.hash === undefined ? (dedupe ? 'sha256' : undefined) : oneOf('hash', options.hash, HASHES, 'sha256');
-  if (options.out !== undefined && (typeof options.out !== 'string' || options.out === ''))
-    throw new OptionError('out', options.out, 'a folder path');
-  const headers = resolveHeaders(options);
   if (options.proxy !== undefined && options.proxy !== false) httpUrl('proxy', options.proxy);
   if (options.proxy === undefined) checkEnvProxies();
-  if (options.onProgress !== undefined && typeof options.onProgress !== 'function')
-    throw new OptionError('onProgress', options.onProgress, 'a function');
   const maxSize = parseSize('maxSize', options.maxSize ?? DEFAULTS.maxSize);
   return {
-    out: path.resolve(options.out ?? DEFAULTS.out),
+    out: path.resolve(folderPath('out', options.out, DEFAULTS.out)),
     mode,
     concurrency: mode === 'sequential' ? 1 : concurrency,
     threads: integer('threads', options.threads, os.availableParallelism(), 1, 256),
@@ -377,13 +376,13 @@ function applyDefaults(options: Options): ResolvedOptions {
     manifest: options.manifest,
     timeoutMs: integer('timeoutMs', options.timeoutMs, DEFAULTS.timeoutMs, 1, DAY_MS),
     maxRedirects: integer('maxRedirects', options.maxRedirects, DEFAULTS.maxRedirects, 0, 100),
-    headers,
+    headers: resolveHeaders(options),
     locationTrusted: options.locationTrusted === undefined ? DEFAULTS.locationTrusted : flag('locationTrusted', options.locationTrusted),
     userAgent: headerValue('userAgent', options.userAgent ?? DEFAULTS.userAgent),
     proxy: options.proxy,
     insecure: options.insecure === undefined ? DEFAULTS.insecure : flag('insecure', options.insecure),
     ca: options.cacert === undefined ? undefined : readCa(options.cacert),
-    onProgress: options.onProgress,
+    onProgress: callback('onProgress', options.onProgress),
     onHost: options.onHost,
     logger: options.logger,
     signal: options.signal,
@@ -396,5 +395,6 @@ function applyDefaults(options: Options): ResolvedOptions {
     graceMs: integer('graceMs', options.graceMs, DEFAULTS.graceMs, 0, DAY_MS),
     ...resolveTransfer(options),
     ...resolveImage(options),
+    ...resolveDataset(options),
   };
 }

@@ -29,6 +29,8 @@ const FLAGS: Array<[flag: string, option: Key, toOption?: (value: unknown) => un
   ['grace', 'graceMs'],
   ['resize-mode', 'resizeMode'],
   ['quality', 'quality'],
+  ['format', 'format'],
+  ['shard-size', 'shardSize'],
 ];
 
 /** `--flag`'s block of a --help text: its line(s) up to the next flag. */

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { generatedImage } from '../src/dev/fixture-server.js';
 import type { SourceItem } from '../src/input/source.js';
 import { resolveOptions, type Options } from '../src/options.js';
-import type { BodyStart, Resume, Sink, SinkEntry, SinkHandler, SinkTarget } from '../src/output/sink.js';
+import type { BodyStart, KeepFacts, Resume, Sink, SinkEntry, SinkHandler, SinkTarget } from '../src/output/sink.js';
 import type { ItemResult } from '../src/record/record.js';
 import { createRunContext, downloadWith } from '../src/run/download.js';
 import { listFiles, serve, tempDir } from './helpers.js';
@@ -26,6 +26,8 @@ class MemorySource implements AsyncIterable<SourceItem> {
 class MemorySink implements Sink {
   readonly calls: string[] = [];
   readonly kept = new Map<string, Buffer>();
+  /** What each commit was told of the body it kept. */
+  readonly facts = new Map<string, KeepFacts>();
   constructor(readonly already: ReadonlySet<string> = new Set()) {}
   note(call: string): void {
     if (call.startsWith('write') && this.calls.at(-1) === call) return;
@@ -60,8 +62,9 @@ class MemoryEntry implements SinkEntry {
     this.#chunks.push(chunk);
     return true;
   }
-  async commit(relPath: string): Promise<string> {
+  async commit(relPath: string, facts: KeepFacts): Promise<string> {
     this.sink.note(`commit ${relPath}`);
+    this.sink.facts.set(relPath, facts);
     this.sink.kept.set(relPath, Buffer.concat(this.#chunks));
     return relPath;
   }
@@ -100,6 +103,12 @@ describe('the source and sink seams', () => {
     expect('fields' in results[2]!).toBe(false);
     expect(sink.kept.get('small.jpg')).toEqual(generatedImage('jpg', 500));
     expect(sink.kept.get('big/one.png')).toEqual(generatedImage('png', 300_000));
+    // The sink learns each body's list position, its row and what its bytes are.
+    const small = sink.facts.get('small.jpg')!;
+    expect([small.position, small.item.fields, small.imageType]).toEqual([0, { sku: 'A-1', row: 2 }, 'jpeg']);
+    expect([small.width, small.height]).toEqual([small.originalWidth, small.originalHeight]);
+    expect(small.width).toBeGreaterThan(0);
+    expect([sink.facts.get('big/one.png')!.position, sink.facts.get('plain.jpg')!.position]).toEqual([1, 2]);
     expect(sink.calls.slice(0, 6)).toEqual([
       'has small.jpg',
       'resumable small.jpg',

@@ -8,12 +8,13 @@ import parseAsText from 'yargs-parser';
 import { UsageError } from '../errors.js';
 // Only what parsing needs is imported up front: --help and --version must not pay for HTTP, pino or workers.
 import { DEFAULTS, MODES, VERSION } from '../options.js';
+import { DATASET_OPTIONS, type DatasetArgv } from './dataset-args.js';
 import { ITEM_OPTIONS, type ItemArgv, type RunOption } from './item-args.js';
 
 export { itemFlags, itemOptions, type ItemArgv } from './item-args.js';
 
 /** What a plain run reads from its arguments, once parsed. */
-export interface Argv extends ItemArgv {
+export interface Argv extends ItemArgv, DatasetArgv {
   urls: string[];
   input: string[] | undefined;
   out: string;
@@ -55,11 +56,14 @@ const RUN_OPTIONS = {
     describe: 'Do not save a file whose content was already saved this run (hashes with sha256 unless --hash)',
   },
   ...ITEM_OPTIONS,
+  ...DATASET_OPTIONS,
   shard: {
     type: 'string',
     requiresArg: true,
     defaultDescription: 'the whole list',
-    describe: 'Take slice K of N (K from 0 to N-1) of the list, by URL hash, e.g. --shard $JOB_COMPLETION_INDEX/8',
+    describe:
+      'Take slice K of N (K from 0 to N-1) of the list, by URL hash, e.g. --shard $JOB_COMPLETION_INDEX/8; ' +
+      'with --format webdataset, whole tar shards instead (those whose number mod N is K)',
   },
   manifest: { type: 'string', defaultDescription: 'none', describe: 'Write one JSON line per item to FILE as items finish' },
   grace: {
@@ -99,6 +103,7 @@ function parser(yargs: YargsModule['default'], args: string[]) {
     .example('$0 -i urls.txt --manifest run.jsonl --json > summary.json', 'Keep a manifest and a JSON summary')
     .example('$0 -n -i urls.txt -o photos', 'Show where each URL would be saved, download nothing')
     .example('$0 -i urls.txt -o photos --layout sharded --shard 0/4 --manifest m0.jsonl', 'Slice 0 of 4 of a long list, named by position')
+    .example('$0 -i urls.txt -o shards --format webdataset --shard 0/4', 'WebDataset tar shards 0, 4, 8… of the list, with their tables')
     .example('$0 -i urls.txt -H "Authorization: Bearer $TOKEN" --referer https://example.com/', 'Send extra headers')
     .example('$0 -i urls.txt --proxy http://proxy.lan:3128', 'Go through a proxy')
     .example('$0 https://10.0.0.5/a.jpg --cacert ca.pem', 'Trust a private CA');

@@ -4,6 +4,7 @@
  * into the library's {@link ItemOptions}.
  */
 import type { Argv as Yargs } from 'yargs';
+import type { DatasetOptions } from '../dataset-options.js';
 import { UsageError } from '../errors.js';
 import { IMAGE_FLAGS, imageOptions, type ImageArgv } from './image-args.js';
 import { DEFAULTS, HASHES, LAYOUTS, ON_EXISTS, type HashAlgorithm, type ItemOptions, type Layout, type OnExists } from '../options.js';
@@ -158,11 +159,11 @@ export const ITEM_OPTIONS = {
 } as const satisfies Record<string, RunOption>;
 
 /**
- * Every {@link ItemOptions} field but `maxRedirects`, which has no flag: a
- * field added to ItemOptions does not compile in {@link itemOptions} until
- * it has one.
+ * Every {@link ItemOptions} field but `maxRedirects`, which has no flag, and the dataset's, which a plain
+ * run alone declares (dataset-args.ts): a field added to ItemOptions does not compile in
+ * {@link itemOptions} until it has one.
  */
-type FlaggedItemOptions = { [K in Exclude<keyof ItemOptions, 'maxRedirects'>]-?: ItemOptions[K] };
+type FlaggedItemOptions = { [K in Exclude<keyof ItemOptions, 'maxRedirects' | keyof DatasetOptions>]-?: ItemOptions[K] };
 
 /** The {@link ItemOptions} that {@link ITEM_OPTIONS} set; throws {@link UsageError} for a malformed `-H`. */
 export function itemOptions(argv: ItemArgv): FlaggedItemOptions {

@@ -14,6 +14,7 @@ import type { ListItem } from '../input/text-list.js';
 import { HostFigures } from '../record/host-figures.js';
 import { OptionError, resolveOptions, type Mode, type Options, type ResolvedOptions } from '../options.js';
 import { fullParse, itemOptions, quickParse, type Argv } from './args.js';
+import { datasetOptions } from './dataset-args.js';
 import { allItems, bindStdinDash, openInputs, type OpenedInput } from './inputs.js';
 import type { ProgressLine } from './progress-line.js';
 import { EXIT, exitCodeAfter, guardOutputs, inputNames, releaseStdin, stopOnSignals, useColor } from './process.js';
@@ -86,6 +87,7 @@ async function openShell(argv: Argv): Promise<Shell> {
 function runOptions(argv: Argv, { logger, progressLine, hosts }: Shell, stopSignal: AbortSignal): Options {
   return {
     ...itemOptions(argv),
+    ...datasetOptions(argv),
     out: argv.out,
     mode: argv.mode as Mode,
     concurrency: argv.concurrency,

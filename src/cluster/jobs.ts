@@ -40,10 +40,13 @@ const LOCAL: ReadonlySet<string> = new Set(LOCAL_OPTIONS);
  * {@link resolveOptions} a worker will run, so a bad value fails at enqueue,
  * not on every worker) and survive JSON unchanged. Options set to undefined
  * are left out. Throws {@link OptionError}; `dedupe` is refused, since each
- * worker could only compare what it saved itself.
+ * worker could only compare what it saved itself, and `format: 'webdataset'`.
  */
 export function carriedOptions(options: Options): JobOptions {
   if (options.dedupe === true) throw new OptionError('dedupe', true, 'false: content dedupe is not available across workers');
+  // A tar shard has one writer, which a batch cut by item count does not give it.
+  if (options.format === 'webdataset')
+    throw new OptionError('format', options.format, "'files': the queue does not cut batches on shards yet");
   const carried: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(options)) {
     if (LOCAL.has(name) || value === undefined) continue;

@@ -18,7 +18,7 @@ import type { ItemResult, SkipReason } from '../record/record.js';
 import { itemStopSignal, type RunContext } from './context.js';
 import type { Task } from './plan.js';
 import { Receiver, type HeadJudge } from './receive.js';
-import { carried, elapsed, factFields, failed, now, skipped } from './records.js';
+import { carried, elapsed, factFields, failed, keepFacts, now, skipped } from './records.js';
 import { nextTryIn, RETRY_AFTER_STATUSES } from './retry.js';
 import { encodedAs, holding, keptBody, optsOut } from './transform.js';
 
@@ -292,7 +292,7 @@ class Attempt implements HeadJudge {
     }
     let kept: string;
     try {
-      kept = await entry.commit(this.#relPath);
+      kept = await entry.commit(this.#relPath, keepFacts(task.item, task.position, body.facts, body.original));
     } catch (error) {
       digests?.settle(digest!, null);
       throw error;

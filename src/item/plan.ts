@@ -33,6 +33,8 @@ export interface Task {
   keepExtension: boolean;
   /** With `onExists: 'update'`, the ETag an earlier run recorded for the URL. */
   etag?: string | undefined;
+  /** The item's 0-based position in the whole list (`item.index` when it knows it): a dataset's key. */
+  position: number;
 }
 
 /** What the pool runs: a task to fetch, or an item already decided without a request. */
@@ -50,9 +52,16 @@ const doneKey: Fingerprint = { hi: 0, lo: 0 };
  * to wait for: a folder still being listed, or a removal.
  */
 export function plan(item: ListItem, ctx: RunContext, position: number, tidy: boolean): Planned | Promise<Planned> | undefined {
+  // A sink that keeps rows by position (a tar shard) says which are this run's, and which an earlier run kept.
+  const row = ctx.sink.rowAt ? ctx.sink.rowAt(item.index ?? position) : 'fetch';
+  if (row === undefined) return undefined;
+  if (row !== 'fetch') return { result: skipped(item, redactUrl(item.url), 'exists', row.kept) };
   const planned = planItem(item, ctx, position);
   if (ctx.etags !== undefined && planned !== undefined && 'task' in planned) planned.task.etag = ctx.etags.get(planned.task.shownUrl);
-  if (planned === undefined || !('task' in planned) || ctx.options.layout !== 'sharded' || ctx.options.onExists !== 'skip') return planned;
+  const { layout, onExists, format } = ctx.options;
+  // A dataset's shards tell what is kept already a shard at a time (rowAt above), not a file at a time.
+  if (planned === undefined || !('task' in planned) || layout !== 'sharded' || onExists !== 'skip' || format === 'webdataset')
+    return planned;
   return skipSaved(planned, ctx, tidy);
 }
 
@@ -63,7 +72,8 @@ export function plan(item: ListItem, ctx: RunContext, position: number, tidy: bo
  * list) goes by that. Undefined for an item that belongs to another shard.
  */
 export function planItem(item: ListItem, ctx: RunContext, position = item.line - 1): Planned | undefined {
-  const { shard } = ctx.options;
+  // A dataset's shards take whole tar shards by position instead (the sink's rowAt).
+  const shard = ctx.options.format === 'webdataset' ? undefined : ctx.options.shard;
   let url: URL;
   try {
     url = parseItemUrl(item);
@@ -77,7 +87,7 @@ export function planItem(item: ListItem, ctx: RunContext, position = item.line -
   const shownUrl = redactUrl(url);
   try {
     if (ctx.options.layout === 'sharded') return planSharded(item, url, shownUrl, item.index ?? position, ctx);
-    return ctx.registry ? planFlat(item, url, shownUrl, ctx.registry, ctx) : planClaimed(item, url, shownUrl, ctx);
+    return ctx.registry ? planFlat(item, url, shownUrl, ctx.registry, ctx, position) : planClaimed(item, url, shownUrl, ctx, position);
   } catch (error) {
     return { result: failed(item, shownUrl, error, 0, null, 0) };
   }
@@ -89,7 +99,7 @@ function inShard(key: Fingerprint, shard: Shard): boolean {
 }
 
 /** Flat layout: named from the URL or the list; a URL planned before holds a name in its URL name's chain. */
-function planFlat(item: ListItem, url: URL, shownUrl: string, registry: NameRegistry, ctx: RunContext): Planned {
+function planFlat(item: ListItem, url: URL, shownUrl: string, registry: NameRegistry, ctx: RunContext, position: number): Planned {
   const href = url.href;
   // No table of URLs beside the names: a URL listed before without a NAME holds a name in this chain.
   const held = ctx.seen.has(urlKey) ? undefined : registry.find(nameFromUrl(url), href, urlKey);
@@ -105,32 +115,36 @@ function planFlat(item: ListItem, url: URL, shownUrl: string, registry: NameRegi
     ctx.seen.add(urlKey);
     relPath = registry.claim(safeRelativePath(item.name, { source: item.source, line: item.line, url: shownUrl }), href);
   }
-  return flatTask(item, url, shownUrl, relPath, ctx);
+  return flatTask(item, url, shownUrl, relPath, ctx, item.index ?? position);
 }
 
 /**
  * Flat layout with names claimed from a registry kept elsewhere (the cluster's, shared by every
  * worker), which only answers claims: URLs planned before are told by their fingerprints.
  */
-function planClaimed(item: ListItem, url: URL, shownUrl: string, ctx: RunContext): Planned {
+function planClaimed(item: ListItem, url: URL, shownUrl: string, ctx: RunContext, position: number): Planned {
   if (!ctx.seen.add(urlKey)) return { result: skipped(item, shownUrl, 'duplicate') };
   if (isDone(shownUrl, ctx)) return { result: skipped(item, shownUrl, 'manifest') };
   const relPath = ctx.names.claim(wantedPath(item, url, { source: item.source, line: item.line, url: shownUrl }), url.href);
-  return flatTask(item, url, shownUrl, relPath, ctx);
+  return flatTask(item, url, shownUrl, relPath, ctx, item.index ?? position);
 }
 
 /** The task of a flat-layout item named `relPath`, resolved now so a path outside the output folder is refused before any request. */
-function flatTask(item: ListItem, url: URL, shownUrl: string, relPath: string, ctx: RunContext): Planned {
+function flatTask(item: ListItem, url: URL, shownUrl: string, relPath: string, ctx: RunContext, position: number): Planned {
   const named = item.name !== undefined;
-  return { task: { item, url, shownUrl, relPath, finalPath: resolveInside(ctx.options.out, relPath), named, keepExtension: named } };
+  const finalPath = resolveInside(ctx.options.out, relPath);
+  return { task: { item, url, shownUrl, relPath, finalPath, named, keepExtension: named, position } };
 }
 
 /** Sharded layout: named by position, so no names are remembered; the bytes still choose the extension. */
 function planSharded(item: ListItem, url: URL, shownUrl: string, position: number, ctx: RunContext): Planned {
   if (!ctx.seen.add(urlKey)) return { result: skipped(item, shownUrl, 'duplicate') };
   if (isDone(shownUrl, ctx)) return { result: skipped(item, shownUrl, 'manifest') };
-  const relPath = shardedPath(position, url);
-  return { task: { item, url, shownUrl, relPath, finalPath: resolveInside(ctx.options.out, relPath), named: true, keepExtension: false } };
+  const { format, shardSize } = ctx.options;
+  // A dataset's sample is named as the member of its tar shard it becomes.
+  const relPath = format === 'webdataset' ? shardedPath(position, url, shardSize, '.tar') : shardedPath(position, url);
+  const finalPath = resolveInside(ctx.options.out, relPath);
+  return { task: { item, url, shownUrl, relPath, finalPath, named: true, keepExtension: false, position } };
 }
 
 function isDone(shownUrl: string, ctx: RunContext): boolean {

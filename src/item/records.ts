@@ -5,6 +5,7 @@
 import { toErrorRecord } from '../errors.js';
 import type { Inspection } from '../image/inspect.js';
 import type { ListItem } from '../input/source.js';
+import type { KeepFacts } from '../output/sink.js';
 import type { ItemResult, SkipReason } from '../record/record.js';
 
 /** A skipped record: decided without a body (`attempts` and `httpStatus` say what was asked before). */
@@ -68,6 +69,24 @@ export function factFields(facts: Inspection): Pick<ItemResult, 'digest' | 'imag
     fields.height = facts.image.height;
   }
   return fields;
+}
+
+/**
+ * What a sink learns of a body as it is kept: the row it came from, what the inspection saw of the
+ * bytes kept, and the size they came in when image work re-encoded them (`original`).
+ */
+export function keepFacts(
+  item: ListItem,
+  position: number,
+  facts: Inspection,
+  original: { originalWidth?: number; originalHeight?: number } = {},
+): KeepFacts {
+  const image = facts.image;
+  if (image === undefined) return { position, item };
+  const { imageType, width, height } = image;
+  // Not re-encoded: the bytes kept are the original.
+  const { originalWidth = width, originalHeight = height } = original;
+  return { position, item, imageType, width, height, originalWidth, originalHeight };
 }
 
 /**

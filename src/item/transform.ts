@@ -21,7 +21,7 @@ import type { ImageWork } from '../image-options.js';
 import { HeaderProbe, type Inspection } from '../image/inspect.js';
 import { formatExtension, measureImage, transformImage, type Size } from '../image/resize.js';
 import type { HashAlgorithm, ResolvedOptions } from '../options.js';
-import type { BodyStart, SinkEntry, SinkHandler } from '../output/sink.js';
+import type { BodyStart, KeepFacts, SinkEntry, SinkHandler } from '../output/sink.js';
 import type { SkipReason } from '../record/record.js';
 import type { Receiver } from './receive.js';
 
@@ -130,8 +130,8 @@ export class ImageHold implements SinkEntry {
     };
   }
 
-  commit(relPath: string): Promise<string> {
-    return this.#entry.commit(relPath);
+  commit(relPath: string, facts: KeepFacts): Promise<string> {
+    return this.#entry.commit(relPath, facts);
   }
 
   abort(keepResumable: boolean): Promise<void> {

@@ -138,10 +138,11 @@ export const SHARD_FILES = 10_000;
  * the whole list): `00000/000000123.jpg`, 10,000 files a folder, positions
  * padded to 9 digits and folders to 5 (longer past a billion items). The
  * extension is the URL's when it looks like one (letters and digits, at most
- * 5); the bytes correct it once they arrive.
+ * 5); the bytes correct it once they arrive. A WebDataset sample is named the
+ * same way, as a member of its tar (`perFolder` its shard size, `suffix` `.tar`).
  */
-export function shardedPath(position: number, url: URL): string {
-  const folder = String(Math.floor(position / SHARD_FILES)).padStart(5, '0');
+export function shardedPath(position: number, url: URL, perFolder = SHARD_FILES, suffix = ''): string {
+  const folder = String(Math.floor(position / perFolder)).padStart(5, '0') + suffix;
   const last = url.pathname.slice(url.pathname.lastIndexOf('/') + 1);
   const ext = /\.[A-Za-z0-9]{1,5}$/.exec(last)?.[0].toLowerCase() ?? '';
   return `${folder}/${String(position).padStart(9, '0')}${ext}`;

@@ -11,8 +11,16 @@
  * The sink decides how a body is kept, small bodies included: whether it is
  * held in memory until `commit` or streamed to disk as it arrives is the
  * sink's business alone.
+ *
+ * A sink that keeps every row of the list, not only the bodies (a tar shard
+ * with its table of what happened to each row), also hears of rows by their
+ * list position: {@link Sink.rowAt} as each is planned, {@link Sink.settle}
+ * as each ends, whether or not an entry was ever opened for it, and
+ * {@link Sink.end} when the run is over. A folder of files needs none of them.
  */
 import type { ImgdlError } from '../errors.js';
+import type { ListItem } from '../input/source.js';
+import type { ItemResult } from '../record/record.js';
 
 /** Where one item's body is meant to go, as planned (a response may still change the name). */
 export interface SinkTarget {
@@ -56,6 +64,22 @@ export interface BodyStart {
   lastModified?: string | undefined;
 }
 
+/** What is known of a body as it is kept, for a sink that keeps more than bytes (a tar shard's sample). */
+export interface KeepFacts {
+  /** The row's 0-based position in the whole list, which keys it in a dataset. */
+  readonly position: number;
+  /** The row as listed: its URL as written and its fields (caption, saved columns). */
+  readonly item: ListItem;
+  /** The type of the bytes being kept (`jpeg`, `png`, `webp`…), when recognised. */
+  readonly imageType?: string | undefined;
+  /** The size in pixels of the bytes being kept, when known. */
+  readonly width?: number | undefined;
+  readonly height?: number | undefined;
+  /** The size before any resize (equal to `width`/`height` when none). */
+  readonly originalWidth?: number | undefined;
+  readonly originalHeight?: number | undefined;
+}
+
 /** Who hears from an entry between writes, as a Dispatcher's handler hears from it. */
 export interface SinkHandler {
   /** A write that returned false may now be followed by more. */
@@ -74,9 +98,10 @@ export interface SinkEntry {
    * The body is complete and wanted under `relPath`: keeps it there and
    * resolves with the name it was kept under, relative to the output and
    * `/`-separated (another one when the sink would not replace a file).
-   * Rejects with FILESYSTEM or DISK_FULL.
+   * `facts` say what the bytes are, for a sink that keeps them with more than
+   * a name. Rejects with FILESYSTEM or DISK_FULL.
    */
-  commit(relPath: string): Promise<string>;
+  commit(relPath: string, facts: KeepFacts): Promise<string>;
   /**
    * The body is not kept (a failure, a skip, or the run stopping); a no-op
    * after {@link commit}. With `keepResumable`, bytes a later run can
@@ -104,4 +129,24 @@ export interface Sink {
   resumable(target: SinkTarget): Promise<Resume | undefined>;
   /** Opens a place for one body as its request is sent, so that a slow open overlaps the request. */
   open(target: SinkTarget, resume: Resume | undefined): SinkEntry;
+  /**
+   * Whether the row at list position `position` is this run's, asked once per row in list order
+   * before it is planned: `'fetch'` to plan it as usual; `{ kept }` when an earlier run kept it
+   * already (it is skipped as `exists` under that name, with no request); undefined when it is not
+   * this run's at all (another machine's slice), which leaves it out as another shard's row is.
+   * Absent, every row is the run's.
+   */
+  rowAt?(position: number): 'fetch' | { kept: string } | undefined;
+  /**
+   * The row at `position` has ended with `result`, whatever happened to it (planned, failed before
+   * any entry was opened, skipped, kept): called for every record of the run, in completion order,
+   * after the entry's commit or abort. Never throws: a failure of the sink's own files comes from {@link end}.
+   */
+  settle?(position: number, result: ItemResult): void;
+  /**
+   * The run is over: `rows` is the list's length when it was read to its end, undefined when the
+   * run stopped before. Resolves once what the sink writes is on disk; whatever could not be
+   * completed is left as a part file. Rejects with FILESYSTEM or DISK_FULL.
+   */
+  end?(rows: number | undefined): Promise<void>;
 }

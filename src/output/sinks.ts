@@ -6,9 +6,10 @@
 import type { ResolvedOptions } from '../options.js';
 import type { PartIndex } from './folder-listing.js';
 import { FolderSink } from './folder-sink.js';
+import { ShardSink } from './shard-sink.js';
 import type { Sink } from './sink.js';
 
 /** The sink for a run with `options`; `parts` is what the output folders held when it started. */
 export function sinkFor(options: ResolvedOptions, parts: PartIndex): Sink {
-  return new FolderSink(options, parts);
+  return options.format === 'webdataset' ? new ShardSink(options) : new FolderSink(options, parts);
 }

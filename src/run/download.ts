@@ -18,6 +18,8 @@ import { RunTurns, type Queued } from './turns.js';
 import { ProgressTracker } from './progress.js';
 import { ManifestWriter, readDoneKeys, readEtags, type ItemResult } from '../record/record.js';
 import type { ResolvedOptions } from '../options.js';
+import type { SampleKeeper } from '../output/sample-port.js';
+import { ShardSink } from '../output/shard-sink.js';
 
 /**
  * Downloads every item of `source` into `options.out`, yielding one
@@ -66,8 +68,9 @@ export async function createRunContext(
   return makeRunContext(options, agent, {
     names: options.layout === 'sharded' ? LAYOUT_NAMES : (shared.names ?? registry!),
     registry,
-    // An update asks again about what is done, with the ETags the manifest kept.
-    done: options.manifest === undefined || update ? undefined : await readDoneKeys(options.manifest),
+    // An update asks again about what is done, with the ETags the manifest kept. A tar shard is redone
+    // whole (its samples are in no other file), so its rows are fetched again whatever the manifest says.
+    done: options.manifest === undefined || update || options.format === 'webdataset' ? undefined : await readDoneKeys(options.manifest),
     etags: options.manifest === undefined || !update ? undefined : await readEtags(options.manifest),
     digests: options.dedupe ? new DigestRegistry() : undefined,
     hosts: shared.hosts,
@@ -90,7 +93,13 @@ export async function* downloadWith(
   // Loaded only for this mode, so other runs never pay for piscina's import.
   const workers =
     resolved.mode === 'workers'
-      ? new (await import('./thread-pool.js')).WorkerPool(resolved, ctx.signal, ctx.names, ctx.digests as DigestRegistry | undefined)
+      ? new (await import('./thread-pool.js')).WorkerPool(
+          resolved,
+          ctx.signal,
+          ctx.names,
+          ctx.digests as DigestRegistry | undefined,
+          samplesOf(ctx),
+        )
       : undefined;
   const log = resolved.logger;
   const stops = new StopSwitches(ctx);
@@ -99,9 +108,13 @@ export async function* downloadWith(
   const poolOptions = { concurrency: resolved.concurrency, ...readAheadFor(resolved), gate, signal: stops.drain.signal };
   // Asked once: a line per saved file is logged only at -v, and building it costs an object and a string each.
   const logItems = log?.isLevelEnabled('info') === true;
+  const list: Listed = { rows: undefined, positions: undefined };
   try {
     const turns = new RunTurns(ctx, progress, gate, workers);
-    for await (const result of runPool(planAll(source, ctx, progress), poolOptions, turns)) {
+    list.positions = turns.positions;
+    for await (const result of runPool(planAll(source, ctx, progress, list), poolOptions, turns)) {
+      // A sink that keeps every row (a tar shard's table) hears of each, whatever happened to it.
+      if (list.positions !== undefined) ctx.sink.settle!(list.positions.get(result)!, result);
       // Items the manifest already records as done are not recorded again.
       if (result.skipReason !== 'manifest') manifest?.write(result);
       // An item its caller took back is the caller's to report.
@@ -122,21 +135,36 @@ export async function* downloadWith(
     manifest?.close();
     await ctx.agent.destroy().catch(() => undefined);
     await workers?.destroy().catch(() => undefined);
+    await ctx.sink.end?.(list.rows);
   }
 }
 
+/** What planning tells the run about the list: its length once read to its end, and where each planned record sits in it. */
+interface Listed {
+  rows: number | undefined;
+  positions: WeakMap<ItemResult, number> | undefined;
+}
+
+/** Where the worker threads' samples go: the run's tar shard writer, when the run writes shards. */
+function samplesOf(ctx: RunContext): SampleKeeper | undefined {
+  return ctx.sink instanceof ShardSink ? ctx.sink.keeper : undefined;
+}
+
 /** Every item of `source`, planned in list order. */
-async function* planAll(source: Source, ctx: RunContext, progress: ProgressTracker): AsyncGenerator<Queued> {
+async function* planAll(source: Source, ctx: RunContext, progress: ProgressTracker, list: Listed): AsyncGenerator<Queued> {
   // Every item's place in the whole list, other shards' included: the sharded layout names files by it.
   let position = 0;
   for await (const entry of source) {
     const item = toListItem(entry, ++position);
-    const planned = plan(item, ctx, position - 1, true);
+    const found = plan(item, ctx, position - 1, true);
     // Another shard's item is not part of this run at all.
-    if (planned === undefined) continue;
+    if (found === undefined) continue;
     progress.read();
-    yield planned instanceof Promise ? await planned : planned;
+    const planned = found instanceof Promise ? await found : found;
+    if ('result' in planned) list.positions?.set(planned.result, item.index ?? position - 1);
+    yield planned;
   }
+  list.rows = position;
   progress.listComplete();
 }
 

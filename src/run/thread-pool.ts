@@ -19,6 +19,7 @@ import { aborted, ImgdlError } from '../errors.js';
 import { taskFailure, type Retry, type Tries } from '../item/attempt.js';
 import type { Task } from '../item/plan.js';
 import type { ResolvedOptions } from '../options.js';
+import type { SampleKeeper } from '../output/sample-port.js';
 import type { ItemResult } from '../record/record.js';
 
 /** A {@link Task} in structured-clone form (a URL object does not survive `postMessage`). */
@@ -51,9 +52,10 @@ export class WorkerPool {
 
   /**
    * Starts the threads; aborting `signal` stops them, failing the items they hold as ABORTED.
-   * `names` and `digests` are the run's, answered here for every thread.
+   * `names` and `digests` are the run's, answered here for every thread; `samples` keeps the
+   * samples the threads forward (WebDataset shards have one writer, here).
    */
-  constructor(options: ResolvedOptions, signal: AbortSignal, names: NameClaims, digests?: DigestRegistry) {
+  constructor(options: ResolvedOptions, signal: AbortSignal, names: NameClaims, digests?: DigestRegistry, samples?: SampleKeeper) {
     const { logger: _logger, signal: _signal, stopSignal: _stopSignal, onProgress: _onProgress, onHost: _onHost, ...wire } = options;
     // More threads than items in flight would only sit idle.
     const threads = Math.min(options.threads, options.concurrency);
@@ -70,7 +72,7 @@ export class WorkerPool {
       workerData: { options: wire } satisfies WorkerSetup,
     });
     this.#pool.on('message', (message: unknown) => {
-      if (isCoordination(message)) serveWorker(message, names, digests);
+      if (isCoordination(message)) serveWorker(message, names, digests, samples);
     });
     signal.addEventListener('abort', () => void this.destroy(), { once: true });
   }

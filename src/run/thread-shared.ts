@@ -1,8 +1,9 @@
 /**
  * What the threads of a `workers` run share with the main thread: the names
- * claimed this run and (with dedupe) the digests saved. Both live in the main
- * thread, as in the other modes; each worker reaches them over two message
- * ports it opens when it starts.
+ * claimed this run, (with dedupe) the digests saved, and (with WebDataset
+ * shards) the one writer of the shards. All live in the main thread, as in
+ * the other modes; each worker reaches them over message ports it opens
+ * when it starts.
  *
  * Names are claimed synchronously inside the pipeline (a name found only
  * from the response, such as a Content-Disposition filename or the extension
@@ -11,6 +12,7 @@
  */
 import { MessageChannel, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { claimsOverPort, serveClaims, type DigestClaims, type DigestRegistry } from '../names/dedupe.js';
+import { serveSamples, type SampleKeeper } from '../output/sample-port.js';
 
 /** How a name is claimed; the run's `NameRegistry` in the main thread, a proxy of it in a worker. */
 export interface NameClaims {
@@ -30,6 +32,8 @@ export interface CoordinationMessage {
   imgdlCoordination: true;
   names: MessagePort;
   digests: MessagePort;
+  /** Where the worker's committed samples go, for the main thread's shard writer. */
+  samples: MessagePort;
   /** Set to 1 and notified by the main thread when a name answer is on `names`. */
   flag: Int32Array;
 }
@@ -39,8 +43,14 @@ export function isCoordination(message: unknown): message is CoordinationMessage
   return typeof message === 'object' && message !== null && (message as { imgdlCoordination?: unknown }).imgdlCoordination === true;
 }
 
-/** Main thread: answers one worker's name claims from `names` and digest claims from `digests`. */
-export function serveWorker(message: CoordinationMessage, names: NameClaims, digests: DigestRegistry | undefined): void {
+/** Main thread: answers one worker's name claims from `names`, digest claims from `digests`, and keeps its samples with `samples`. */
+export function serveWorker(
+  message: CoordinationMessage,
+  names: NameClaims,
+  digests: DigestRegistry | undefined,
+  samples?: SampleKeeper | undefined,
+): void {
+  if (samples) serveSamples(message.samples, samples);
   message.names.on('message', ({ wanted, url }: { wanted: string; url: string }) => {
     let reply: { name: string } | { error: string };
     try {
@@ -60,15 +70,18 @@ export function serveWorker(message: CoordinationMessage, names: NameClaims, dig
   }
 }
 
-/** Worker thread: opens the two ports, hands them to the parent with `send`, and returns the proxies. */
+/** Worker thread: opens the ports, hands them to the parent with `send`, and returns the proxies and the samples' port. */
 export function connectToMain(send: (message: CoordinationMessage, transfer: MessagePort[]) => void): {
   names: NameClaims;
   digests: DigestClaims;
+  samples: MessagePort;
 } {
   const names = new MessageChannel();
   const digests = new MessageChannel();
+  const samples = new MessageChannel();
   const flag = new Int32Array(new SharedArrayBuffer(4));
-  send({ imgdlCoordination: true, names: names.port2, digests: digests.port2, flag }, [names.port2, digests.port2]);
+  const theirs = { names: names.port2, digests: digests.port2, samples: samples.port2 };
+  send({ imgdlCoordination: true, ...theirs, flag }, Object.values(theirs));
   const port = names.port1;
   const claims = claimsOverPort(digests.port1);
   // The listener starts the port; it must not keep a worker alive on its own.
@@ -85,5 +98,6 @@ export function connectToMain(send: (message: CoordinationMessage, transfer: Mes
       },
     },
     digests: claims,
+    samples: samples.port1,
   };
 }

@@ -9,6 +9,8 @@ import { connectToMain } from './thread-shared.js';
 import { createAgent } from '../http/fetch.js';
 import { startTries, tryTask, type Retry } from '../item/attempt.js';
 import { LAYOUT_NAMES, makeRunContext } from '../item/context.js';
+import { PortKeeper } from '../output/sample-port.js';
+import { ShardSink } from '../output/shard-sink.js';
 import type { ItemResult } from '../record/record.js';
 import type { WorkerMessage, WorkerSetup } from './thread-pool.js';
 
@@ -29,6 +31,9 @@ const ctx = makeRunContext(
     digests: options.dedupe ? shared.digests : undefined,
   },
 );
+
+// A shard has one writer, on the main thread: this thread's samples go there.
+if (options.format === 'webdataset') ctx.sink = new ShardSink(ctx.options, new PortKeeper(shared.samples));
 
 // A seam for the tests alone: an item whose URL contains this text kills its worker, as a native crash would.
 const CRASH_ON = process.env.IMGDL_TEST_CRASH_WORKER_ON;

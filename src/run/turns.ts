@@ -26,12 +26,15 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
   readonly #workers: WorkerPool | undefined;
   /** Results of items their caller took back (see RunContext.itemSignal): the caller's to report, not logged by the run. */
   readonly takenBack = new WeakSet<ItemResult>();
+  /** Each result's list position, kept for a sink that hears of every row (see Sink.settle); undefined when none does. */
+  readonly positions: WeakMap<ItemResult, number> | undefined;
 
   constructor(ctx: RunContext, progress: ProgressTracker, gate: HostGate, workers: WorkerPool | undefined) {
     this.#ctx = ctx;
     this.#progress = progress;
     this.#gate = gate;
     this.#workers = workers;
+    this.positions = ctx.sink.settle === undefined ? undefined : new WeakMap();
   }
 
   hostOf(queued: Queued): string | undefined {
@@ -62,6 +65,7 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
     if (outcome.status === 'failed') await this.#answered(host!, failedStatus(outcome), false, startedAt, false);
     else if (outcome.attempts > 0) this.#succeeded(host!);
     if (this.#ctx.itemSignal?.(task.item)?.aborted) this.takenBack.add(outcome);
+    this.positions?.set(outcome, task.position);
     // Worker threads have agents of their own, so their bytes are counted as each item finishes.
     if (workers) progress.bytes(outcome.bytes);
     progress.finished(outcome, true);
@@ -72,6 +76,7 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
     // Never started: left out, like the lines not read yet. Waiting for its next try: it ends here.
     if (!('task' in queued) || queued.tries === undefined) return undefined;
     const result = stoppedWaiting(queued.task, queued.tries);
+    this.positions?.set(result, queued.task.position);
     this.#progress.finished(result, true);
     return result;
   }
