@@ -150,7 +150,10 @@ describe('Parquet lists', () => {
     ]);
   });
 
-  it('reads one row group at a time: the first items come before any other row group is read', async () => {
+  it.each([
+    ['with a column without offset index, a row group whole', { url: 'url', caption: 'caption', save: ['id'] }],
+    ['with offset indexes, page by page', { url: 'url', save: [] }],
+  ])('reads one row group at a time (%s): the first items come before any other row group is read', async (_, columns) => {
     const dir = await tempDir();
     const rows = Array.from({ length: 300 }, (_, i) => ({ url: `http://h.example/${i}.jpg`, caption: `row ${i} `.repeat(20), id: i }));
     const file = await writeDatasetList(path.join(dir, 'list.parquet'), rows, { rowGroupSize: 100 });
@@ -163,7 +166,7 @@ describe('Parquet lists', () => {
         return whole.slice(start, end);
       },
     };
-    const list = await openParquet(watched, 'list.parquet', new RowLayout({ url: 'url', caption: 'caption', save: ['id'] }));
+    const list = await openParquet(watched, 'list.parquet', new RowLayout(columns));
     // The footer's first read may take in the whole of a small file: count what is read for rows.
     reads.length = 0;
     const groups = list.metadata.row_groups.map((group) => {
@@ -178,9 +181,9 @@ describe('Parquet lists', () => {
     const batches = list.batches();
     const first = await batches.next();
     expect(first.done).toBe(false);
-    expect((first.value as unknown[]).length).toBe(100);
+    expect((first.value as unknown[]).length).toBeGreaterThan(0);
     expect(groupsRead()).toEqual([0]);
-    let count = 100;
+    let count = (first.value as unknown[]).length;
     for await (const items of batches) count += items.length;
     expect(count).toBe(300);
     expect(groupsRead()).toEqual([0, 1, 2]);

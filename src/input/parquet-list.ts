@@ -1,10 +1,19 @@
 /**
- * Parquet lists, read with hyparquet one row group at a time and only the
- * chosen columns: memory holds one row group's columns, whatever the length
- * of the file. Items are numbered by row, from 1.
+ * Parquet lists, read with hyparquet one row group at a time (one page at a
+ * time where the file has offset indexes) and only the chosen columns:
+ * memory holds one row group's columns at most, whatever the length of the
+ * file. Items are numbered by row, from 1.
  */
 import fs, { type FileHandle } from 'node:fs/promises';
-import { parquetMetadataAsync, parquetRead, parquetSchema, type AsyncBuffer, type FileMetaData } from 'hyparquet';
+import {
+  parquetMetadataAsync,
+  parquetRead,
+  parquetSchema,
+  readOffsetIndex,
+  type AsyncBuffer,
+  type ColumnChunk,
+  type FileMetaData,
+} from 'hyparquet';
 import { UsageError } from '../errors.js';
 import type { RowLayout } from './columns.js';
 import type { ListItem } from './source.js';
@@ -15,6 +24,9 @@ import type { ListItem } from './source.js';
  * groups (hyparquet reads more when a footer is larger).
  */
 const FOOTER_FETCH_BYTES = 64 * 1024;
+
+/** Items handed over at a time: small enough that they are collected young, large enough to spare an await each. */
+const BATCH_ROWS = 4096;
 
 /** A Parquet list opened: its footer read and its columns checked. */
 export interface ParquetList {
@@ -72,23 +84,98 @@ async function* rowGroups(
   layout: RowLayout,
   close: () => Promise<void>,
 ): AsyncGenerator<ListItem[]> {
-  const columns = [...layout.columns];
   try {
-    let rowStart = 0;
-    for (const group of metadata.row_groups) {
-      const rowEnd = rowStart + Number(group.num_rows);
-      let rows: unknown[][] = [];
-      // Only this group's rows: hyparquet then reads this group's column chunks and no other's.
-      await parquetRead({ file, metadata, columns, rowStart, rowEnd, rowFormat: 'array', onComplete: (read) => (rows = read) });
-      const items = new Array<ListItem>(rows.length);
-      for (let i = 0; i < rows.length; i++) items[i] = layout.item(rows[i]!, source, rowStart + i + 1);
-      rows = [];
-      rowStart = rowEnd;
-      if (items.length > 0) yield items;
+    for await (const [rowStart, rowEnd, paged] of rowRanges(file, metadata, layout.columns)) {
+      const columns = await readRows(file, metadata, layout.columns, rowStart, rowEnd, paged);
+      // One row's values at a time: the layout reads them and keeps none.
+      const values = new Array<unknown>(columns.length);
+      // Items made a batch at a time die young, while the columns are read once and dropped whole.
+      for (let from = rowStart; from < rowEnd; from += BATCH_ROWS) {
+        const to = Math.min(rowEnd, from + BATCH_ROWS);
+        const items = new Array<ListItem>(to - from);
+        for (let row = from; row < to; row++) {
+          for (let column = 0; column < columns.length; column++) values[column] = columns[column]!.at(row);
+          items[row - from] = layout.item(values, source, row + 1);
+        }
+        yield items;
+      }
     }
   } finally {
     await close();
   }
+}
+
+/**
+ * The row ranges read in turn, `[start, end, paged]`: a row group whole, or
+ * page by page of its first column (the URL's) when every column read has
+ * an offset index, which lets hyparquet read and decode only the pages of
+ * those rows. Without one, a slice would read the whole column chunk again.
+ */
+async function* rowRanges(file: AsyncBuffer, metadata: FileMetaData, names: readonly string[]): AsyncGenerator<[number, number, boolean]> {
+  let rowStart = 0;
+  for (const group of metadata.row_groups) {
+    const rowEnd = rowStart + Number(group.num_rows);
+    const read = group.columns.filter((column) => names.includes(column.meta_data?.path_in_schema[0] ?? ''));
+    const paged = read.length > 0 && read.every((column) => column.offset_index_offset !== undefined);
+    const first = read.find((column) => column.meta_data?.path_in_schema[0] === names[0]);
+    const starts = paged && first !== undefined ? await pageStarts(file, first) : [0];
+    for (let page = 0; page < starts.length; page++) {
+      yield [rowStart + starts[page]!, page + 1 < starts.length ? rowStart + starts[page + 1]! : rowEnd, paged];
+    }
+    rowStart = rowEnd;
+  }
+}
+
+/** The first row (within its row group) of each page of `column`, from its offset index. */
+async function pageStarts(file: AsyncBuffer, column: ColumnChunk): Promise<number[]> {
+  const offset = Number(column.offset_index_offset);
+  const bytes = await file.slice(offset, offset + (column.offset_index_length ?? 0));
+  const starts = readOffsetIndex({ view: new DataView(bytes), offset: 0 }).page_locations.map((page) => Number(page.first_row_index));
+  return starts.length > 0 && starts[0] === 0 ? starts : [0];
+}
+
+/** One column's values over a range of rows, as hyparquet decoded them. */
+class ColumnValues {
+  readonly #chunks: Array<{ start: number; data: ArrayLike<unknown> }> = [];
+
+  add(start: number, data: ArrayLike<unknown>): void {
+    this.#chunks.push({ start, data });
+  }
+
+  /** The value in row `row` (0-based in the file); undefined when no chunk holds it. */
+  at(row: number): unknown {
+    // Most often one chunk holds the whole range.
+    for (const { start, data } of this.#chunks) if (row >= start && row < start + data.length) return data[row - start];
+    return undefined;
+  }
+}
+
+/**
+ * The values of `names` in rows `rowStart` to `rowEnd` (all in one row
+ * group), a column each. Asked for these rows only, hyparquet reads this
+ * group's column chunks (or, `paged`, their pages that hold these rows)
+ * and no other's.
+ */
+async function readRows(
+  file: AsyncBuffer,
+  metadata: FileMetaData,
+  names: readonly string[],
+  rowStart: number,
+  rowEnd: number,
+  paged: boolean,
+): Promise<ColumnValues[]> {
+  const columns = names.map(() => new ColumnValues());
+  await parquetRead({
+    file,
+    metadata,
+    columns: [...names],
+    rowStart,
+    rowEnd,
+    useOffsetIndex: paged,
+    // Columns as decoded, kept as they are, without the array per row that assembling rows would make.
+    onChunk: ({ columnName, columnData, rowStart: chunkStart }) => columns[names.indexOf(columnName)]?.add(chunkStart, columnData),
+  });
+  return columns;
 }
 
 /** The file behind `handle` as hyparquet reads files: slices read as asked, each into a buffer of its own. */
