@@ -56,6 +56,16 @@ describe('CSV and TSV lists', () => {
     expect(records.map((r) => [r.status, r.url, r.line, 'fields' in r])).toEqual(rows.map((row, i) => ['ok', row.image_url, i + 2, false]));
   });
 
+  it('keeps a quote inside an unquoted field as text', async () => {
+    const server = await serve();
+    const dir = await tempDir();
+    const rows = [`${server.url('/gen/1.jpg')}	a 5" tall vase`, `${server.url('/gen/2.jpg')}	say "cheese"`];
+    const file = await writeDatasetList(path.join(dir, 'list.tsv'), rows, { columns: ['url', 'caption'] });
+    const { run, records } = await runList(file, ['--caption-col', 'caption']);
+    expect(run.code).toBe(0);
+    expect(records.map((r) => r.fields)).toEqual([{ caption: 'a 5" tall vase' }, { caption: 'say "cheese"' }]);
+  });
+
   it('fails a row without a usable URL alone, naming its file:line and why', async () => {
     const server = await serve();
     const dir = await tempDir();

@@ -63,6 +63,8 @@ class DelimitedReader {
       delimiter,
       bom: true,
       relax_column_count: true,
+      // A quote inside an unquoted field (a caption's 5" tall) is text, as Python's csv reads it.
+      relax_quotes: true,
       skip_empty_lines: true,
       skip_records_with_error: true,
       on_record: (record: string[], context: InfoRecord) => this.#record(record, context),
