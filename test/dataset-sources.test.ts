@@ -134,7 +134,7 @@ describe('Parquet lists', () => {
   it('reads every row group, numbering rows from 1 and carrying saved columns with their types', async () => {
     const server = await serve();
     const dir = await tempDir();
-    const rows = [1, 2, 3, 4, 5].map((i) => ({ url: server.url(`/gen/${i}.jpg`), caption: `caption ${i}`, id: i * 10 }));
+    const rows = [1, 2, 3, 4, 5].map((i) => ({ url: server.url(`/gen/${i}.jpg`), caption: `caption ${i}: 猫, café, "q"`, id: i * 10 }));
     const file = await writeDatasetList(path.join(dir, 'list.parquet'), rows, { rowGroupSize: 3 });
     const metadata = await parquetMetadataAsync(await fileBuffer(file));
     expect(metadata.row_groups.map((group) => Number(group.num_rows))).toEqual([3, 2]);

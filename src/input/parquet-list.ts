@@ -16,6 +16,7 @@ import {
 } from 'hyparquet';
 import { UsageError } from '../errors.js';
 import type { RowLayout } from './columns.js';
+import { keepBytes, PlainValues, TextBytes, TextValues, type ColumnValues } from './parquet-values.js';
 import type { ListItem } from './source.js';
 
 /**
@@ -84,9 +85,11 @@ async function* rowGroups(
   layout: RowLayout,
   close: () => Promise<void>,
 ): AsyncGenerator<ListItem[]> {
+  // Each text column's bytes, reused by every read: a read's items are all made before the next read.
+  const stores = layout.columns.map(() => new TextBytes());
   try {
     for await (const [rowStart, rowEnd, paged] of rowRanges(file, metadata, layout.columns)) {
-      const columns = await readRows(file, metadata, layout.columns, rowStart, rowEnd, paged);
+      const columns = await readRows(file, metadata, layout.columns, stores, [rowStart, rowEnd, paged]);
       // One row's values at a time: the layout reads them and keeps none.
       const values = new Array<unknown>(columns.length);
       // Items made a batch at a time die young, while the columns are read once and dropped whole.
@@ -134,22 +137,6 @@ async function pageStarts(file: AsyncBuffer, column: ColumnChunk): Promise<numbe
   return starts.length > 0 && starts[0] === 0 ? starts : [0];
 }
 
-/** One column's values over a range of rows, as hyparquet decoded them. */
-class ColumnValues {
-  readonly #chunks: Array<{ start: number; data: ArrayLike<unknown> }> = [];
-
-  add(start: number, data: ArrayLike<unknown>): void {
-    this.#chunks.push({ start, data });
-  }
-
-  /** The value in row `row` (0-based in the file); undefined when no chunk holds it. */
-  at(row: number): unknown {
-    // Most often one chunk holds the whole range.
-    for (const { start, data } of this.#chunks) if (row >= start && row < start + data.length) return data[row - start];
-    return undefined;
-  }
-}
-
 /**
  * The values of `names` in rows `rowStart` to `rowEnd` (all in one row
  * group), a column each. Asked for these rows only, hyparquet reads this
@@ -160,11 +147,11 @@ async function readRows(
   file: AsyncBuffer,
   metadata: FileMetaData,
   names: readonly string[],
-  rowStart: number,
-  rowEnd: number,
-  paged: boolean,
+  stores: readonly TextBytes[],
+  [rowStart, rowEnd, paged]: [number, number, boolean],
 ): Promise<ColumnValues[]> {
-  const columns = names.map(() => new ColumnValues());
+  const types = new Map(parquetSchema(metadata).children.map((child) => [child.element.name, child.element.type]));
+  const columns = names.map((name, i): ColumnValues => (types.get(name) === 'BYTE_ARRAY' ? new TextValues(stores[i]!) : new PlainValues()));
   await parquetRead({
     file,
     metadata,
@@ -172,6 +159,8 @@ async function readRows(
     rowStart,
     rowEnd,
     useOffsetIndex: paged,
+    // Text stays bytes until its row's item is made (see parquet-values.ts).
+    parsers: { stringFromBytes: keepBytes },
     // Columns as decoded, kept as they are, without the array per row that assembling rows would make.
     onChunk: ({ columnName, columnData, rowStart: chunkStart }) => columns[names.indexOf(columnName)]?.add(chunkStart, columnData),
   });
