@@ -11,9 +11,6 @@ import { pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { UsageError } from '../errors.js';
 import { DEFAULT_COLUMNS, RowLayout, type ColumnChoice } from './columns.js';
-import { openDelimited } from './csv-list.js';
-import { openJsonLines } from './jsonl-list.js';
-import { openParquetFile } from './parquet-list.js';
 import type { ListItem } from './source.js';
 import { readListBatches } from './text-list.js';
 
@@ -68,6 +65,8 @@ export async function openList(file: string, reading: ListReading = {}): Promise
   if (format === 'parquet') {
     if (stdin) throw new UsageError('a Parquet list cannot be read from stdin (it is read from its end): give it with -i FILE');
     if (named.gzip) throw new UsageError(`${file}: a Parquet list cannot be gzipped (it compresses its own columns)`);
+    // Each reader is loaded when a list needs it: a text run does not pay for hyparquet or csv-parse.
+    const { openParquetFile } = await import('./parquet-list.js');
     const list = await openParquetFile(file, name, layout);
     return { name, batches: () => list.batches(), close: () => list.close() };
   }
@@ -103,11 +102,10 @@ async function openStream(file: string, gzip: boolean): Promise<Readable> {
 async function openBatches(stream: Readable, name: string, format: ListFormat, layout: RowLayout): Promise<AsyncIterable<ListItem[]>> {
   switch (format) {
     case 'csv':
-      return openDelimited(stream, name, layout, ',');
     case 'tsv':
-      return openDelimited(stream, name, layout, '\t');
+      return (await import('./csv-list.js')).openDelimited(stream, name, layout, format === 'csv' ? ',' : '\t');
     case 'jsonl':
-      return openJsonLines(stream, name, layout);
+      return (await import('./jsonl-list.js')).openJsonLines(stream, name, layout);
     default:
       return readListBatches(stream, name);
   }
