@@ -32,7 +32,7 @@ const BATCH_ROWS = 4096;
 /** A Parquet list opened: its footer read and its columns checked. */
 export interface ParquetList {
   readonly metadata: FileMetaData;
-  /** Every row's item, one array per row group, in file order. */
+  /** Every row's item, in file order, a few thousand at a time. */
   batches(): AsyncGenerator<ListItem[]>;
   /** Lets go of the file (done by {@link batches} once read, or stopped). */
   close(): Promise<void>;
