@@ -29,6 +29,9 @@ const FOOTER_FETCH_BYTES = 64 * 1024;
 /** Items handed over at a time: small enough that they are collected young, large enough to spare an await each. */
 const BATCH_ROWS = 4096;
 
+/** A column chunk without an offset index this small is read again for each page of the URL column rather than the row group read whole. */
+const SMALL_CHUNK_BYTES = 2 * 1024 * 1024;
+
 /** A Parquet list opened: its footer read and its columns checked. */
 export interface ParquetList {
   readonly metadata: FileMetaData;
@@ -109,19 +112,22 @@ async function* rowGroups(
 }
 
 /**
- * The row ranges read in turn, `[start, end, paged]`: a row group whole, or
- * page by page of its first column (the URL's) when every column read has
- * an offset index, which lets hyparquet read and decode only the pages of
- * those rows. Without one, a slice would read the whole column chunk again.
+ * The row ranges read in turn, `[start, end, paged]`: a row group page by
+ * page of its URL column, when that column has an offset index (hyparquet
+ * then reads and decodes only the pages of those rows) and so has every
+ * other column read but a small one (read again for each page, which costs
+ * little); else the row group whole.
  */
 async function* rowRanges(file: AsyncBuffer, metadata: FileMetaData, names: readonly string[]): AsyncGenerator<[number, number, boolean]> {
   let rowStart = 0;
   for (const group of metadata.row_groups) {
     const rowEnd = rowStart + Number(group.num_rows);
     const read = group.columns.filter((column) => names.includes(column.meta_data?.path_in_schema[0] ?? ''));
-    const paged = read.length > 0 && read.every((column) => column.offset_index_offset !== undefined);
     const first = read.find((column) => column.meta_data?.path_in_schema[0] === names[0]);
-    const starts = paged && first !== undefined ? await pageStarts(file, first) : [0];
+    const indexed = (column: ColumnChunk): boolean => column.offset_index_offset !== undefined;
+    const small = (column: ColumnChunk): boolean => Number(column.meta_data?.total_uncompressed_size ?? Infinity) <= SMALL_CHUNK_BYTES;
+    const paged = first !== undefined && indexed(first) && read.every((column) => indexed(column) || small(column));
+    const starts = paged ? await pageStarts(file, first) : [0];
     for (let page = 0; page < starts.length; page++) {
       yield [rowStart + starts[page]!, page + 1 < starts.length ? rowStart + starts[page + 1]! : rowEnd, paged];
     }
