@@ -46,6 +46,16 @@ describe('CSV and TSV lists', () => {
     expect(server.stats.requests).toBe(rows.length);
   });
 
+  it('carries the fields through worker threads too', async () => {
+    const server = await serve();
+    const dir = await tempDir();
+    const rows = CAPTIONS.map((caption, i) => ({ url: server.url(`/gen/${i}.jpg`), caption, id: i }));
+    const file = await writeDatasetList(path.join(dir, 'list.csv'), rows);
+    const { run, records } = await runList(file, ['--caption-col', 'caption', '--save-cols', 'id', '--mode', 'workers', '-t', '1']);
+    expect(run.code).toBe(0);
+    expect(records.map((r) => [r.status, r.fields])).toEqual(rows.map((row) => ['ok', { caption: row.caption, id: String(row.id) }]));
+  });
+
   it('reads a TSV list by its --url-col, with no fields when nothing is carried', async () => {
     const server = await serve();
     const dir = await tempDir();
