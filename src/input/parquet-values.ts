@@ -30,21 +30,23 @@ export class PlainValues implements ColumnValues {
   }
 }
 
-/** Rows of a text chunk: where each value sits in the column's bytes (`from` -1 for null). */
+/** Rows of a text chunk: value `i` is the store's bytes from `offsets[base + i]` to `offsets[base + i + 1]`, or null. */
 interface TextChunk {
   start: number;
   length: number;
-  from: Int32Array;
-  to: Int32Array;
+  base: number;
 }
 
 /**
- * Bytes a text column copies its values into, kept from one read to the
+ * What a text column copies its values into, kept from one read to the
  * next: hyparquet's page buffers are then dropped as soon as a page is
- * decoded, instead of waiting, several at a time, for the collector.
+ * decoded, and nothing is allocated per read to wait, several reads' worth
+ * at a time, for the collector.
  */
 export class TextBytes {
   bytes = Buffer.alloc(0);
+  offsets = new Int32Array(0);
+  nulls = new Uint8Array(0);
 }
 
 /**
@@ -57,7 +59,9 @@ export class TextValues implements ColumnValues {
   readonly #text: TextChunk[] = [];
   readonly #plain = new PlainValues();
   readonly #store: TextBytes;
+  /** Bytes and offset slots of the store taken by this read's chunks. */
   #used = 0;
+  #slots = 0;
 
   /** `store` is reused: the values of an earlier {@link TextValues} over it are gone. */
   constructor(store: TextBytes) {
@@ -73,9 +77,9 @@ export class TextValues implements ColumnValues {
   at(row: number): unknown {
     for (const chunk of this.#text) {
       if (row < chunk.start || row >= chunk.start + chunk.length) continue;
-      const at = row - chunk.start;
-      const from = chunk.from[at]!;
-      return from === -1 ? null : this.#store.bytes.toString('utf8', from, chunk.to[at]);
+      const slot = chunk.base + row - chunk.start;
+      const { bytes, offsets, nulls } = this.#store;
+      return nulls[slot] === 1 ? null : bytes.toString('utf8', offsets[slot], offsets[slot + 1]);
     }
     return this.#plain.at(row);
   }
@@ -88,30 +92,38 @@ export class TextValues implements ColumnValues {
       if (value instanceof Uint8Array) size += value.byteLength;
       else if (value !== null && value !== undefined) return undefined;
     }
-    this.#reserve(size);
-    const chunk: TextChunk = { start, length: data.length, from: new Int32Array(data.length), to: new Int32Array(data.length) };
-    const bytes = this.#store.bytes;
+    this.#reserve(size, data.length + 1);
+    const { bytes, offsets, nulls } = this.#store;
+    const chunk: TextChunk = { start, length: data.length, base: this.#slots };
     for (let i = 0; i < data.length; i++) {
       const value = data[i] as Uint8Array | null | undefined;
-      if (value === null || value === undefined) {
-        chunk.from[i] = -1;
-        continue;
-      }
+      offsets[this.#slots] = this.#used;
+      nulls[this.#slots++] = value === null || value === undefined ? 1 : 0;
+      if (value === null || value === undefined) continue;
       bytes.set(value, this.#used);
-      chunk.from[i] = this.#used;
       this.#used += value.byteLength;
-      chunk.to[i] = this.#used;
     }
+    offsets[this.#slots++] = this.#used;
     return chunk;
   }
 
-  /** Room for `size` more bytes, keeping those already copied. */
-  #reserve(size: number): void {
+  /** Room for `size` more bytes and `slots` more offsets, keeping those already taken. */
+  #reserve(size: number, slots: number): void {
     const store = this.#store;
-    if (this.#used + size <= store.bytes.length) return;
-    const grown = Buffer.allocUnsafeSlow(Math.max(this.#used + size, store.bytes.length * 2, 64 * 1024));
-    store.bytes.copy(grown, 0, 0, this.#used);
-    store.bytes = grown;
+    if (this.#used + size > store.bytes.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(this.#used + size, store.bytes.length * 2, 64 * 1024));
+      store.bytes.copy(grown, 0, 0, this.#used);
+      store.bytes = grown;
+    }
+    if (this.#slots + slots > store.offsets.length) {
+      const length = Math.max(this.#slots + slots, store.offsets.length * 2, 4096);
+      const offsets = new Int32Array(length);
+      offsets.set(store.offsets.subarray(0, this.#slots));
+      const nulls = new Uint8Array(length);
+      nulls.set(store.nulls.subarray(0, this.#slots));
+      store.offsets = offsets;
+      store.nulls = nulls;
+    }
   }
 }
 
