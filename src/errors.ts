@@ -11,7 +11,7 @@
 
 /** Every code an imgdl error can carry. */
 export type ErrorCode =
-  /** A list line that is not an absolute URL (or is too long, or is not text). */
+  /** A list line or row that is not an absolute URL (or is too long, is not text, or has no URL). */
   | 'INVALID_URL'
   /** A URL whose scheme is not `http:` or `https:`. */
   | 'UNSUPPORTED_SCHEME'

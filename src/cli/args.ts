@@ -9,12 +9,13 @@ import { UsageError } from '../errors.js';
 // Only what parsing needs is imported up front: --help and --version must not pay for HTTP, pino or workers.
 import { DEFAULTS, MODES, VERSION } from '../options.js';
 import { DATASET_OPTIONS, type DatasetArgv } from './dataset-args.js';
+import { INPUT_OPTIONS, type InputArgv } from './input-args.js';
 import { ITEM_OPTIONS, type ItemArgv, type RunOption } from './item-args.js';
 
 export { itemFlags, itemOptions, type ItemArgv } from './item-args.js';
 
 /** What a plain run reads from its arguments, once parsed. */
-export interface Argv extends ItemArgv, DatasetArgv {
+export interface Argv extends ItemArgv, DatasetArgv, InputArgv {
   urls: string[];
   input: string[] | undefined;
   out: string;
@@ -44,8 +45,9 @@ const RUN_OPTIONS = {
     type: 'string',
     array: true,
     defaultDescription: 'stdin, when no URL is given',
-    describe: 'Read URLs from FILE, one per line ("-" is stdin); repeatable',
+    describe: 'Read URLs from FILE: one per line, or rows of a .csv, .tsv, .jsonl or .parquet ("-" is stdin); repeatable',
   },
+  ...INPUT_OPTIONS,
   out: { alias: 'o', type: 'string', default: DEFAULTS.out, describe: 'Output folder (created if missing)' },
   mode: { alias: 'm', type: 'string', choices: MODES as string[], default: DEFAULTS.mode, describe: 'How downloads are scheduled' },
   concurrency: { alias: 'c', type: 'number', default: DEFAULTS.concurrency, describe: 'Downloads in flight at once' },
@@ -101,6 +103,7 @@ function parser(yargs: YargsModule['default'], args: string[]) {
     .example('$0 -i urls.txt -o photos -c 32', 'A list, 32 at a time')
     .example('cat urls.txt | $0 -o photos', 'A list piped on stdin')
     .example('$0 -i urls.txt --manifest run.jsonl --json > summary.json', 'Keep a manifest and a JSON summary')
+    .example('$0 -i list.parquet --caption-col text --save-cols id --manifest run.jsonl', "A dataset's rows, captions and ids carried")
     .example('$0 -n -i urls.txt -o photos', 'Show where each URL would be saved, download nothing')
     .example('$0 -i urls.txt -o photos --layout sharded --shard 0/4 --manifest m0.jsonl', 'Slice 0 of 4 of a long list, named by position')
     .example('$0 -i urls.txt -o shards --format webdataset --shard 0/4', 'WebDataset tar shards 0, 4, 8… of the list, with their tables')

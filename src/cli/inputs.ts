@@ -1,35 +1,29 @@
 /**
  * Where a command's list comes from: URLs given as arguments, then each
- * `-i FILE` (or stdin) in turn.
+ * `-i FILE` (or stdin) in turn, each read in its format (see
+ * input/open-list.ts).
  */
-import { createReadStream } from 'node:fs';
-import fs from 'node:fs/promises';
-import type { Readable } from 'node:stream';
-import { UsageError } from '../errors.js';
-import { itemsFromArgs, readListBatches, type ListItem } from '../input/text-list.js';
+import { openList, type ListReading, type OpenedList } from '../input/open-list.js';
+import { itemsFromArgs, type ListItem } from '../input/text-list.js';
 import type { BatchedSource } from '../input/source.js';
 
 /** An input opened for reading, named as messages name it (`stdin` for `-`). */
-export interface OpenedInput {
-  name: string;
-  stream: Readable;
-}
+export type OpenedInput = OpenedList;
 
-/** Opens each input before the run starts, so an unreadable file is a usage error, not a failure halfway. */
-export async function openInputs(inputs: readonly string[]): Promise<OpenedInput[]> {
+/**
+ * Opens each input before the run starts, reading as far as its columns, so
+ * that an unreadable file or a missing column is a usage error, not a
+ * failure halfway. On such an error the inputs already opened are let go.
+ */
+export async function openInputs(inputs: readonly string[], reading: ListReading = {}): Promise<OpenedInput[]> {
   const opened: OpenedInput[] = [];
-  for (const name of inputs) {
-    if (name === '-') {
-      opened.push({ name: 'stdin', stream: process.stdin });
-      continue;
-    }
-    try {
-      const handle = await fs.open(name, 'r');
-      opened.push({ name, stream: createReadStream('', { fd: handle }) });
-    } catch (error) {
-      const code = (error as { code?: string }).code ?? 'error';
-      throw new UsageError(`cannot read input file ${name}: ${code}`);
-    }
+  try {
+    for (const name of inputs) opened.push(await openList(name, reading));
+  } catch (error) {
+    for (const input of opened) await input.close();
+    // Stdin read as far as a header would keep the process alive.
+    if (inputs.includes('-')) process.stdin.destroy();
+    throw error;
   }
   return opened;
 }
@@ -41,7 +35,7 @@ export async function openInputs(inputs: readonly string[]): Promise<OpenedInput
 export function allItems(urls: readonly string[], inputs: OpenedInput[]): BatchedSource<ListItem> {
   async function* batches(): AsyncGenerator<ListItem[]> {
     if (urls.length > 0) yield itemsFromArgs(urls);
-    for (const input of inputs) yield* readListBatches(input.stream, input.name);
+    for (const input of inputs) yield* input.batches();
   }
   return {
     batches,

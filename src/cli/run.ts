@@ -15,6 +15,7 @@ import { HostFigures } from '../record/host-figures.js';
 import { OptionError, resolveOptions, type Mode, type Options, type ResolvedOptions } from '../options.js';
 import { fullParse, itemOptions, quickParse, type Argv } from './args.js';
 import { datasetOptions } from './dataset-args.js';
+import { listReading } from './input-args.js';
 import { allItems, bindStdinDash, openInputs, type OpenedInput } from './inputs.js';
 import type { ProgressLine } from './progress-line.js';
 import { EXIT, exitCodeAfter, guardOutputs, inputNames, releaseStdin, stopOnSignals, useColor } from './process.js';
@@ -54,7 +55,7 @@ export async function runCommand(args: string[]): Promise<number> {
   let inputs: OpenedInput[];
   try {
     options = resolveOptions(runOptions(argv, shell, stop.signal));
-    inputs = await openInputs(inputNames(argv.urls, argv.input));
+    inputs = await openInputs(inputNames(argv.urls, argv.input), listReading(argv));
   } catch (error) {
     if (error instanceof UsageError || error instanceof OptionError) {
       shell.progressLine?.stop();

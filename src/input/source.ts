@@ -24,8 +24,10 @@ export interface ListItem extends SourceItem {
   source: string;
   /** 1-based line number in source (argument position for argv). */
   line: number;
-  /** Why the line cannot be used as-is, if it can't: 'too-long' | 'binary'. */
-  problem?: 'too-long' | 'binary' | undefined;
+  /** Why the line cannot be used as-is, if it can't: 'too-long' | 'binary', or 'bad-row' (a structured list's row, see `reason`). */
+  problem?: 'too-long' | 'binary' | 'bad-row' | undefined;
+  /** For a 'bad-row' item, why the row gives no usable URL (a JSON parse error, an empty URL cell), for its failure's message. */
+  reason?: string | undefined;
   /**
    * 0-based position among the items of the whole list, for a caller that
    * hands a run one slice of a longer list (the cluster's batches), so that

@@ -142,6 +142,7 @@ export function parseItemUrl(item: ListItem): URL {
   if (item.problem === 'binary') {
     throw fail('INVALID_URL', `line is not text (invalid UTF-8 or control characters): ${JSON.stringify(shown)}`);
   }
+  if (item.problem === 'bad-row') throw fail('INVALID_URL', item.reason ?? 'row has no usable URL');
   let url: URL;
   try {
     url = new URL(item.url);
