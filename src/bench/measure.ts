@@ -19,6 +19,8 @@ export interface Contender {
   saves: boolean;
   /** True for the other tools (curl, wget2, aria2c): run once only when far off the pace. */
   peer?: boolean;
+  /** Whether a run's folder holds what the command should have made, when a file count and bytes cannot say (tar shards). */
+  check?: (out: string) => Promise<boolean>;
 }
 
 /** What the runs of one command measured, one entry per run. */
@@ -97,7 +99,9 @@ export async function measure(
         result.rss.push(rss);
         result.user.push(user);
         result.sys.push(sys);
-        if (contender.saves) {
+        if (contender.check !== undefined) {
+          if (code !== 0 || !(await contender.check(out))) result.incomplete++;
+        } else if (contender.saves) {
           const got = await tally(out);
           if (code !== 0 || got.files !== expected.files || got.bytes !== expected.bytes) result.incomplete++;
         } else if (code !== 0) result.incomplete++;

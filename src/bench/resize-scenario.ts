@@ -33,20 +33,20 @@ const ENCODING: Encoding = { format: 'jpg', quality: 95, resize: SIZE, mode: 'ke
  * A photo-like JPEG (smooth shapes and some grain, about 150 kB at quality 85): a flat test image would
  * decode in no time and measure nothing.
  */
-async function photo(variant: number): Promise<Buffer> {
-  const pixels = Buffer.alloc(WIDTH * HEIGHT * 3);
+export async function photo(variant: number, width = WIDTH, height = HEIGHT): Promise<Buffer> {
+  const pixels = Buffer.alloc(width * height * 3);
   let seed = variant * 7919 + 1;
-  for (let y = 0; y < HEIGHT; y++) {
-    for (let x = 0; x < WIDTH; x++) {
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
       const grain = (seed % 24) - 12;
-      const at = (y * WIDTH + x) * 3;
+      const at = (y * width + x) * 3;
       pixels[at] = 128 + 90 * Math.sin(x / (40 + variant) + variant) + grain;
       pixels[at + 1] = 128 + 90 * Math.cos(y / (30 + variant)) + grain;
       pixels[at + 2] = 128 + 60 * Math.sin((x + y) / 70) + grain;
     }
   }
-  return sharp(pixels, { raw: { width: WIDTH, height: HEIGHT, channels: 3 } })
+  return sharp(pixels, { raw: { width, height, channels: 3 } })
     .jpeg({ quality: 85 })
     .toBuffer();
 }

@@ -1,7 +1,7 @@
 /**
  * The suite's scenarios, and the fixed ones it runs through {@link scenario}:
  * latency, sequential, flood, bulk and start-up. tls, hosts, cluster,
- * million and resize have modules of their own.
+ * million, resize and dataset have modules of their own.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -12,16 +12,28 @@ import { imgdl, node, peers, reference, writeLists } from './contenders.js';
 import { measure, type Contender, type Measured } from './measure.js';
 
 /** Every scenario, in the order the suite runs them. */
-export const SCENARIOS = ['latency', 'tls', 'sequential', 'flood', 'bulk', 'startup', 'hosts', 'cluster', 'million', 'resize'] as const;
+export const SCENARIOS = [
+  'latency',
+  'tls',
+  'sequential',
+  'flood',
+  'bulk',
+  'startup',
+  'hosts',
+  'cluster',
+  'million',
+  'resize',
+  'dataset',
+] as const;
 /** A scenario's name, as --only takes it. */
 export type ScenarioName = (typeof SCENARIOS)[number];
 /**
  * What runs without --only: everything but the half-hour million scenario,
  * tls (over two minutes at --runs 5, five commands on a server of its own)
- * and resize (the image work of datasets, which most lists never ask for).
+ * resize and dataset (the image work and shards of datasets, which most lists never ask for).
  */
 export const DEFAULT_SCENARIOS: readonly ScenarioName[] = SCENARIOS.filter(
-  (name) => name !== 'million' && name !== 'tls' && name !== 'resize',
+  (name) => name !== 'million' && name !== 'tls' && name !== 'resize' && name !== 'dataset',
 );
 
 /** The suite's settings, from its flags. */
@@ -59,7 +71,7 @@ export interface ScenarioResult {
 
 /** Runs one fixed scenario against the fixture servers' origins: every contender, `s.runs` times. */
 export async function scenario(
-  name: Exclude<ScenarioName, 'tls' | 'hosts' | 'cluster' | 'million' | 'resize'>,
+  name: Exclude<ScenarioName, 'tls' | 'hosts' | 'cluster' | 'million' | 'resize' | 'dataset'>,
   s: Settings,
   servers: { slow: string; fast: string },
 ): Promise<ScenarioResult> {

@@ -5,15 +5,16 @@
  * and the targets as ratios against baselines measured in that same run (so
  * a busy machine slows both sides of each ratio).
  *
- *   node dist/bench/suite.js [--only latency,tls,sequential,flood,bulk,startup,hosts,cluster,million,resize] [--runs 5]
+ *   node dist/bench/suite.js [--only latency,tls,sequential,flood,bulk,startup,hosts,cluster,million,resize,dataset] [--runs 5]
  *                            [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI]
  *                            [--million-runs 3] [--million-items 1000000] [--json]
  *
  * `million` (a million-item list: src/bench/million.ts) takes about half an
  * hour, and `tls` (the latency list over HTTPS, HTTP/2 against HTTP/1.1:
  * src/bench/tls.ts) over two minutes, so they run only when named in --only;
- * so does `resize` (image work: src/bench/resize-scenario.ts), which plain
- * lists never ask for.
+ * so do `resize` (image work: src/bench/resize-scenario.ts) and `dataset`
+ * (a CSV into resized WebDataset shards: src/bench/dataset-scenario.ts), which
+ * plain lists never ask for.
  *
  * Every scenario also runs the bare-undici reference (reference.ts): the
  * smallest loop that downloads the same list with undici and writes the same
@@ -49,7 +50,7 @@ import { sweepAndPrint, writeSuiteReport } from './suite-report.js';
 import { tlsScenario } from './tls.js';
 import type { SweepPoint } from '../charts/points.js';
 
-const USAGE = `usage: npm run bench -- [--only ${SCENARIOS.join(',')},sweep] [--runs 5] [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI] [--million-runs 3] [--million-items 1000000] [--json]\n       [--report FILE.html] [--sweep 1,4,16,64] [--sweep-files 500]\n(million, tls and resize run only when named in --only)\n`;
+const USAGE = `usage: npm run bench -- [--only ${SCENARIOS.join(',')},sweep] [--runs 5] [--bulk-files 16] [--bulk-size 64MiB] [--compare CLI] [--million-runs 3] [--million-items 1000000] [--json]\n       [--report FILE.html] [--sweep 1,4,16,64] [--sweep-files 500]\n(million, tls, resize and dataset run only when named in --only)\n`;
 
 function settings(): Settings {
   let parsed;
@@ -263,13 +264,15 @@ async function main(): Promise<void> {
         continue;
       }
       // tls has a server of its own, speaking HTTP/2 and HTTP/1.1 over TLS: see bench/tls.ts.
-      // resize has an image server of its own: see bench/resize-scenario.ts.
+      // resize and dataset have image servers of their own: see bench/resize-scenario.ts, bench/dataset-scenario.ts.
       const result =
         name === 'tls'
           ? await tlsScenario(s)
           : name === 'resize'
             ? await (await import('./resize-scenario.js')).resizeScenario(s)
-            : await scenario(name, s, { slow: slow.origin, fast: fast.origin });
+            : name === 'dataset'
+              ? await (await import('./dataset-scenario.js')).datasetScenario(s)
+              : await scenario(name, s, { slow: slow.origin, fast: fast.origin });
       results.push(result);
       if (!s.json) process.stdout.write(printScenario(result));
     }
