@@ -75,6 +75,12 @@ async function readJson(file: string): Promise<Record<string, unknown>> {
   return JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
 }
 
+/** True once `pid` is stopped (SIGSTOP), as /proc tells. */
+async function isStopped(pid: number): Promise<boolean> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+}
+
 const shardNames = (count: number): string[] => Array.from({ length: count }, (_, i) => String(i).padStart(5, '0'));
 
 /** What a shard holds that does not depend on when or by whom it was written: its members, and its table without times. */
@@ -256,5 +262,51 @@ describe('--format webdataset through the queue', () => {
     }
     expect(tableRows).toBe(60);
     expect(await statusOf(redis.url)).toMatchObject({ total: 60, ok: 60, failed: 0, pending: 0 });
+  });
+  it('a worker frozen mid-shard, woken after another rewrote the shard: its tar is never renamed over the other one', async () => {
+    const redis = await startRedis();
+    // Every request of the first worker is held, so that it is frozen with one whole shard in flight.
+    let held: Array<() => void> | undefined = [];
+    const gate = {
+      wait: (): Promise<void> => {
+        const holding = held;
+        return holding === undefined ? Promise.resolve() : new Promise<void>((resolve) => holding.push(resolve));
+      },
+    };
+    const server = await imageServer(gate);
+    const dir = await tempDir();
+    const out = path.join(dir, 'shared');
+    const urls = Array.from({ length: 12 }, (_, i) => server.url(`/img/${i}.jpg`));
+    const list = await listFile(dir, urls);
+    expect((await runCli(['enqueue', '--queue', redis.url, '-i', list, '--format', 'webdataset', '--shard-size', '4'])).code).toBe(0);
+    const worker = (): ReturnType<typeof startCli> =>
+      startCli(['worker', '--queue', redis.url, '-o', out, '-c', '4', '--lock-ms', '1500', '--exit-when-empty', '-v']);
+
+    const frozen = worker();
+    await until(() => held!.length === 4, 'the first worker to have a whole shard in flight');
+    frozen.child.kill('SIGSTOP');
+    await until(() => isStopped(frozen.child.pid!), 'the first worker to be stopped');
+    // Answered while it is frozen: when it wakes, every row of its shard can end at once.
+    const release = held!;
+    held = undefined;
+    for (const answer of release) answer();
+
+    const other = await worker().done;
+    expect(other.code, other.stderr.slice(-2000)).toBe(0);
+    const shards = shardNames(3);
+    const written = await Promise.all(shards.map(async (s) => (await fs.stat(path.join(out, `${s}.tar`))).ino));
+
+    frozen.child.kill('SIGCONT');
+    const woken = await frozen.done;
+    expect(woken.code, woken.stderr.slice(-2000)).toBe(0);
+    expect(woken.stderr).toMatch(/was taken back|left to the writer that holds it now/);
+    // The tars are the ones the other worker renamed into place, complete; the woken one's part files are its own.
+    expect(await Promise.all(shards.map(async (s) => (await fs.stat(path.join(out, `${s}.tar`))).ino))).toEqual(written);
+    for (const shard of shards) {
+      const members = await readTar(path.join(out, `${shard}.tar`));
+      expect([...members.keys()].filter((name) => name.endsWith('.jpg'))).toHaveLength(4);
+    }
+    for (const name of await fs.readdir(out)) expect(name).toMatch(/^\d{5}(\.tar|\.parquet|_stats\.json|\.tar\.[A-Za-z0-9-]+\.part)$/);
+    expect(await statusOf(redis.url)).toMatchObject({ total: 12, ok: 12, failed: 0, pending: 0 });
   });
 });

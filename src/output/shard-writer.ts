@@ -58,11 +58,13 @@ class TarShard {
   constructor(index: number, dir: string, tag: string | undefined) {
     this.index = index;
     this.files = shardFiles(dir, index, tag);
-    // What an earlier run left of this shard is redone from scratch: no stale tar, table or stats may
-    // outlive it (a run that finds stats never opens the shard; a cluster batch run again always does).
-    rmSync(this.files.stats, { force: true });
-    rmSync(this.files.tar, { force: true });
-    rmSync(this.files.parquet, { force: true });
+    // What an earlier run left of this shard is redone from scratch: no stale tar or table may outlive it
+    // (a run that finds stats never opens the shard). Not so for a cluster worker's part (a tag): the files
+    // in place may be those of the worker that holds the batch now, and only the rename may replace them.
+    if (tag === undefined) {
+      rmSync(this.files.tar, { force: true });
+      rmSync(this.files.parquet, { force: true });
+    }
     this.#file = createWriteStream(this.files.part, { flags: 'w' });
     this.#closed = new Promise((resolve) => {
       const failed = (error: unknown): void => {
