@@ -235,10 +235,16 @@ describe('--format webdataset through the queue', () => {
 
     const killed = worker();
     await until(() => held!.length === 4, 'the first worker to have all its downloads in flight');
-    const parts = (await fs.readdir(out)).filter((name) => name.endsWith('.part'));
-    expect(parts.length).toBeGreaterThan(0);
+    // Killed with samples in its part file: the answers it had were written there before it dies.
+    const partsWithSamples = async (): Promise<string[]> => {
+      const names = await fs.readdir(out).catch(() => []);
+      const sizes = await Promise.all(names.map(async (name) => (name.endsWith('.part') ? (await fs.stat(path.join(out, name))).size : 0)));
+      return names.filter((_, i) => sizes[i]! > 0);
+    };
+    await until(async () => (await partsWithSamples()).length > 0, 'the first worker to write samples to a part file');
     killed.child.kill('SIGKILL');
     await killed.done;
+    const parts = (await fs.readdir(out)).filter((name) => name.endsWith('.part'));
     const release = held!;
     held = undefined;
     for (const answer of release) answer();
