@@ -13,6 +13,7 @@ import { describeError, UsageError } from '../errors.js';
 import { DEFAULTS, OptionError } from '../options.js';
 import { ClusterError } from '../cluster/connection.js';
 import { itemFlags, itemOptions, strictParser, type ItemArgv } from './args.js';
+import { DATASET_OPTIONS, datasetOptions, type DatasetArgv } from './dataset-args.js';
 import { allItems, bindStdinDash, openInputs, type OpenedInput } from './inputs.js';
 import { EXIT, exitCodeAfter, guardOutputs, inputNames, releaseStdin, stopOnSignals, useColor } from './process.js';
 
@@ -38,7 +39,8 @@ function enqueueParser(args: string[]) {
     base(
       'enqueue',
       args,
-      '$0 --queue URL [urls..] [-i LIST]... [options]\n\nAdd a list to the queue in jobs of --batch items. The download options given here travel with the jobs, so every worker applies them.',
+      '$0 --queue URL [urls..] [-i LIST]... [options]\n\nAdd a list to the queue in jobs of --batch items. The download options given here travel with the jobs, so every worker applies them. ' +
+        'With --format webdataset a job is one tar shard of --shard-size rows, which the worker that takes it writes whole into its -o folder.',
     )
       .command('$0 [urls..]', false)
       .positional('urls', { type: 'string', array: true, default: [], describe: 'URLs to add' })
@@ -49,10 +51,16 @@ function enqueueParser(args: string[]) {
         defaultDescription: 'stdin, when no URL is given',
         describe: 'Read URLs from FILE, one per line ("-" is stdin); repeatable',
       })
-      .option('batch', { type: 'number', default: 1000, describe: 'Items per job' })
+      .option('batch', {
+        type: 'number',
+        defaultDescription: '1000',
+        describe: 'Items per job; refused with --format webdataset, whose jobs are one shard each',
+      })
+      .options(DATASET_OPTIONS)
       .option('json', { type: 'boolean', default: false, describe: 'Print what was added as JSON' })
       .example('$0 --queue redis://redis:6379 -i urls.txt', 'Add a list in jobs of 1000')
-      .example('$0 --queue redis://redis:6379/2 -i urls.txt --hash sha256 --max-size 20M', 'Every worker hashes and caps sizes'),
+      .example('$0 --queue redis://redis:6379/2 -i urls.txt --hash sha256 --max-size 20M', 'Every worker hashes and caps sizes')
+      .example('$0 --queue redis://redis:6379 -i urls.txt --format webdataset --shard-size 1000 --resize 256', 'One job per tar shard'),
   );
 }
 
@@ -124,11 +132,11 @@ export async function clusterMain(command: Command, args: string[]): Promise<num
   }
 }
 
-interface EnqueueArgv extends ItemArgv {
+interface EnqueueArgv extends ItemArgv, DatasetArgv {
   queue: string;
   urls: string[];
   input: string[] | undefined;
-  batch: number;
+  batch: number | undefined;
   json: boolean;
   help?: boolean;
 }
@@ -136,7 +144,7 @@ interface EnqueueArgv extends ItemArgv {
 async function enqueueMain(args: string[]): Promise<number> {
   const argv = (await enqueueParser(args).parseAsync()) as unknown as EnqueueArgv;
   if (argv.help) return EXIT.ok;
-  const options = itemOptions(argv);
+  const options = { ...itemOptions(argv), ...datasetOptions(argv) };
   const inputs: OpenedInput[] = await openInputs(inputNames(argv.urls, argv.input));
   const { enqueue } = await import('../cluster/enqueue.js');
   const { createLogger, levelFor } = await import('./log.js');

@@ -13,6 +13,10 @@
  * refused record, a lock it could not renew, or the stalled check: its
  * downloads stop, the rest of its items never start, nothing more of it is
  * recorded, and BullMQ's job is left to whoever holds it now.
+ *
+ * A batch of WebDataset rows is one shard (see shards.ts): all its rows run,
+ * whatever the queue knows of them, and it completes only once its shard is
+ * in place.
  */
 import { UnrecoverableError, WaitingError, type Job, type Queue } from 'bullmq';
 import type { Logger } from 'pino';
@@ -25,6 +29,7 @@ import { decodeBatch, type JobOptions } from './jobs.js';
 import type { ClusterNames } from './names.js';
 import type { Pipeline, Routed, RoutedBatch, Run } from './pipeline.js';
 import type { Recorder } from './recorder.js';
+import { BatchShard } from './shards.js';
 import { Claim, Recorded, itemKey, type BatchLock, type Store } from './store.js';
 
 /** What a batch that completes returns to BullMQ: its items' records by status. */
@@ -89,8 +94,11 @@ export async function runBatch(job: Job, token: string | undefined, context: Bat
   // A batch started before (its worker died, or Redis lost the end of it in a crash) may find its own files.
   const rerun = job.attemptsStarted > 1 || job.stalledCounter > 0;
   const claimed = listed.map((e, i) => ({ ...e, claim: claims[i] ?? Claim.New }));
-  const due = claimed.filter((e) => e.claim === Claim.New || e.claim === Claim.Resumed);
+  // A shard is written whole, so each of its rows runs again, whatever the queue has recorded of it.
+  const whole = resolved.format === 'webdataset';
+  const due = whole ? claimed : claimed.filter((e) => e.claim === Claim.New || e.claim === Claim.Resumed);
   const batch = new Batch(id, { token: lockToken, rerun, items: due.length }, context);
+  batch.shard = shardFor(id, items, resolved, batch);
   const toRun = due.map((e): Entry => ({ ...e, batch }));
   // Until the job's processor returns (see worker.ts).
   context.held.hold(batch);
@@ -119,6 +127,15 @@ function readJob(id: string, data: unknown, context: BatchContext): { options: J
   }
 }
 
+/** The shard a batch of WebDataset rows writes; a batch that is not one shard's rows can never run. */
+function shardFor(id: string, items: readonly ListItem[], resolved: ResolvedOptions, batch: Batch): BatchShard | undefined {
+  try {
+    return BatchShard.of(items, resolved, batch.lock.token, () => batch.holds());
+  } catch (error) {
+    throw new UnrecoverableError(`batch ${id} cannot run here: ${describeError(error)}`);
+  }
+}
+
 /** The batch's items with their listings, keys and the URLs their records may show. */
 function listItems(id: string, items: readonly ListItem[]): Listed[] {
   return items.map((item, position) => {
@@ -141,6 +158,8 @@ export class Batch implements RoutedBatch {
   readonly id: string;
   /** The lock its job is held under; every record is written with it. */
   readonly lock: BatchLock;
+  /** With `format: 'webdataset'`, the shard the batch writes. */
+  shard: BatchShard | undefined;
   readonly #context: BatchContext;
   /** Its job ran before: a file found at an item's name may be that run's download (see Recorder.recovered). */
   readonly #rerun: boolean;
@@ -172,6 +191,13 @@ export class Batch implements RoutedBatch {
     return this.#withdrawn.signal;
   }
 
+  /** True while the batch is still this worker's, as Redis knows it: asked before its shard is put in place. */
+  async holds(): Promise<boolean> {
+    if (this.#withdrawn.signal.aborted) return false;
+    const held = await this.#context.store.holds(this.lock);
+    return held && !this.#withdrawn.signal.aborted;
+  }
+
   /** Ends {@link run}'s wait: no item is still out, or the run they were in ended. */
   wake(): void {
     this.#wake();
@@ -180,9 +206,10 @@ export class Batch implements RoutedBatch {
   /** Runs the batch's entries through the worker's pipeline, with their names claimed first; resolves once none is out. */
   async run(entries: Entry[], optionsKey: string, resolved: ResolvedOptions): Promise<void> {
     const { names, pipeline } = this.#context;
-    const wanted = entries.flatMap((e) => (e.url ? named(e.item, e.url) : []));
+    // A shard's samples are named by position: no name is claimed for them.
+    const wanted = this.shard ? [] : entries.flatMap((e) => (e.url ? named(e.item, e.url) : []));
     await names.prepare(wanted);
-    const run = await pipeline.enter(optionsKey, resolved, entries);
+    const run = await pipeline.enter(optionsKey, resolved, entries, this.shard);
     this.#run = run;
     if (this.#withdrawn.signal.aborted) this.#leave(run);
     await this.#over;
@@ -233,16 +260,25 @@ export class Batch implements RoutedBatch {
   async finish(job: Job, token: string | undefined, ran: number, listed: number): Promise<BatchCounts> {
     const { store, stop, log, tally } = this.#context;
     await Promise.all(this.#writes);
+    // Its tar is renamed and its stats written before the batch may complete; rejects when they cannot be.
+    const shardDone =
+      this.shard === undefined ||
+      (await this.shard.end(this.#run?.shards).catch((error: unknown) => {
+        // A batch taken back says nothing more here, whatever befell its part file.
+        if (this.#withdrawn.signal.aborted) return false;
+        throw error;
+      }));
     // BullMQ leaves the job alone on a WaitingError: it is another worker's now, or waits for one.
     if (this.#withdrawn.signal.aborted) throw new WaitingError();
-    if (this.#recorded < ran) {
+    if (this.#recorded < ran || !shardDone) {
       if (stop.aborted && token !== undefined) {
         log?.info(`batch ${this.id}: handed back with ${ran - this.#recorded} of ${ran} items unfinished`);
         tally.handedBack++;
         await job.moveToWait(token);
         throw new WaitingError();
       }
-      throw new Error(`batch ${this.id}: ${ran - this.#recorded} items could not be finished (disk full?); the batch will be retried`);
+      const what = shardDone ? `${ran - this.#recorded} items` : `its shard`;
+      throw new Error(`batch ${this.id}: ${what} could not be finished (disk full?); the batch will be retried`);
     }
     await store.finished(this.id);
     tally.batches++;

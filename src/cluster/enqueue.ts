@@ -1,8 +1,10 @@
 /**
  * Enqueuing: a list in, jobs of `batch` items out, read as a stream so a list
  * of any length costs one batch group of memory. Each job carries its items
- * (with their list positions) and the download options, and is named by its
- * content, so enqueuing the same list again adds nothing.
+ * (with their list positions and fields) and the download options, and is
+ * named by its content, so enqueuing the same list again adds nothing. With
+ * `format: 'webdataset'` one job is one tar shard: `shardSize` rows, cut on
+ * the shard boundaries (see shards.ts).
  */
 import { Queue } from 'bullmq';
 import pLimit from 'p-limit';
@@ -11,14 +13,18 @@ import { toListItems, type Source } from '../input/source.js';
 import type { ListItem } from '../input/text-list.js';
 import { OptionError, type Options } from '../options.js';
 import { QUEUE_NAME, isConnectionError, parseQueueUrl, preflight, unavailable } from './connection.js';
-import { batchId, carriedOptions, encodeBatch, type BatchData } from './jobs.js';
+import { DATASET_DEFAULTS } from '../dataset-options.js';
+import { batchId, carriedOptions, encodeBatch, type BatchData, type JobOptions } from './jobs.js';
 import { Store } from './store.js';
 
 /** Options of {@link enqueue}. */
 export interface EnqueueOptions {
   /** The queue: `redis://HOST:PORT[/DB]` [`--queue`]. Required. */
   queue: string;
-  /** Items per job [`--batch`]. Default 1000. */
+  /**
+   * Items per job [`--batch`], from 1 to 100000. Default 1000. Refused with `format: 'webdataset'`
+   * in `options`, whose jobs are one shard each (`shardSize` rows).
+   */
   batch?: number | undefined;
   /**
    * The download options every worker applies to these items: any
@@ -60,9 +66,8 @@ const CALLS_IN_FLIGHT = 4;
  */
 export async function enqueue(source: Source, options: EnqueueOptions): Promise<EnqueueResult> {
   const address = parseQueueUrl(options.queue);
-  const size = options.batch ?? 1000;
-  if (!Number.isInteger(size) || size < 1 || size > 100_000) throw new OptionError('batch', size, 'an integer from 1 to 100000');
   const carried = carriedOptions(options.options ?? {});
+  const size = batchSize(options.batch, carried);
   const client = await preflight(address, options.logger);
   const store = new Store(client, QUEUE_NAME);
   const queue = new Queue(QUEUE_NAME, { connection: client });
@@ -116,6 +121,20 @@ export async function enqueue(source: Source, options: EnqueueOptions): Promise<
     client.disconnect();
   }
   return result;
+}
+
+/**
+ * Items per job: `batch`, or with `format: 'webdataset'` one shard's rows, so that each job, cut from
+ * position 0 on, holds exactly one shard. Throws OptionError.
+ */
+function batchSize(batch: number | undefined, carried: JobOptions): number {
+  if (carried.format === 'webdataset') {
+    if (batch !== undefined) throw new OptionError('batch', batch, 'unset with format webdataset: a job is one shard of shardSize rows');
+    return carried.shardSize ?? DATASET_DEFAULTS.shardSize;
+  }
+  const size = batch ?? 1000;
+  if (!Number.isInteger(size) || size < 1 || size > 100_000) throw new OptionError('batch', size, 'an integer from 1 to 100000');
+  return size;
 }
 
 /** One round trip's jobs: the ones Redis has not seen are added, then counted. */

@@ -40,13 +40,10 @@ const LOCAL: ReadonlySet<string> = new Set(LOCAL_OPTIONS);
  * {@link resolveOptions} a worker will run, so a bad value fails at enqueue,
  * not on every worker) and survive JSON unchanged. Options set to undefined
  * are left out. Throws {@link OptionError}; `dedupe` is refused, since each
- * worker could only compare what it saved itself, and `format: 'webdataset'`.
+ * worker could only compare what it saved itself.
  */
 export function carriedOptions(options: Options): JobOptions {
   if (options.dedupe === true) throw new OptionError('dedupe', true, 'false: content dedupe is not available across workers');
-  // A tar shard has one writer, which a batch cut by item count does not give it.
-  if (options.format === 'webdataset')
-    throw new OptionError('format', options.format, "'files': the queue does not cut batches on shards yet");
   const carried: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(options)) {
     if (LOCAL.has(name) || value === undefined) continue;
@@ -70,7 +67,10 @@ function sortedKeys(value: unknown): unknown {
   );
 }
 
-/** One item on the wire: `[url, source#, line, index]`, then `name` and `problem` when set. */
+/**
+ * One item on the wire: `[url, source#, line, index]`, then `name`, `problem` and `fields` (a
+ * dataset row's caption and saved columns) when set, each earlier one as null when a later one is set.
+ */
 export type WireItem = [
   url: string,
   source: number,
@@ -78,6 +78,7 @@ export type WireItem = [
   index: number,
   name?: string | null,
   problem?: ListItem['problem'] | null,
+  fields?: Record<string, unknown>,
 ];
 
 /** A job's data. `v` lets a later version refuse what it cannot read instead of misreading it. */
@@ -96,7 +97,9 @@ export function encodeBatch(items: readonly ListItem[], options: JobOptions): Ba
     let source = sources.indexOf(item.source);
     if (source === -1) source = sources.push(item.source) - 1;
     const tuple: WireItem = [item.url, source, item.line, item.index ?? 0];
-    if (item.problem !== undefined) tuple.push(item.name ?? null, item.problem);
+    // Items without fields stay as they were on the wire, so their jobs keep the IDs they had.
+    if (item.fields !== undefined) tuple.push(item.name ?? null, item.problem ?? null, { ...item.fields });
+    else if (item.problem !== undefined) tuple.push(item.name ?? null, item.problem);
     else if (item.name !== undefined) tuple.push(item.name);
     return tuple;
   });
@@ -115,13 +118,15 @@ export function decodeBatch(data: unknown): { options: JobOptions; items: ListIt
   if (!Array.isArray(batch.sources) || !batch.sources.every((s) => typeof s === 'string')) return bad('no sources');
   if (!Array.isArray(batch.items)) return bad('no items');
   const items = batch.items.map((tuple, i): ListItem => {
-    const [url, source, line, index, name, problem] = Array.isArray(tuple) ? tuple : [];
+    const [url, source, line, index, name, problem, fields] = Array.isArray(tuple) ? tuple : [];
     const sourceName = typeof source === 'number' ? batch.sources![source] : undefined;
     if (typeof url !== 'string' || sourceName === undefined || !Number.isInteger(line) || !Number.isInteger(index))
       return bad(`item ${i} is malformed`);
     const item: ListItem = { url, source: sourceName, line: line!, index: index! };
     if (typeof name === 'string') item.name = name;
     if (problem === 'too-long' || problem === 'binary') item.problem = problem;
+    if (typeof fields === 'object' && fields !== null && !Array.isArray(fields)) item.fields = fields;
+    else if (fields !== undefined) return bad(`item ${i} has malformed fields`);
     return item;
   });
   return { options: batch.options, items };

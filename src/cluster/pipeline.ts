@@ -9,8 +9,9 @@
  * A new run starts when a batch carries other options, after
  * {@link ROTATE_AFTER} items (what a run remembers per item must not grow
  * for the life of the worker), after a run stopped on its own (a full
- * disk), and after a batch in it was taken back from this worker (see
- * {@link Run.leave}).
+ * disk), after a batch in it was taken back from this worker (see
+ * {@link Run.leave}), and for a shard the run has written before (a batch
+ * run again: the run has seen its URLs, and would skip them as duplicates).
  */
 import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
@@ -21,6 +22,7 @@ import { createRunContext, downloadWith } from '../run/download.js';
 import { Feed } from './feed.js';
 import type { RedisHostGates } from './host-gate.js';
 import type { ClusterNames } from './names.js';
+import { ShardRouter, type BatchShard } from './shards.js';
 
 /** Items after which a worker starts a fresh run, so per-run memory (URLs seen) stays bounded. */
 const ROTATE_AFTER = 100_000;
@@ -61,6 +63,8 @@ export interface PipelineOptions<E extends Routed> {
 export class Run<E extends Routed> {
   /** The batch options it was started with (JSON). */
   readonly key: string;
+  /** With `format: 'webdataset'`, the run's sink, which each batch's shard joins (see shards.ts). */
+  readonly shards: ShardRouter | undefined;
   /** Settles once the run has ended and each of its results was settled. */
   readonly finished: Promise<void>;
   readonly #feed = new Feed();
@@ -69,6 +73,8 @@ export class Run<E extends Routed> {
   #ended = false;
   /** True once a batch taken back from this worker was in it: the next batch starts a new run. */
   #retired = false;
+  /** The shards whose batches it took. */
+  readonly #shardsTaken = new Set<number>();
   /** `source\nline` → entries in flight, to route results back. */
   readonly #routes = new Map<string, E[]>();
   /** Each item pushed → its batch's signal, which stops it when the batch is taken back. */
@@ -76,12 +82,20 @@ export class Run<E extends Routed> {
 
   constructor(key: string, resolved: ResolvedOptions, options: PipelineOptions<E>) {
     this.key = key;
+    this.shards = resolved.format === 'webdataset' ? new ShardRouter(resolved.shardSize) : undefined;
     this.finished = this.#serve(resolved, options);
   }
 
-  /** True when a batch with options `key` may not join this run (see the module comment). */
-  closedTo(key: string): boolean {
-    return this.key !== key || this.#fed >= ROTATE_AFTER || this.#ended || this.#retired;
+  /** True when a batch with options `key` (writing `shard`) may not join this run (see the module comment). */
+  closedTo(key: string, shard: number | undefined): boolean {
+    const again = shard !== undefined && this.#shardsTaken.has(shard);
+    return this.key !== key || this.#fed >= ROTATE_AFTER || this.#ended || this.#retired || again;
+  }
+
+  /** Routes the rows of `shard` to its writer (see shards.ts), before its batch's items are pushed. */
+  join(shard: BatchShard): void {
+    this.#shardsTaken.add(shard.index);
+    this.shards?.join(shard.index, shard.writer);
   }
 
   /** Routes a batch's entries, and pushes their items, unless the run has ended meanwhile: then their batch is woken. */
@@ -136,6 +150,7 @@ export class Run<E extends Routed> {
         names: options.names,
         hosts: options.gates.for(resolved),
         itemSignal: (item) => this.#signals.get(item),
+        ...(this.shards === undefined ? {} : { sink: this.shards }),
       });
       for await (const result of downloadWith(this.#feed, ctx)) await this.#settle(result, options.settle);
     } catch (error) {
@@ -168,14 +183,18 @@ export class Pipeline<E extends Routed> {
     this.#options = options;
   }
 
-  /** Hands a batch's entries to the current run (or a new one), in turn with every other batch; resolves to that run. */
-  enter(key: string, resolved: ResolvedOptions, entries: readonly E[]): Promise<Run<E>> {
+  /**
+   * Hands a batch's entries to the current run (or a new one), in turn with every other batch;
+   * resolves to that run. A batch that writes `shard` has it joined to the run first.
+   */
+  enter(key: string, resolved: ResolvedOptions, entries: readonly E[], shard?: BatchShard): Promise<Run<E>> {
     const next = this.#switching.then(async () => {
-      if (this.#current?.closedTo(key)) {
+      if (this.#current?.closedTo(key, shard?.index)) {
         await this.#current.end();
         this.#current = undefined;
       }
       const run = (this.#current ??= new Run(key, resolved, this.#options));
+      if (shard !== undefined) run.join(shard);
       // Pushed before any later batch can end this run's feed, so a switch never strands a batch.
       run.take(entries);
       return run;

@@ -281,6 +281,11 @@ export class Store {
     return (await this.#redis.smismember(this.#key('batches'), ...jobIds)).map((n) => n === 1);
   }
 
+  /** True while the batch's lock is still `lock.token`'s: a writer about to put a shard in place asks first. */
+  async holds(lock: BatchLock): Promise<boolean> {
+    return (await this.#redis.get(lock.key)) === lock.token;
+  }
+
   /** Marks a job's batch as finished. */
   async finished(jobId: string): Promise<void> {
     await this.#redis.sadd(this.#key('done'), jobId);

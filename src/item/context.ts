@@ -68,7 +68,7 @@ export interface RunContext {
 export function makeRunContext(
   options: ResolvedOptions,
   agent: Dispatcher,
-  shared: Pick<RunContext, 'names' | 'registry' | 'done' | 'etags' | 'digests' | 'hosts' | 'itemSignal'>,
+  shared: Pick<RunContext, 'names' | 'registry' | 'done' | 'etags' | 'digests' | 'hosts' | 'itemSignal'> & { sink?: Sink | undefined },
 ): RunContext {
   const stop = new AbortController();
   // Every request in flight listens on this signal; their number is bounded by the pool, not by 10.
@@ -82,7 +82,7 @@ export function makeRunContext(
     signal: stop.signal,
     abort: (reason) => stop.abort(reason),
     parts,
-    sink: sinkFor(options, parts),
+    sink: shared.sink ?? sinkFor(options, parts),
     bandwidth: options.limitRate === undefined ? undefined : new Bandwidth(options.limitRate),
   };
 }

@@ -35,13 +35,8 @@ export class ShardSink implements Sink {
   readonly keeper: SampleKeeper;
 
   constructor(options: ShardSinkOptions, keeper?: SampleKeeper) {
-    const writer = (this.writer = new ShardWriter(options));
-    this.keeper = keeper ?? {
-      async keep(position, members, sha256) {
-        await writer.sample(position, members, sha256, members[0]?.body.length ?? 0);
-        return `${writer.tarName(position)}/${members[0]?.name ?? ''}`;
-      },
-    };
+    this.writer = new ShardWriter(options);
+    this.keeper = keeper ?? writerKeeper(this.writer);
   }
 
   /** Nothing is kept under a name: which rows are kept already is decided a shard at a time (see {@link rowAt}). */
@@ -71,8 +66,18 @@ export class ShardSink implements Sink {
   }
 }
 
-/** One body held until it is committed as a sample. */
-class SampleEntry implements SinkEntry {
+/** A keeper that appends each sample to `writer`'s shards, and names it `00000.tar/000000123.jpg`. */
+export function writerKeeper(writer: ShardWriter): SampleKeeper {
+  return {
+    async keep(position, members, sha256) {
+      await writer.sample(position, members, sha256, members[0]?.body.length ?? 0);
+      return `${writer.tarName(position)}/${members[0]?.name ?? ''}`;
+    },
+  };
+}
+
+/** One body held until it is committed as a sample, which `keeper` then keeps. */
+export class SampleEntry implements SinkEntry {
   readonly #keeper: SampleKeeper;
   readonly #target: SinkTarget;
   #chunks: Buffer[] = [];

@@ -26,10 +26,15 @@ export interface Member {
   body: Buffer;
 }
 
-/** The files of shard `shard` in `dir`: the tar, its part file, its table and its stats. */
-export function shardFiles(dir: string, shard: number): { tar: string; part: string; parquet: string; stats: string } {
+/**
+ * The files of shard `shard` in `dir`: the tar, its part file, its table and its stats. With `tag`
+ * (a cluster worker's lock token) the part file is `00003.tar.TAG.part`, so that two workers that
+ * both write the shard (one taken over from the other) never write the same part file.
+ */
+export function shardFiles(dir: string, shard: number, tag?: string): { tar: string; part: string; parquet: string; stats: string } {
   const base = path.join(dir, shardName(shard));
-  return { tar: `${base}.tar`, part: `${base}.tar.part`, parquet: `${base}.parquet`, stats: `${base}_stats.json` };
+  const part = tag === undefined ? `${base}.tar.part` : `${base}.tar.${tag}.part`;
+  return { tar: `${base}.tar`, part, parquet: `${base}.parquet`, stats: `${base}_stats.json` };
 }
 
 /** One shard being written. */
@@ -50,12 +55,16 @@ class TarShard {
   /** Settles once the file is closed, whether the pack ended or was destroyed. */
   readonly #closed: Promise<void>;
 
-  constructor(index: number, dir: string) {
+  constructor(index: number, dir: string, tag: string | undefined) {
     this.index = index;
-    this.files = shardFiles(dir, index);
-    // What an earlier run left of this shard is redone from scratch: no stale tar or table may outlive it.
-    rmSync(this.files.tar, { force: true });
-    rmSync(this.files.parquet, { force: true });
+    this.files = shardFiles(dir, index, tag);
+    // What an earlier run left of this shard is redone from scratch: no stale tar or table may outlive it
+    // (a run that finds stats never opens the shard). Not so for a cluster worker's part (a tag): the files
+    // in place may be those of the worker that holds the batch now, and only the rename may replace them.
+    if (tag === undefined) {
+      rmSync(this.files.tar, { force: true });
+      rmSync(this.files.parquet, { force: true });
+    }
     this.#file = createWriteStream(this.files.part, { flags: 'w' });
     this.#closed = new Promise((resolve) => {
       const failed = (error: unknown): void => {
@@ -107,8 +116,11 @@ class TarShard {
     if (result.error?.code === 'ABORTED') this.interrupted = true;
   }
 
-  /** Ends the tar, renames it into place, then writes the table and, last, the stats. */
-  async finish(): Promise<void> {
+  /**
+   * Ends the tar, renames it into place, then writes the table and, last, the stats; resolves to
+   * false, with the part file removed, when `mayFinish` says the shard is no longer this writer's.
+   */
+  async finish(mayFinish: (() => Promise<boolean>) | undefined): Promise<boolean> {
     this.#pack.finalize();
     await this.#closed;
     if (this.failure !== undefined) throw this.failure;
@@ -117,12 +129,18 @@ class TarShard {
       // On disk before the rename, so that a crash of the machine cannot leave a short tar under the final name.
       const handle = await open(part, 'r+');
       await handle.sync().finally(() => handle.close());
+      // Asked last, right before the rename: a writer that lost the shard never renames over the winner's tar.
+      if (mayFinish !== undefined && !(await mayFinish())) {
+        rmSync(part, { force: true });
+        return false;
+      }
       await rename(part, tar);
     } catch (error) {
       throw fileSystemError(error, 'finishing', part);
     }
     this.table.writeParquet(parquet);
     writeAtomically(stats, JSON.stringify(this.table.stats(this.index, this.started, Date.now())) + '\n');
+    return true;
   }
 
   /** Stops writing: the part file stays, for a rerun to replace. */
@@ -141,6 +159,12 @@ export interface ShardWriterOptions {
   /** With `--shard K/N`, the tar shards whose number modulo N is K are this run's. */
   shard: Shard | undefined;
   logger: Logger | undefined;
+  /** Names the part files (see {@link shardFiles}). Default none: `00003.tar.part`. */
+  partTag?: string | undefined;
+  /** The list's length when known before the run (a cluster batch's shard), so its last shard ends with its last row. */
+  rows?: number | undefined;
+  /** Asked right before a shard's tar is renamed into place: false leaves the shard to another writer. Default: always true. */
+  mayFinish?: (() => Promise<boolean>) | undefined;
 }
 
 /** A run's shards: which rows are its own, their samples, and their ends. */
@@ -150,12 +174,20 @@ export class ShardWriter {
   /** Whether each shard met is complete: its stats existed when the run reached it, or it ended in this run. */
   readonly #done = new Map<number, boolean>();
   readonly #finishing = new Set<Promise<void>>();
+  /** The shards whose tar, table and stats this writer put in place. */
+  readonly #complete = new Set<number>();
   #failure: unknown;
   /** The list's length once it is known. */
   #rows: number | undefined;
 
   constructor(options: ShardWriterOptions) {
     this.#options = options;
+    this.#rows = options.rows;
+  }
+
+  /** True once shard `index`'s tar, table and stats were put in place by this writer. */
+  complete(index: number): boolean {
+    return this.#complete.has(index);
   }
 
   /** See `Sink.rowAt`: another machine's shard is not this run's; a complete one is kept already. */
@@ -188,7 +220,7 @@ export class ShardWriter {
 
   /** See `Sink.end`: ends the shards whose rows have all settled, leaves the others as part files. */
   async end(rows: number | undefined): Promise<void> {
-    this.#rows = rows;
+    this.#rows = rows ?? this.#options.rows;
     for (const shard of [...this.#open.values()]) {
       if (shard.settled >= this.#expected(shard.index)) this.#end(shard);
       else {
@@ -221,7 +253,7 @@ export class ShardWriter {
     const index = Math.floor(position / this.#options.shardSize);
     let shard = this.#open.get(index);
     if (shard === undefined) {
-      shard = new TarShard(index, this.#options.out);
+      shard = new TarShard(index, this.#options.out, this.#options.partTag);
       this.#open.set(index, shard);
       this.#done.set(index, false);
     }
@@ -238,12 +270,17 @@ export class ShardWriter {
       this.#track(shard.drop());
       return;
     }
+    const name = shardName(shard.index);
     this.#track(
-      shard.finish().then(
-        () => this.#options.logger?.info({ shard: shardName(shard.index) }, `shard ${shardName(shard.index)} complete`),
+      shard.finish(this.#options.mayFinish).then(
+        (finished) => {
+          if (!finished) return this.#options.logger?.warn({ shard: name }, `shard ${name} left to the writer that holds it now`);
+          this.#complete.add(shard.index);
+          this.#options.logger?.info({ shard: name }, `shard ${name} complete`);
+        },
         (error: unknown) => {
           this.#failure ??= error;
-          this.#options.logger?.error({ error }, `shard ${shardName(shard.index)} could not be finished: ${String(error)}`);
+          this.#options.logger?.error({ error }, `shard ${name} could not be finished: ${String(error)}`);
         },
       ),
     );

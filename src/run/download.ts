@@ -20,6 +20,7 @@ import { ManifestWriter, readDoneKeys, readEtags, type ItemResult } from '../rec
 import type { ResolvedOptions } from '../options.js';
 import type { SampleKeeper } from '../output/sample-port.js';
 import { ShardSink } from '../output/shard-sink.js';
+import type { Sink } from '../output/sink.js';
 
 /**
  * Downloads every item of `source` into `options.out`, yielding one
@@ -52,12 +53,13 @@ export async function* download(source: Source, options: Options = {}): AsyncGen
  * files and what an earlier run's manifest says is done. {@link download}
  * makes one; tests make their own to replace a seam such as `sink`, and
  * the cluster's worker gives `names` a registry shared by every worker,
- * `hosts` the queue's books, and `itemSignal` the signal of each item's batch.
+ * `hosts` the queue's books, `itemSignal` the signal of each item's batch,
+ * and `sink` the tar shards of its batches.
  */
 export async function createRunContext(
   options: ResolvedOptions,
   onBytes?: (n: number) => void,
-  shared: { names?: NameClaims; hosts?: HostGate; itemSignal?: RunContext['itemSignal'] } = {},
+  shared: { names?: NameClaims; hosts?: HostGate; itemSignal?: RunContext['itemSignal']; sink?: Sink } = {},
 ): Promise<RunContext> {
   // The sharded layout names by position: no registry, shared or not. A registry from outside is asked
   // for every name; the run's own also tells, while planning, a URL listed before (see planItem).
@@ -75,6 +77,7 @@ export async function createRunContext(
     digests: options.dedupe ? new DigestRegistry() : undefined,
     hosts: shared.hosts,
     itemSignal: shared.itemSignal,
+    sink: shared.sink,
   });
 }
 
