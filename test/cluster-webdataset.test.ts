@@ -18,6 +18,7 @@ import { decodeBatch, encodeBatch } from '../src/cluster/jobs.js';
 import type { FixtureServer } from '../src/dev/fixture-server.js';
 import { OptionError } from '../src/options.js';
 import { listFile, startCli, statusOf, until } from './cluster-helpers.js';
+import { writeDatasetList } from './dataset-lists.js';
 import { runCli, serve, tempDir } from './helpers.js';
 import { startRedis } from './redis.js';
 
@@ -199,6 +200,38 @@ describe('--format webdataset through the queue', () => {
       ['000000005', 'success', null, rows[5]!.fields.caption, '105'],
     ]);
     expect(await statusOf(redis.url)).toMatchObject({ total: 7, ok: 6, skipped: 1, pending: 0 });
+  });
+
+  it('imgdl enqueue reads a CSV with --caption-col and --save-cols: the captions and ids reach the shards', async () => {
+    const redis = await startRedis();
+    const server = await imageServer();
+    const dir = await tempDir();
+    const out = path.join(dir, 'out');
+    const rows = Array.from({ length: 4 }, (_, i) => ({
+      url: server.url(`/img/${i}.jpg`),
+      caption: `row ${i}, "quoted"\nover two lines`,
+      id: `id-${i}`,
+    }));
+    const list = await writeDatasetList(path.join(dir, 'list.csv'), rows);
+    const flags = ['--caption-col', 'caption', '--save-cols', 'id', '--format', 'webdataset', '--shard-size', '3'];
+    const added = await runCli(['enqueue', '--queue', redis.url, '-i', list, ...flags, '--json']);
+    expect(added.code, added.stderr).toBe(0);
+    expect(JSON.parse(added.stdout)).toMatchObject({ items: 4, jobs: 2 });
+    const missing = await runCli(['enqueue', '--queue', redis.url, '-i', list, '--caption-col', 'text', '--format', 'webdataset']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/text/);
+    const run = await runCli(['worker', '--queue', redis.url, '-o', out, '--exit-when-empty']);
+    expect(run.code, run.stderr.slice(-2000)).toBe(0);
+
+    const members = new Map<string, Buffer>();
+    for (const shard of shardNames(2)) for (const [name, body] of await readTar(path.join(out, `${shard}.tar`))) members.set(name, body);
+    for (const [i, row] of rows.entries()) {
+      const key = String(i).padStart(9, '0');
+      expect(members.get(`${key}.txt`)?.toString()).toBe(row.caption);
+      expect(JSON.parse(members.get(`${key}.json`)!.toString())).toMatchObject({ key, caption: row.caption, id: row.id });
+    }
+    const table = [...(await readTable(path.join(out, '00000.parquet'))), ...(await readTable(path.join(out, '00001.parquet')))];
+    expect(table.map((row) => row.id).sort()).toEqual(rows.map((row) => row.id));
   });
 
   it('a worker killed mid-shard: the other takes the batch over and rewrites the shard whole; only complete tars', async () => {

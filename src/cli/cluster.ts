@@ -14,6 +14,7 @@ import { DEFAULTS, OptionError } from '../options.js';
 import { ClusterError } from '../cluster/connection.js';
 import { itemFlags, itemOptions, strictParser, type ItemArgv } from './args.js';
 import { DATASET_OPTIONS, datasetOptions, type DatasetArgv } from './dataset-args.js';
+import { INPUT_OPTIONS, listReading, type InputArgv } from './input-args.js';
 import { allItems, bindStdinDash, openInputs, type OpenedInput } from './inputs.js';
 import { EXIT, exitCodeAfter, guardOutputs, inputNames, releaseStdin, stopOnSignals, useColor } from './process.js';
 
@@ -49,8 +50,9 @@ function enqueueParser(args: string[]) {
         type: 'string',
         array: true,
         defaultDescription: 'stdin, when no URL is given',
-        describe: 'Read URLs from FILE, one per line ("-" is stdin); repeatable',
+        describe: 'Read URLs from FILE: lines, or a CSV, TSV, JSONL or Parquet table ("-" is stdin); repeatable',
       })
+      .options(INPUT_OPTIONS)
       .option('batch', {
         type: 'number',
         defaultDescription: '1000',
@@ -60,7 +62,11 @@ function enqueueParser(args: string[]) {
       .option('json', { type: 'boolean', default: false, describe: 'Print what was added as JSON' })
       .example('$0 --queue redis://redis:6379 -i urls.txt', 'Add a list in jobs of 1000')
       .example('$0 --queue redis://redis:6379/2 -i urls.txt --hash sha256 --max-size 20M', 'Every worker hashes and caps sizes')
-      .example('$0 --queue redis://redis:6379 -i urls.txt --format webdataset --shard-size 1000 --resize 256', 'One job per tar shard'),
+      .example('$0 --queue redis://redis:6379 -i urls.txt --format webdataset --shard-size 1000 --resize 256', 'One job per tar shard')
+      .example(
+        '$0 --queue redis://redis:6379 -i list.parquet --caption-col caption --save-cols id --format webdataset',
+        'Captions and ids ride with the rows',
+      ),
   );
 }
 
@@ -132,7 +138,7 @@ export async function clusterMain(command: Command, args: string[]): Promise<num
   }
 }
 
-interface EnqueueArgv extends ItemArgv, DatasetArgv {
+interface EnqueueArgv extends ItemArgv, DatasetArgv, InputArgv {
   queue: string;
   urls: string[];
   input: string[] | undefined;
@@ -145,7 +151,7 @@ async function enqueueMain(args: string[]): Promise<number> {
   const argv = (await enqueueParser(args).parseAsync()) as unknown as EnqueueArgv;
   if (argv.help) return EXIT.ok;
   const options = { ...itemOptions(argv), ...datasetOptions(argv) };
-  const inputs: OpenedInput[] = await openInputs(inputNames(argv.urls, argv.input));
+  const inputs: OpenedInput[] = await openInputs(inputNames(argv.urls, argv.input), listReading(argv));
   const { enqueue } = await import('../cluster/enqueue.js');
   const { createLogger, levelFor } = await import('./log.js');
   const logger = createLogger({ level: levelFor(0, false), color: false });
