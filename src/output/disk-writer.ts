@@ -10,9 +10,7 @@
  * about 1 s of system time over 2000 files), while the calls themselves are
  * short and could run back to back. Why not synchronous calls on the loop:
  * creating a file takes 0.3–0.5 ms on ext4 here, time the loop would not
- * spend on sockets. One thread, and a second only while the first is busy
- * and work waits: on two cores more threads only contend for the folder's
- * lock.
+ * spend on sockets.
  *
  * One writer per thread that uses it (module state), shared by every run in
  * it; its threads are unreferenced while idle, so an idle writer never keeps
@@ -27,14 +25,21 @@ const THREAD_FILE = import.meta.url.endsWith('.ts')
   ? new URL('../../dist/output/writer-thread.js', import.meta.url)
   : new URL('./writer-thread.js', import.meta.url);
 
-/** Writer threads at most: a second starts only while the first is busy and work waits. */
-export const WRITER_THREADS = Number(process.env.IMGDL_WRITER_THREADS ?? 2);
+/**
+ * Writer threads at most; a second would start only while the first is busy
+ * and work waits. One measured best on two cores (latency list, c32): a
+ * second thread added ~10 MB of RSS and 15–40 % more context switches and
+ * took no time off a run, since creating files in one folder takes the
+ * folder's lock either way.
+ */
+export const WRITER_THREADS = 1;
 
 /** A slab's least size: most batches of small bodies fit one, so slabs are seldom made. */
 const SLAB_BYTES = 256 * 1024;
-/** Slabs kept for the next batches; a larger one made for an unusual batch is let go. */
-const SPARE_SLABS = 4;
-const LARGEST_SPARE = 4 * 1024 * 1024;
+/** Slabs kept for the next batches (one out, one gathering); a larger one made for an unusual batch is let go. */
+const SPARE_SLABS = 2;
+/** Eight large bodies' writes of 256 KiB in one batch (bulk at -c 8) still reuse their slab. */
+const LARGEST_SPARE = 2 * 1024 * 1024;
 
 /** One queued operation, the body it carries (copied into the batch's slab as it is sent), and who waits. */
 interface Queued {
@@ -57,6 +62,9 @@ export class DiskWriter {
   readonly #spare: ArrayBuffer[] = [];
   #queue: Queued[] = [];
   #scheduled = false;
+  /** Batches sent and operations in them, so far: what the hand-offs cost is counted, not timed. */
+  batches = 0;
+  operations = 0;
   readonly #flush = (): void => {
     this.#scheduled = false;
     this.#send();
@@ -94,6 +102,8 @@ export class DiskWriter {
     const batch = this.#queue;
     this.#queue = [];
     lane.out = batch;
+    this.batches++;
+    this.operations += batch.length;
     const slab = this.#slabFor(batch);
     lane.thread.ref();
     lane.thread.postMessage({ ops: batch.map((queued) => queued.op), slab } satisfies Batch, [slab]);
