@@ -92,6 +92,7 @@ export class FolderSink implements Sink {
 
   open(target: SinkTarget, _resume: Resume | undefined): SinkEntry {
     // Nothing touches the disk yet: a small body's part file is created with its only write, in one hand-off.
+    this.writer.warm();
     return new PartEntry(this, target);
   }
 }
