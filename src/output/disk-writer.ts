@@ -141,12 +141,13 @@ export class DiskWriter {
     if (this.#lanes.length >= this.#most) return undefined;
     // Descriptors it opens are closed by the loop as often as by itself: not its to close when it exits.
     const thread = new Worker(THREAD_FILE, { trackUnmanagedFds: false });
-    // Referenced only while a batch is out: an idle writer never keeps a process alive.
-    thread.unref();
     const lane: Lane = { thread, out: undefined };
     thread.on('message', (answered: Answers) => this.#answered(lane, answered));
     thread.on('error', (error) => this.#lost(lane, error));
     thread.on('exit', (code) => this.#lost(lane, new Error(`the writer thread exited with code ${code}`)));
+    // Referenced only while a batch is out, an idle writer never keeps a process alive (after the
+    // listeners: listening for messages references the thread's port again).
+    thread.unref();
     this.#lanes.push(lane);
     return lane;
   }
