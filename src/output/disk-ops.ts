@@ -52,15 +52,6 @@ export interface OpenOp {
   flags: 'w' | 'a';
 }
 
-/** Writes `body` whole at the position of `fd`, going on after a short write; answers with the bytes written. */
-export interface WriteOp {
-  op: 'write';
-  fd: number;
-  /** The file `fd` is open on, for error messages. */
-  part: string;
-  body: BodyRef;
-}
-
 /** Writes a resume record and flushes it to disk before answering, so it is never older than the bytes beside it. */
 export interface RecordOp {
   op: 'record';
@@ -76,7 +67,7 @@ export interface DropOp {
 }
 
 /** One operation of a batch. */
-export type DiskOp = KeepOp | OpenOp | WriteOp | RecordOp | DropOp;
+export type DiskOp = KeepOp | OpenOp | RecordOp | DropOp;
 
 /** Why an operation failed, as plain data: the system code (ENOSPC, ...) and what was being done to which file. */
 export interface DiskFailure {
@@ -87,7 +78,7 @@ export interface DiskFailure {
   file: string;
 }
 
-/** An operation's answer: a descriptor or a byte count, the path kept, nothing (a record), or why it failed. */
+/** An operation's answer: a descriptor, the path kept, nothing (a record), or why it failed. */
 export type DiskAnswer = number | string | null | DiskFailure;
 
 /** One batch, as the loop sends it: operations, and the slab holding their bodies. */
@@ -119,8 +110,6 @@ function runOne(op: DiskOp, slab: ArrayBuffer): DiskAnswer {
       return keep(op, slab);
     case 'open':
       return attempt('writing', op.part, () => openSync(op.part, op.flags));
-    case 'write':
-      return attempt('writing', op.part, () => writeFully(op.fd, new Uint8Array(slab, op.body.at, op.body.size)));
     case 'record':
       return attempt('recording how to resume', op.file, () => record(op.file, op.text));
     case 'drop':

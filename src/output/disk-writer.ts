@@ -38,7 +38,6 @@ export const WRITER_THREADS = 1;
 const SLAB_BYTES = 256 * 1024;
 /** Slabs kept for the next batches (one out, one gathering); a larger one made for an unusual batch is let go. */
 const SPARE_SLABS = 2;
-/** Eight large bodies' writes of 256 KiB in one batch (bulk at -c 8) still reuse their slab. */
 const LARGEST_SPARE = 2 * 1024 * 1024;
 
 /** One queued operation, the body it carries (copied into the batch's slab as it is sent), and who waits. */
@@ -128,7 +127,7 @@ export class DiskWriter {
     for (const queued of batch) {
       if (queued.chunks === undefined) continue;
       const { op } = queued;
-      if (op.op === 'keep' || op.op === 'write') op.body = { at: offset, size: queued.bytes };
+      if (op.op === 'keep') op.body = { at: offset, size: queued.bytes };
       for (const chunk of queued.chunks) {
         view.set(chunk, offset);
         offset += chunk.length;

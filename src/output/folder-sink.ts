@@ -9,10 +9,11 @@
  * on the way to keeping a body runs on the writer thread (disk-writer.ts),
  * batched with those of other files finishing at the same time: a body up to
  * {@link MEMORY_BODY_BYTES} is held in memory until it is committed, then
- * opened, written, closed and renamed there in one hand-off. A larger body
- * goes to its part file in batches of about {@link WRITE_BATCH_BYTES}, one in
- * flight while the next arrives, so a slow disk slows the socket. The loop
- * itself only closes a part file and, when a body is given up, removes it.
+ * opened, written, closed and renamed there in one hand-off. A larger body's
+ * part file is opened (and its resume record written) there, and closed and
+ * renamed there; its bytes go in batches of about {@link WRITE_BATCH_BYTES},
+ * one in flight on libuv's pool while the next arrives (no copy), so a slow
+ * disk slows the socket. Nothing on the loop waits for the disk.
  */
 import { stat } from 'node:fs/promises';
 import { fileSystemError, type ImgdlError } from '../errors.js';
@@ -20,7 +21,7 @@ import { resolveInside } from '../names/naming.js';
 import type { ResolvedOptions } from '../options.js';
 import { diskWriter, type DiskWriter } from './disk-writer.js';
 import type { PartIndex } from './folder-listing.js';
-import { FolderMaker, partPath, toManifestPath, type OpenPart } from './part-files.js';
+import { FolderMaker, partPath, toManifestPath, writeAll, type OpenPart } from './part-files.js';
 import { findResume, partKey, partMetaPath, removePart } from './resume-record.js';
 import type { BodyStart, Resume, Sink, SinkEntry, SinkHandler, SinkTarget } from './sink.js';
 
@@ -285,11 +286,7 @@ class PartEntry implements SinkEntry {
     this.#heldBytes = 0;
     this.#writing = true;
     this.#begun = true;
-    // The body's place in the batch's slab is filled in as the batch is sent.
-    this.#sink.writer.run({ op: 'write', fd: this.#fd, part: this.#part, body: { at: 0, size: bytes } }, chunks, bytes).then(
-      () => this.#written(null),
-      (error: unknown) => this.#written(error),
-    );
+    writeAll(this.#fd, chunks, bytes, (error) => this.#written(error));
   }
 
   #written(error: unknown): void {
