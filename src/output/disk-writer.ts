@@ -139,7 +139,8 @@ export class DiskWriter {
   #start(): Lane | undefined {
     if (this.#lanes.length >= this.#most) return undefined;
     // Descriptors it opens are closed by the loop as often as by itself: not its to close when it exits.
-    const thread = new Worker(THREAD_FILE, { trackUnmanagedFds: false });
+    // No flags of the process's own (V8 flags a thread may not take): the thread runs file calls only.
+    const thread = new Worker(THREAD_FILE, { trackUnmanagedFds: false, execArgv: [] });
     const lane: Lane = { thread, out: undefined };
     thread.on('message', (answered: Answers) => this.#answered(lane, answered));
     thread.on('error', (error) => this.#lost(lane, error));
