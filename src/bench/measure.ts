@@ -1,6 +1,6 @@
 /**
  * How the suite measures a command: each run its own process under
- * /usr/bin/time (peak RSS, user and system CPU) into a fresh folder, checked
+ * /usr/bin/time (peak RSS, user and system CPU, context switches) into a fresh folder, checked
  * (file count and bytes) and removed, runs interleaved across commands.
  */
 import { spawn } from 'node:child_process';
@@ -31,31 +31,48 @@ export interface Measured {
   /** User and system CPU seconds of each run. */
   user: number[];
   sys: number[];
+  /**
+   * Voluntary and involuntary context switches of each run (`%w`, `%c`): a
+   * hand-off to another thread and back shows here before it shows in CPU.
+   */
+  voluntary: number[];
+  involuntary: number[];
   /** Runs whose folder did not hold every file with every byte. */
   incomplete: number;
 }
 
-/** Runs `argv` under /usr/bin/time; resolves with whole-process wall ms, peak RSS bytes and CPU seconds. */
-export async function timed(
-  argv: string[],
-  dir: string,
-): Promise<{ wallMs: number; rss: number; user: number; sys: number; code: number | null }> {
+/** What {@link timed} measured of one run. */
+export interface Timed {
+  wallMs: number;
+  /** Peak RSS, in bytes. */
+  rss: number;
+  /** User and system CPU, in seconds. */
+  user: number;
+  sys: number;
+  /** Voluntary and involuntary context switches. */
+  voluntary: number;
+  involuntary: number;
+  code: number | null;
+}
+
+/** Runs `argv` under /usr/bin/time; resolves with whole-process wall ms, peak RSS, CPU seconds and context switches. */
+export async function timed(argv: string[], dir: string): Promise<Timed> {
   const timeFile = path.join(dir, 'time.txt');
-  const withTime = existsSync(TIME) ? [TIME, '-f', '%M %U %S', '-o', timeFile, ...argv] : argv;
+  const withTime = existsSync(TIME) ? [TIME, '-f', '%M %U %S %w %c', '-o', timeFile, ...argv] : argv;
   const started = performance.now();
   const child = spawn(withTime[0]!, withTime.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   const wallMs = performance.now() - started;
-  let [rss, user, sys] = [Number.NaN, Number.NaN, Number.NaN];
+  let [rss, user, sys, voluntary, involuntary] = [Number.NaN, Number.NaN, Number.NaN, Number.NaN, Number.NaN];
   if (withTime !== argv) {
     const text = await fs.readFile(timeFile, 'utf8').catch(() => '');
     const fields = (text.trim().split('\n').pop() ?? '').split(' ').map(Number);
-    [rss, user, sys] = [fields[0]! * 1024, fields[1]!, fields[2]!];
+    [rss, user, sys, voluntary, involuntary] = [fields[0]! * 1024, fields[1]!, fields[2]!, fields[3]!, fields[4]!];
   }
   if (code !== 0) process.stderr.write(`\n${argv.join(' ').slice(0, 200)} exited with ${code}: ${stderr.trim().slice(-500)}\n`);
-  return { wallMs, rss, user, sys, code };
+  return { wallMs, rss, user, sys, voluntary, involuntary, code };
 }
 
 /** Files and bytes below `dir`. */
@@ -77,7 +94,16 @@ export async function measure(
   runs: number,
   expected: { files: number; bytes: number },
 ): Promise<Measured[]> {
-  const results: Measured[] = contenders.map((c) => ({ name: c.name, walls: [], rss: [], user: [], sys: [], incomplete: 0 }));
+  const results: Measured[] = contenders.map((c) => ({
+    name: c.name,
+    walls: [],
+    rss: [],
+    user: [],
+    sys: [],
+    voluntary: [],
+    involuntary: [],
+    incomplete: 0,
+  }));
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'imgdl-suite-'));
   try {
     const dropped = new Set<number>();
@@ -93,12 +119,14 @@ export async function measure(
         if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${label}: ${contender.name} run ${run}/${runs}`);
         const out = path.join(work, `out-${run}-${i}`);
         await fs.mkdir(out);
-        const { wallMs, rss, user, sys, code } = await timed(contender.argv(out), work);
+        const { wallMs, rss, user, sys, voluntary, involuntary, code } = await timed(contender.argv(out), work);
         const result = results[i]!;
         result.walls.push(wallMs);
         result.rss.push(rss);
         result.user.push(user);
         result.sys.push(sys);
+        result.voluntary.push(voluntary);
+        result.involuntary.push(involuntary);
         if (contender.check !== undefined) {
           if (code !== 0 || !(await contender.check(out))) result.incomplete++;
         } else if (contender.saves) {

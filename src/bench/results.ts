@@ -30,6 +30,14 @@ function cpu(row: Measured): number {
   return median(row.user.map((u, i) => u + row.sys[i]!));
 }
 
+/** Median voluntary / involuntary context switches per file, as `v / i`; `?` when not measured. */
+function switchesPerFile(row: Measured, files: number): string {
+  const voluntary = row.voluntary.length > 0 ? median(row.voluntary) : Number.NaN;
+  const involuntary = row.involuntary.length > 0 ? median(row.involuntary) : Number.NaN;
+  if (!Number.isFinite(voluntary) || !Number.isFinite(involuntary) || files === 0) return '?';
+  return `${(voluntary / files).toFixed(2)} / ${(involuntary / files).toFixed(2)}`;
+}
+
 /** The targets of the fixed scenarios that ran. */
 export function targets(results: readonly ScenarioResult[]): Target[] {
   const get = (scenario: ScenarioName, name: string): Measured | undefined =>
@@ -75,6 +83,7 @@ export function printScenario(r: ScenarioResult): string {
     '× ref',
     'user+sys',
     'CPU/file',
+    'ctx sw/file (vol/invol)',
     'peak RSS',
     'complete',
   ];
@@ -93,6 +102,7 @@ export function printScenario(r: ScenarioResult): string {
       ref ? (m / ref).toFixed(3) : '-',
       Number.isFinite(seconds) ? `${seconds.toFixed(2)} s` : '?',
       Number.isFinite(seconds) && r.files > 0 ? `${Math.round((seconds / r.files) * 1e6)} µs` : '?',
+      switchesPerFile(row, r.files),
       Number.isFinite(peak) ? formatBytes(peak) : '?',
       `${row.walls.length - row.incomplete}/${row.walls.length}`,
     ];

@@ -245,7 +245,7 @@ function printEnd(
   process.stdout.write(`\n## targets (ratios of medians measured in this run)\n${formatTable(['target', 'ratio', 'goal', ''], lines)}\n`);
   process.stdout.write(
     `\n${s.runs} runs per command (start-up: ${Math.max(s.runs, 10)}), ${os.availableParallelism()} CPUs, node ${process.version}; ` +
-      `wall = whole process as a user times it; peak RSS, user and system CPU from /usr/bin/time (CPU/file = median user+sys over files); ` +
+      `wall = whole process as a user times it; peak RSS, user and system CPU from /usr/bin/time (CPU/file = median user+sys over files; ctx sw/file = median voluntary / involuntary context switches over files); ` +
       `suite took ${formatDuration(performance.now() - startedAt)}\n`,
   );
 }

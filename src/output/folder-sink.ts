@@ -5,35 +5,24 @@
  * stopped with bytes a later run can continue keeps it, with its resume record.
  *
  * Most images are small, and on this path what a file costs is system calls
- * and thread-pool round trips, not bytes. The part file is opened off the
- * loop while the request is in flight where it can be ({@link Sink.open}):
- * creating a file is the one call that is slow (the folder's lock, the
- * journal: ~0.3–0.5 ms here, 44 % of the loop's time in a flood profile when
- * it was synchronous). A body up to {@link MEMORY_BODY_BYTES} is held in
- * memory until it is committed, then written with one write, one close and
- * one rename, synchronously: short calls, cheaper on the loop than a round
- * trip to a pool thread each. A larger body goes to its part file in batches
- * of about {@link WRITE_BATCH_BYTES}, written off the loop while the next
- * batch arrives.
+ * and hand-offs between threads, not bytes. Every call that touches the disk
+ * on the way to keeping a body runs on the writer thread (disk-writer.ts),
+ * batched with those of other files finishing at the same time: a body up to
+ * {@link MEMORY_BODY_BYTES} is held in memory until it is committed, then
+ * opened, written, closed and renamed there in one hand-off. A larger body's
+ * part file is opened (and its resume record written) there, and closed and
+ * renamed there; its bytes go in batches of about {@link WRITE_BATCH_BYTES},
+ * one in flight on libuv's pool while the next arrives (no copy), so a slow
+ * disk slows the socket. Nothing on the loop waits for the disk.
  */
-import { closeSync, rmSync, utimesSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { fileSystemError, type ImgdlError } from '../errors.js';
 import { resolveInside } from '../names/naming.js';
 import type { ResolvedOptions } from '../options.js';
+import { diskWriter, type DiskWriter } from './disk-writer.js';
 import type { PartIndex } from './folder-listing.js';
-import {
-  commitFile,
-  FolderMaker,
-  openPartFile,
-  partPath,
-  removeQuietly,
-  toManifestPath,
-  writeAll,
-  writeWhole,
-  type OpenPart,
-} from './part-files.js';
-import { findResume, partKey, partMetaPath, removePart, writePartMeta } from './resume-record.js';
+import { FolderMaker, partPath, toManifestPath, writeAll, type OpenPart } from './part-files.js';
+import { findResume, partKey, partMetaPath, removePart } from './resume-record.js';
 import type { BodyStart, Resume, Sink, SinkEntry, SinkHandler, SinkTarget } from './sink.js';
 
 /** Bodies up to this size are held in memory and written in one go when committed. */
@@ -59,13 +48,19 @@ export class FolderSink implements Sink {
   /** What the output folders held when the run started, listed once per folder. */
   readonly parts: PartIndex;
   readonly folders = new FolderMaker();
-  /** How part files are opened; a seam for tests that need a real write failure (e.g. ENOSPC from /dev/full). */
-  readonly openPart: OpenPart;
+  /**
+   * How part files are opened when not by the writer thread: a seam for tests
+   * that need a real write failure (e.g. ENOSPC from /dev/full), which the
+   * writer thread then meets. A descriptor is good in every thread.
+   */
+  readonly openPart: OpenPart | undefined;
+  readonly writer: DiskWriter;
 
-  constructor(options: FolderSinkOptions, parts: PartIndex, openPart: OpenPart = openPartFile) {
+  constructor(options: FolderSinkOptions, parts: PartIndex, openPart?: OpenPart, writer: DiskWriter = diskWriter()) {
     this.options = options;
     this.parts = parts;
     this.openPart = openPart;
+    this.writer = writer;
   }
 
   has(target: SinkTarget, relPath?: string): Promise<boolean> {
@@ -96,10 +91,10 @@ export class FolderSink implements Sink {
     return findResume(part, partKey(target.url.href), this.options.logger);
   }
 
-  open(target: SinkTarget, resume: Resume | undefined): SinkEntry {
-    // Only for a fresh start in a folder already made, so that a failure leaves no folder behind.
-    const early = resume === undefined && this.folders.has(target.finalPath);
-    return new PartEntry(this, target, early);
+  open(target: SinkTarget, _resume: Resume | undefined): SinkEntry {
+    // Nothing touches the disk yet: a small body's part file is created with its only write, in one hand-off.
+    this.writer.warm();
+    return new PartEntry(this, target);
   }
 }
 
@@ -113,8 +108,6 @@ class PartEntry implements SinkEntry {
   readonly #sink: FolderSink;
   readonly #target: SinkTarget;
   readonly #part: string;
-  /** The part file being opened while the request is in flight; whoever takes it closes it. */
-  #early: Promise<number> | undefined;
   #handler: SinkHandler | undefined;
   #start = 0;
   /** The file's size so far: resumed bytes plus those written to this entry. */
@@ -144,18 +137,15 @@ class PartEntry implements SinkEntry {
   #keep = false;
   /** A commit waiting for the part file to be complete and closed. */
   #flush: { resolve: () => void; reject: (error: ImgdlError) => void } | undefined;
-  /** An abort waiting for an open or a write in flight to come back. */
+  /** An abort waiting for an open or a write in flight to come back, and the part file's removal. */
   #cleaned: (() => void) | undefined;
+  /** The part file's closing and removal, once under way. */
+  #dropped: Promise<void> | undefined;
 
-  constructor(sink: FolderSink, target: SinkTarget, early: boolean) {
+  constructor(sink: FolderSink, target: SinkTarget) {
     this.#sink = sink;
     this.#target = target;
     this.#part = partPath(target.finalPath);
-    if (early) {
-      this.#early = sink.openPart(this.#part, 'w');
-      // A failed open must not go unheard while the request is in flight; whoever takes the file reads it.
-      this.#early.catch(() => undefined);
-    }
   }
 
   begin(start: BodyStart, handler: SinkHandler): Promise<void> {
@@ -186,24 +176,42 @@ class PartEntry implements SinkEntry {
     this.#closed = true;
     const { out, onExists } = this.#sink.options;
     const url = this.#target.shownUrl;
+    let body: Buffer[] | undefined;
+    let fd = -1;
     if (this.#fd === -1 && !this.#opening && this.#start === 0) {
-      const fd = await this.#takeFile().catch((error: unknown) => {
-        throw fileSystemError(error, 'writing', this.#part, url);
-      });
-      writeWhole(fd, this.#part, this.#held, this.#heldBytes, url);
+      // Held whole in memory: written with its open, close and rename, in one hand-off.
+      body = this.#held;
+      this.#held = [];
+      const opener = this.#sink.openPart;
+      if (opener !== undefined)
+        fd = await opener(this.#part, 'w').catch((error: unknown) => {
+          throw fileSystemError(error, 'writing', this.#part, url);
+        });
     } else {
       await new Promise<void>((resolve, reject) => {
         this.#flush = { resolve, reject };
         this.#finish();
       });
+      fd = this.#fd;
+      this.#fd = -1;
     }
-    // Gone before the rename: a record with no part file beside it would never be cleaned up.
-    if (this.#recorded) await removeQuietly(partMetaPath(this.#part));
-    const finalPath = relPath === this.#target.relPath ? this.#target.finalPath : resolveInside(out, relPath);
-    const committed = commitFile(this.#part, finalPath, onExists);
-    const written = typeof committed === 'string' ? committed : await committed;
-    if (!Number.isNaN(this.#mtime)) keepTime(written, this.#mtime, url);
-    return toManifestPath(written, out);
+    const final = relPath === this.#target.relPath ? this.#target.finalPath : resolveInside(out, relPath);
+    const written = await this.#sink.writer.run(
+      {
+        op: 'keep',
+        fd,
+        part: this.#part,
+        final,
+        besides: onExists === 'rename',
+        mtime: this.#mtime,
+        body: undefined,
+        drop: this.#recorded ? partMetaPath(this.#part) : undefined,
+      },
+      body,
+      this.#heldBytes,
+      url,
+    );
+    return toManifestPath(written as string, out);
   }
 
   abort(keepResumable: boolean): Promise<void> {
@@ -211,19 +219,10 @@ class PartEntry implements SinkEntry {
     this.#closed = true;
     this.#keep = keepResumable && this.#begun && this.#resumable;
     this.#held = [];
-    const early = this.#early;
-    if (early !== undefined) {
-      this.#early = undefined;
-      return early.then(closeSync).then(
-        () => rmSync(this.#part, { force: true }),
-        // Never opened, or already failing: the removal is what matters.
-        () => rmSync(this.#part, { force: true }),
-      );
-    }
-    if (this.#failure !== undefined) return Promise.resolve();
     if (!this.#writing && !this.#opening) {
-      this.#cleanUp();
-      return Promise.resolve();
+      // A failure has cleaned up already, or is cleaning up.
+      if (this.#failure === undefined) this.#cleanUp();
+      return this.#dropped ?? Promise.resolve();
     }
     // An open or a write in flight comes back first, so that nothing lands in the file after its removal.
     return new Promise((resolve) => (this.#cleaned = resolve));
@@ -234,11 +233,12 @@ class PartEntry implements SinkEntry {
     return (this.#writing || this.#opening) && this.#heldBytes >= WRITE_BATCH_BYTES;
   }
 
-  /** The part file opened early, when there is one, else opened now. */
+  /** Opens the part file: to continue it when resuming, else from its first byte. */
   #takeFile(): Promise<number> {
-    const early = this.#early;
-    this.#early = undefined;
-    return early ?? this.#sink.openPart(this.#part, this.#start > 0 ? 'a' : 'w');
+    const flags = this.#start > 0 ? 'a' : 'w';
+    const opener = this.#sink.openPart;
+    if (opener !== undefined) return opener(this.#part, flags);
+    return this.#sink.writer.run({ op: 'open', part: this.#part, flags }) as Promise<number>;
   }
 
   /** Once the body is too large to hold: opens the part file, and writes when a batch is ready. */
@@ -258,7 +258,8 @@ class PartEntry implements SinkEntry {
         const validator = this.#validator;
         if (this.#settled() || validator === undefined || this.#recorded) return this.#opened();
         // The resume record is on disk before any byte is in the part file, so a crash leaves a part a rerun can continue.
-        writePartMeta(this.#part, { key: partKey(this.#target.url.href), ...validator, total: this.#expectedTotal }).then(
+        const meta = { key: partKey(this.#target.url.href), ...validator, total: this.#expectedTotal };
+        this.#sink.writer.run({ op: 'record', file: partMetaPath(this.#part), text: JSON.stringify(meta) }).then(
           () => {
             this.#recorded = true;
             this.#opened();
@@ -313,13 +314,7 @@ class PartEntry implements SinkEntry {
     }
     if (this.#writing) return;
     if (this.#heldBytes > 0) return this.#writeHeld();
-    const fd = this.#fd;
-    this.#fd = -1;
-    try {
-      closeSync(fd);
-    } catch (error) {
-      return this.#fail(fileSystemError(error, 'writing', this.#part, this.#target.shownUrl));
-    }
+    // Complete: the writer thread closes it as it renames it.
     this.#flush!.resolve();
   }
 
@@ -346,31 +341,19 @@ class PartEntry implements SinkEntry {
     else this.#handler?.onSinkError(failure);
   }
 
+  /** Closes the part file and, unless it is kept to resume, removes it: on the writer thread, which opened it. */
   #cleanUp(): void {
-    const opened = this.#fd !== -1;
-    if (opened) {
-      try {
-        closeSync(this.#fd);
-      } catch {
-        // Already failing; the removal below is what matters.
-      }
-      this.#fd = -1;
-    }
+    const fd = this.#fd;
+    this.#fd = -1;
     // Kept, with its resume record, only when it holds bytes a later run can continue.
-    if ((opened || this.#start > 0) && !this.#keep) {
-      rmSync(this.#part, { force: true });
-      rmSync(partMetaPath(this.#part), { force: true });
-    }
+    const files = (fd !== -1 || this.#start > 0) && !this.#keep ? [this.#part, partMetaPath(this.#part)] : [];
+    if (fd === -1 && files.length === 0) return this.#cleanedUp();
+    const done = (): void => this.#cleanedUp();
+    this.#dropped = this.#sink.writer.run({ op: 'drop', fd, files }).then(done, done);
+  }
+
+  #cleanedUp(): void {
     this.#cleaned?.();
     this.#cleaned = undefined;
-  }
-}
-
-/** Gives the kept file `file` the modification time `ms`, as wget does with the server's Last-Modified. */
-function keepTime(file: string, ms: number, url: string): void {
-  try {
-    utimesSync(file, new Date(), new Date(ms));
-  } catch (error) {
-    throw fileSystemError(error, 'setting the modification time of', file, url);
   }
 }

@@ -13,7 +13,8 @@ import type { Resume } from './sink.js';
 /**
  * What is kept beside a part file so a later run can check the server still
  * has the same file. Written, and flushed to disk, before the first byte
- * reaches the part file, so it survives a crash as well as a stop.
+ * reaches the part file (by the writer thread: disk-ops.ts), so it survives
+ * a crash as well as a stop.
  */
 export interface PartMeta {
   /** First 16 hex of sha1 of the URL: a part file belongs to one URL. */
@@ -34,20 +35,6 @@ export function partMetaPath(part: string): string {
 /** The key that ties a part file to its URL, without writing the URL (or its credentials) to disk. */
 export function partKey(url: string): string {
   return createHash('sha1').update(url).digest('hex').slice(0, 16);
-}
-
-/**
- * Writes the resume record beside a part file and flushes it to disk, so that
- * after a crash (kill -9, power cut) the part file is never newer than it.
- */
-export async function writePartMeta(part: string, meta: PartMeta): Promise<void> {
-  const handle = await fs.open(partMetaPath(part), 'w');
-  try {
-    await handle.writeFile(JSON.stringify(meta));
-    await handle.datasync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** The resume record beside `part`, or why there is none to use: `missing` or `unreadable`. */

@@ -1,0 +1,109 @@
+/**
+ * The disk path through the writer thread (output/disk-writer.ts): files
+ * finishing together share hand-offs and all land whole; a failure on the
+ * thread reaches the item as FILESYSTEM or DISK_FULL with nothing left
+ * behind; a process killed while batches are on the thread leaves nothing
+ * incomplete under a final name.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, openSync, writeFileSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DiskWriter } from '../src/output/disk-writer.js';
+import { FolderSink } from '../src/output/folder-sink.js';
+import { resolveOptions } from '../src/options.js';
+import type { ItemResult } from '../src/record/record.js';
+import { createRunContext, downloadWith } from '../src/run/download.js';
+import { listFiles, ROOT, serve, tempDir } from './helpers.js';
+
+async function runWith(urls: string[], out: string, writer: DiskWriter, extra: Parameters<typeof resolveOptions>[0] = {}) {
+  const ctx = await createRunContext(resolveOptions({ out, ...extra }));
+  ctx.sink = new FolderSink(ctx.options, ctx.parts, undefined, writer);
+  const results: ItemResult[] = [];
+  for await (const result of downloadWith(urls, ctx)) results.push(result);
+  return results;
+}
+
+describe('the writer thread', () => {
+  it('keeps 64 bodies that finish together, each whole, in fewer hand-offs than files', async () => {
+    // Every response waits until all 64 are asked for, so the bodies arrive together.
+    const server = await serve({ holdUntilInFlight: 64 });
+    const out = await tempDir();
+    const writer = new DiskWriter();
+    const urls = Array.from({ length: 64 }, (_, i) => server.url(`/gen/f${i}.jpg?bytes=${3000 + i}`));
+    const results = await runWith(urls, out, writer, { concurrency: 64 });
+    expect(results.filter((r) => r.status === 'ok')).toHaveLength(64);
+    const files = await listFiles(out);
+    expect(files).toHaveLength(64);
+    for (let i = 0; i < 64; i++) expect((await fs.stat(path.join(out, `f${i}.jpg`))).size).toBe(3000 + i);
+    expect(writer.operations).toBe(64);
+    expect(writer.batches).toBeLessThan(64);
+  });
+
+  it('opens and keeps a large body on the thread, its bytes written in batches beside it', async () => {
+    const server = await serve();
+    const out = await tempDir();
+    const writer = new DiskWriter();
+    const size = 3 * 1024 * 1024 + 17;
+    const results = await runWith([server.url(`/gen/big.jpg?bytes=${size}`)], out, writer);
+    expect(results[0]).toMatchObject({ status: 'ok', bytes: size });
+    expect(await listFiles(out)).toEqual(['big.jpg']);
+    // An open and the keep (close and rename); generated images carry no validator, so no resume record.
+    expect(writer.operations).toBe(2);
+  });
+
+  it('fails a large body on a full disk with DISK_FULL, and leaves neither part file nor record', async () => {
+    const server = await serve();
+    const out = await tempDir();
+    const writer = new DiskWriter();
+    const ctx = await createRunContext(resolveOptions({ out, concurrency: 1 }));
+    // /dev/full takes the open and fails every write with a real ENOSPC, here on the writer thread.
+    ctx.sink = new FolderSink(ctx.options, ctx.parts, async () => openSync('/dev/full', 'w'), writer);
+    const results: ItemResult[] = [];
+    for await (const result of downloadWith([server.url('/gen/big.jpg?bytes=2000000')], ctx)) results.push(result);
+    expect(results[0]).toMatchObject({ status: 'failed', error: { code: 'DISK_FULL' } });
+    expect(results[0]?.error?.message).toContain('ENOSPC');
+    expect(await listFiles(out)).toEqual([]);
+  });
+
+  it('fails an item whose rename the thread cannot make with FILESYSTEM, and removes its part file', async () => {
+    const server = await serve();
+    const out = await tempDir();
+    // A folder with a file in it where the file should go: no rename can replace it.
+    mkdirSync(path.join(out, 'taken.jpg'));
+    writeFileSync(path.join(out, 'taken.jpg', 'inside'), 'x');
+    const results = await runWith([server.url('/gen/taken.jpg'), server.url('/gen/free.jpg')], out, new DiskWriter(), {
+      onExists: 'overwrite',
+    });
+    const byUrl = new Map(results.map((r) => [path.basename(r.url), r]));
+    expect(byUrl.get('taken.jpg')).toMatchObject({ status: 'failed', error: { code: 'FILESYSTEM' } });
+    expect(byUrl.get('taken.jpg')?.error?.message).toContain('renaming into');
+    expect(byUrl.get('free.jpg')).toMatchObject({ status: 'ok' });
+    expect(await listFiles(out)).toEqual(['free.jpg', 'taken.jpg/inside']);
+  });
+
+  it('leaves nothing incomplete under a final name when the process is killed with batches on the thread', async () => {
+    const server = await serve();
+    const out = await tempDir();
+    const list = path.join(await tempDir(), 'list.txt');
+    const sizes = Array.from({ length: 400 }, (_, i) => 30_000 + i);
+    await fs.writeFile(list, sizes.map((size, i) => server.url(`/gen/k${i}.jpg?bytes=${size}`)).join('\n') + '\n');
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin/imgdl.js'), '-i', list, '-o', out, '-q', '-c', '32'], {
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
+    // Killed once a quarter of the list has been asked for: bodies are arriving and batches are on the thread.
+    while (server.stats.requests < 100 && child.exitCode === null) await new Promise((resolve) => setImmediate(resolve));
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('close', resolve));
+    const files = await listFiles(out);
+    const kept = files.filter((f) => f.endsWith('.jpg'));
+    expect(kept.length).toBeLessThan(400);
+    for (const file of kept) {
+      const index = Number(/^k(\d+)\.jpg$/.exec(file)![1]);
+      expect((await fs.stat(path.join(out, file))).size).toBe(sizes[index]);
+    }
+    // Anything else is a part file (or its record), which a rerun clears or continues.
+    for (const file of files.filter((f) => !f.endsWith('.jpg'))) expect(file).toMatch(/\.jpg\.part(\.json)?$/);
+  });
+});
