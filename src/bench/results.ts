@@ -30,6 +30,11 @@ function cpu(row: Measured): number {
   return median(row.user.map((u, i) => u + row.sys[i]!));
 }
 
+/** The ratio of two rows' median CPU (the same list, so per file too). */
+function cpuRatio(a: Measured | undefined, b: Measured | undefined): number | undefined {
+  return a === undefined || b === undefined || a.user.length === 0 || b.user.length === 0 ? undefined : ratio(cpu(a), cpu(b));
+}
+
 /** Median voluntary / involuntary context switches per file, as `v / i`; `?` when not measured. */
 function switchesPerFile(row: Measured, files: number): string {
   const voluntary = row.voluntary.length > 0 ? median(row.voluntary) : Number.NaN;
@@ -49,13 +54,16 @@ export function targets(results: readonly ScenarioResult[]): Target[] {
   const lat = results.find((r) => r.scenario === 'latency');
   if (lat) {
     within('latency: imgdl -c 32 / floor 3.15 s', ratio(med(get('latency', 'imgdl -c 32')), lat.floorMs), 1.15);
-    within('latency: imgdl -c 32 / bare undici', ratio(med(get('latency', 'imgdl -c 32')), med(get('latency', REFERENCE))), 1.3);
+    within('latency: imgdl -c 32 / bare undici', ratio(med(get('latency', 'imgdl -c 32')), med(get('latency', REFERENCE))), 1.0);
+    within('latency: imgdl -c 32 / wget2', ratio(med(get('latency', 'imgdl -c 32')), med(get('latency', 'wget2'))), 1.15);
+    within('latency: imgdl -c 32 CPU per file / bare undici', cpuRatio(get('latency', 'imgdl -c 32'), get('latency', REFERENCE)), 1.25);
   }
   const seq = results.find((r) => r.scenario === 'sequential');
   if (seq) within('sequential: imgdl / floor 5 s', ratio(med(get('sequential', 'imgdl sequential')), seq.floorMs), 1.08);
   if (results.some((r) => r.scenario === 'flood')) {
     within('flood: imgdl -c 32 / curl -Z', ratio(med(get('flood', 'imgdl -c 32')), med(get('flood', 'curl'))), 1.5);
-    within('flood: imgdl -c 32 / bare undici', ratio(med(get('flood', 'imgdl -c 32')), med(get('flood', REFERENCE))), 1.3);
+    within('flood: imgdl -c 32 / bare undici', ratio(med(get('flood', 'imgdl -c 32')), med(get('flood', REFERENCE))), 1.15);
+    within('flood: imgdl -c 32 CPU per file / bare undici', cpuRatio(get('flood', 'imgdl -c 32'), get('flood', REFERENCE)), 1.25);
   }
   if (results.some((r) => r.scenario === 'bulk')) {
     within('bulk: imgdl -c 8 / curl -Z', ratio(med(get('bulk', 'imgdl -c 8')), med(get('bulk', 'curl'))), 1.3);
@@ -110,8 +118,9 @@ export function printScenario(r: ScenarioResult): string {
   const floor = r.floorMs ? `; floor ${formatDuration(r.floorMs)}` : '';
   // Each imgdl command against every other command that is not imgdl: the reference and each peer.
   const others = r.rows.filter((row) => !row.name.startsWith('imgdl'));
+  // A scenario of imgdl's commands alone (resize, dataset) compares them in its table's × column only.
   const ratios = r.rows
-    .filter((row) => row.name.startsWith('imgdl') && r.scenario !== 'startup')
+    .filter((row) => row.name.startsWith('imgdl') && r.scenario !== 'startup' && others.length > 0)
     .map(
       (row) =>
         `${row.name}: ` + others.map((o) => `${(median(row.walls) / median(o.walls)).toFixed(2)}× ${o.name.split(' (')[0]}`).join(', '),
