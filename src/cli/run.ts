@@ -7,6 +7,7 @@
  * the manifest's disk is full), 2 for a usage error, 130 after SIGINT and 143
  * after SIGTERM.
  */
+import { once } from 'node:events';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError, UsageError } from '../errors.js';
@@ -160,7 +161,8 @@ async function dryRun(items: AsyncIterable<ListItem>, options: ResolvedOptions, 
       const note = planned.status === 'download' ? '' : `\t${planned.status}: ${planned.reason}`;
       text += `${planned.url}\t${file}${note}\n`;
     }
-    process.stdout.write(text);
+    // A pipe's reader may be slower than planning: without waiting, a million lines queued up in memory.
+    if (!process.stdout.write(text)) await once(process.stdout, 'drain');
   }
   process.stderr.write(
     `dry run: ${counts.download} to download, ${counts.skipped} skipped, ${counts.failed} invalid; nothing was requested\n`,
