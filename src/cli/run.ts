@@ -7,7 +7,10 @@
  * the manifest's disk is full), 2 for a usage error, 130 after SIGINT and 143
  * after SIGTERM.
  */
+import { once } from 'node:events';
 import path from 'node:path';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { Logger } from 'pino';
 import { describeError, UsageError } from '../errors.js';
 import type { ListItem } from '../input/text-list.js';
@@ -142,6 +145,23 @@ async function run(argv: Argv, shell: Shell, resolved: ResolvedOptions, inputs: 
   return fatal || summary.failed > 0 ? EXIT.failed : EXIT.ok;
 }
 
+/**
+ * Items a dry run plans between two full collections. Its live data is a
+ * few tens of MB, but V8 lets the old generation fill with what planning
+ * and the list readers leave behind (hyparquet makes an object per text
+ * value) before collecting it: a 1M-row Parquet dry run with a caption and
+ * a saved column peaked at 170-175 MB of RSS, and at 134-146 MB with a
+ * collection every 50,000 items (about 10 ms each, 20 in such a run).
+ */
+const COLLECT_EVERY = 50_000;
+
+/** A full garbage collection on demand, without asking the user for `--expose-gc`. */
+function fullCollection(): () => void {
+  v8.setFlagsFromString('--expose-gc');
+  // A new context gets the `gc` global the flag enables; the main one was made before it.
+  return runInNewContext('gc') as () => void;
+}
+
 /** `--dry-run`: one `URL<TAB>FILE` line per item on stdout, decided exactly as a run would, with no request made. */
 async function dryRun(items: AsyncIterable<ListItem>, options: ResolvedOptions, out: string): Promise<number> {
   const { planBatches } = await import('../run/dry-run.js');
@@ -151,8 +171,15 @@ async function dryRun(items: AsyncIterable<ListItem>, options: ResolvedOptions, 
   const base = join(out, '.');
   const prefix = base === '.' ? '' : base.endsWith(sep) ? base : base + sep;
   const shown = sep === '/' ? (file: string): string => prefix + file : (file: string): string => join(out, file);
+  const collect = fullCollection();
+  let sinceCollected = 0;
   // Lines go out in batches: a write per line was a tenth of a million-line dry run.
   for await (const plans of planBatches(items, options)) {
+    sinceCollected += plans.length;
+    if (sinceCollected >= COLLECT_EVERY) {
+      collect();
+      sinceCollected = 0;
+    }
     let text = '';
     for (const planned of plans) {
       counts[planned.status]++;
@@ -160,7 +187,8 @@ async function dryRun(items: AsyncIterable<ListItem>, options: ResolvedOptions, 
       const note = planned.status === 'download' ? '' : `\t${planned.status}: ${planned.reason}`;
       text += `${planned.url}\t${file}${note}\n`;
     }
-    process.stdout.write(text);
+    // A pipe's reader may be slower than planning: without waiting, a million lines queued up in memory.
+    if (!process.stdout.write(text)) await once(process.stdout, 'drain');
   }
   process.stderr.write(
     `dry run: ${counts.download} to download, ${counts.skipped} skipped, ${counts.failed} invalid; nothing was requested\n`,
