@@ -16,6 +16,7 @@ import path from 'node:path';
 import { asyncBufferFromFile, parquetMetadataAsync } from 'hyparquet';
 import sharp from 'sharp';
 import { extract } from 'tar-stream';
+import { median } from '../cli/bench.js';
 import { formatBytes } from '../record/run-report.js';
 import { imgdl } from './contenders.js';
 import { measure, type Contender } from './measure.js';
@@ -128,12 +129,15 @@ export async function datasetScenario(s: Settings): Promise<ScenarioResult> {
     ];
     if (s.compare !== undefined) contenders.push(shards('imgdl webdataset --resize 64 @compare', list, resize, true, s.compare));
     const rows = await measure('dataset', contenders, s.runs, { files: 0, bytes: 0 });
+    const rates = rows.map(
+      (row) => `${Math.round(ROWS / (median(row.walls) / 1000))} samples/s ${row.name.replace('imgdl webdataset ', '')}`,
+    );
     return {
       scenario: 'dataset',
       description:
         `${ROWS} CSV rows (url, caption, id) of ${WIDTH} × ${HEIGHT} JPEGs (${formatBytes(served / VARIANTS)} each), ` +
         `${SHARDS} WebDataset shards of ${SHARD_SIZE}, resized to ${SIZE} px (keep_ratio_largest), default concurrency, ` +
-        `${os.availableParallelism()} CPUs; samples/s is files/s`,
+        `${os.availableParallelism()} CPUs: ${rates.join(', ')}`,
       files: ROWS,
       floorMs: undefined,
       baseline: 'imgdl webdataset (no resize)',
