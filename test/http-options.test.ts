@@ -93,6 +93,29 @@ describe('encoded responses', () => {
     expect(record).toMatchObject({ status: 'ok', bytes: IMAGE.length });
     expect(await fs.readFile(path.join(out, 'z.jpg'))).toEqual(IMAGE);
   });
+
+  // Decoders are made only for encoded answers: a large one (written in batches, so paused and resumed through
+  // the decoder) and plain ones on the same connections all arrive whole, and --max-size counts decoded bytes.
+  it('decodes a large gzip body beside plain ones, and counts decoded bytes against --max-size', async () => {
+    const large = Buffer.concat(Array.from({ length: 6000 }, () => IMAGE));
+    const packed = gzipSync(large);
+    const server = await serve({
+      handlers: [
+        http.get('*/big.jpg', () => new HttpResponse(packed, { headers: { 'content-type': 'image/jpeg', 'content-encoding': 'gzip' } })),
+        http.get('*/p/:name', () => new HttpResponse(IMAGE, { headers: { 'content-type': 'image/jpeg' } })),
+      ],
+    });
+    const out = await tempDir();
+    const plain = Array.from({ length: 6 }, (_, i) => server.url(`/p/${i}.jpg`));
+    const records = await collect([server.url('/big.jpg'), ...plain], { out, concurrency: 4 });
+    expect(records.map((r) => r.status)).toEqual(Array(7).fill('ok'));
+    expect((await fs.readFile(path.join(out, 'big.jpg'))).equals(large)).toBe(true);
+    for (let i = 0; i < 6; i++) expect(await fs.readFile(path.join(out, `${i}.jpg`))).toEqual(IMAGE);
+    const capped = await tempDir();
+    const [tooLarge] = await collect([server.url('/big.jpg')], { out: capped, maxSize: packed.length * 2 });
+    expect(tooLarge).toMatchObject({ status: 'failed', error: { code: 'TOO_LARGE' } });
+    expect(await listFiles(capped)).toEqual([]);
+  });
 });
 
 describe('encoded responses and resuming', () => {

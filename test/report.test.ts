@@ -54,6 +54,34 @@ describe('the run summary', () => {
   });
 });
 
+describe('per-host figures', () => {
+  // Hosts are told from the last URL's prefix when a record's URL begins with it: every case here must count
+  // as a parse of each URL would, whatever came before it.
+  it.each([
+    ['one host, many paths', ['http://a.example/1.jpg', 'http://a.example/2.jpg?x=1', 'http://a.example/d/3.jpg']],
+    [
+      'hosts that share a beginning',
+      ['http://a.example/1.jpg', 'http://a.example.evil/2.jpg', 'http://a.example:8080/3.jpg', 'http://a.example/4'],
+    ],
+    [
+      'a default port, upper case, credentials',
+      ['http://A.example:80/1.jpg', 'http://a.example/2.jpg', 'http://***@b.example/3.jpg', 'http://b.example/4'],
+    ],
+    ['https beside http, and a URL that is not one', ['https://a.example/1', 'http://a.example/2', 'not a url', 'https://a.example/3']],
+  ])('counts each record under its URL host (%s)', (_label, urls) => {
+    const report = new RunReport('concurrent', 8);
+    for (const url of urls) report.add({ ...record(1), url });
+    const expected = new Map<string, number>();
+    for (const url of urls) {
+      if (!URL.canParse(url)) continue;
+      const { host } = new URL(url);
+      expected.set(host, (expected.get(host) ?? 0) + 1);
+    }
+    const told = new Map(report.summary().hosts!.map((h) => [h.host, h.ok]));
+    expect(told).toEqual(expected);
+  });
+});
+
 describe('reading a manifest from its end', () => {
   const long = `{"url":"${'x'.repeat(600_000)}"}`;
   it.each([

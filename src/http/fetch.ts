@@ -7,6 +7,7 @@ import { rootCertificates } from 'node:tls';
 import type * as Undici from 'undici';
 import type { Dispatcher } from 'undici';
 import type { ResolvedOptions } from '../options.js';
+import { lazyDecode } from './lazy-decode.js';
 import { PassThroughHandler } from './pass-through-handler.js';
 import { proxySettings, ProxyDispatcher } from './proxy.js';
 import { fromUndici } from './undici.js';
@@ -67,7 +68,7 @@ export function createAgent(
   const direct = new Agent(told ? { ...base, connect: tellingConnector(tls, options.timeoutMs, onProtocol) } : base);
   const dispatcher = proxies === undefined ? direct : new ProxyDispatcher(proxies, direct, { agent: base, requestTls: tls });
   // compose() wraps in order, so the counter sits outside the decoder and counts decoded bytes.
-  const decode = decompressInterceptor();
+  const decode = lazyDecode(decompressInterceptor());
   return onBytes ? dispatcher.compose(decode, countBody(onBytes)) : dispatcher.compose(decode);
 }
 

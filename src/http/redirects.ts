@@ -28,16 +28,20 @@ export async function fetchOne(
 ): Promise<FetchedResponse> {
   const shown = redactUrl(url);
   const visited = new Set<string>();
+  // Each hop's origin is worked out once: a URL builds its origin string anew on every read.
+  const origin = url.origin;
   let current = url;
+  let currentOrigin = origin;
   for (let hop = 0; ; hop++) {
     visited.add(current.href);
     // The user's credentials go to the origin the user named; another origin gets them only when trusted.
-    const trusted = options.locationTrusted || current.origin === url.origin;
+    const trusted = options.locationTrusted || currentOrigin === origin;
     let response: FetchedResponse;
     try {
       response = await requestOnce(
         agent,
         current,
+        currentOrigin,
         {
           'user-agent': options.userAgent,
           accept: 'image/*,*/*;q=0.8',
@@ -73,6 +77,7 @@ export async function fetchOne(
       throw new ValidationError('TOO_MANY_REDIRECTS', `more than ${options.maxRedirects} redirects`, { url: shown, status });
     }
     current = next;
+    currentOrigin = next.origin;
   }
 }
 

@@ -15,10 +15,11 @@ const DRAIN_LIMIT = 64 * 1024;
 /** How much body may arrive before anyone takes it (between the headers and the pipe) before the connection is paused. */
 const QUEUE_LIMIT = 64 * 1024;
 
-/** Sends one GET through `agent`; resolves at the response's headers. */
+/** Sends one GET through `agent` to `url` (whose origin is `origin`); resolves at the response's headers. */
 export function requestOnce(
   agent: Dispatcher,
   url: URL,
+  origin: string,
   headers: Record<string, string>,
   shown: string,
   signal: AbortSignal | undefined,
@@ -26,7 +27,7 @@ export function requestOnce(
   return new Promise((resolve, reject) => {
     const handler = new ResponseHandler(url, shown, signal, resolve, reject);
     try {
-      agent.dispatch({ origin: url.origin, path: url.pathname + url.search, method: 'GET', headers }, handler);
+      agent.dispatch({ origin, path: url.pathname + url.search, method: 'GET', headers }, handler);
     } catch (error) {
       handler.onResponseError(undefined, error as Error);
     }
