@@ -14,11 +14,18 @@ import { createWriteStream, existsSync, rmSync, type WriteStream } from 'node:fs
 import { open, rename } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { pack as tarPack, type Pack } from 'tar-stream';
+import { createRequire } from 'node:module';
+import type { Pack } from 'tar-stream';
 import { fileSystemError, type ImgdlError } from '../errors.js';
 import type { Shard } from '../option-values.js';
 import type { ItemResult } from '../record/record.js';
 import { shardName, ShardTable, writeAtomically } from './shard-table.js';
+
+/** tar-stream, required on the first shard: a run without shards does not load it (see parquetWriter in shard-table.ts). */
+let tarModule: typeof import('tar-stream') | undefined;
+function tarStream(): typeof import('tar-stream') {
+  return (tarModule ??= createRequire(import.meta.url)('tar-stream') as typeof import('tar-stream'));
+}
 
 /** One member of a sample's tar entries: `000000123.jpg`, `000000123.json`, `000000123.txt`. */
 export interface Member {
@@ -48,7 +55,7 @@ class TarShard {
   /** Set when a row was stopped (the run is stopping): the shard is not complete, whatever its count. */
   interrupted = false;
   failure: ImgdlError | undefined;
-  readonly #pack: Pack = tarPack();
+  readonly #pack: Pack = tarStream().pack();
   readonly #file: WriteStream;
   /** Samples committed whose rows have not settled yet: what the table takes from them. */
   readonly #samples = new Map<number, { sha256: string; bytes: number }>();
@@ -138,7 +145,7 @@ class TarShard {
     } catch (error) {
       throw fileSystemError(error, 'finishing', part);
     }
-    this.table.writeParquet(parquet);
+    await this.table.writeParquet(parquet);
     writeAtomically(stats, JSON.stringify(this.table.stats(this.index, this.started, Date.now())) + '\n');
     return true;
   }
