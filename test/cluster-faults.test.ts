@@ -12,7 +12,7 @@ import { Redis } from 'ioredis';
 import { http } from 'msw';
 import { describe, expect, it, vi } from 'vitest';
 import { Store } from '../src/cluster/store.js';
-import { listFile, startCli, statusOf, until } from './cluster-helpers.js';
+import { isStopped, listFile, startCli, statusOf, until } from './cluster-helpers.js';
 import { listFiles, runCli, serve, tempDir } from './helpers.js';
 import { startRedis } from './redis.js';
 
@@ -25,12 +25,6 @@ async function expectAllSaved(out: string, n: number): Promise<void> {
   const files = await listFiles(out);
   expect(files).toEqual(Array.from({ length: n }, (_, i) => `${i + 1}.jpg`).sort());
   for (const file of files) expect((await fs.stat(path.join(out, file))).size).toBe(SIZE);
-}
-
-/** True once process `pid` is stopped (SIGSTOP): its state in /proc is T. */
-async function isStopped(pid: number): Promise<boolean> {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
 }
 
 describe('a cluster run', () => {

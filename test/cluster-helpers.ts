@@ -75,3 +75,9 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     await delay(20);
   }
 }
+
+/** True once `pid` is stopped (SIGSTOP), as /proc tells. */
+export async function isStopped(pid: number): Promise<boolean> {
+  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
+}

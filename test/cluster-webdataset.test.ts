@@ -5,21 +5,19 @@
  * with tar-stream, every table with hyparquet, and the shards compared with
  * those a single `imgdl --format webdataset` run writes.
  */
-import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { http, HttpResponse } from 'msw';
 import sharp from 'sharp';
-import { extract } from 'tar-stream';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { enqueue } from '../src/cluster/enqueue.js';
 import { decodeBatch, encodeBatch } from '../src/cluster/jobs.js';
 import type { FixtureServer } from '../src/dev/fixture-server.js';
 import { OptionError } from '../src/options.js';
-import { listFile, startCli, statusOf, until } from './cluster-helpers.js';
+import { isStopped, listFile, startCli, statusOf, until } from './cluster-helpers.js';
 import { writeDatasetList } from './dataset-lists.js';
 import { runCli, serve, tempDir } from './helpers.js';
+import { readJson, readTable, readTar } from './shards.js';
 import { startRedis } from './redis.js';
 
 // Each command is a fresh Node process that loads BullMQ and sharp: on a busy two-core machine, seconds each.
@@ -53,33 +51,6 @@ function imageServer(gate: { wait: Gate } = { wait: undefined }): Promise<Fixtur
       }),
     ],
   });
-}
-
-/** Every member of a tar, read with tar-stream to its end (a truncated tar fails). */
-async function readTar(file: string): Promise<Map<string, Buffer>> {
-  const members = new Map<string, Buffer>();
-  const reader = extract();
-  createReadStream(file).pipe(reader);
-  for await (const entry of reader) {
-    const chunks: Buffer[] = [];
-    for await (const chunk of entry) chunks.push(chunk as Buffer);
-    members.set(entry.header.name, Buffer.concat(chunks));
-  }
-  return members;
-}
-
-async function readTable(file: string): Promise<Array<Record<string, unknown>>> {
-  return parquetReadObjects({ file: await asyncBufferFromFile(file) });
-}
-
-async function readJson(file: string): Promise<Record<string, unknown>> {
-  return JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
-}
-
-/** True once `pid` is stopped (SIGSTOP), as /proc tells. */
-async function isStopped(pid: number): Promise<boolean> {
-  const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-  return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T');
 }
 
 const shardNames = (count: number): string[] => Array.from({ length: count }, (_, i) => String(i).padStart(5, '0'));

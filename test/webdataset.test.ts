@@ -7,17 +7,15 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { asyncBufferFromFile, parquetReadObjects } from 'hyparquet';
 import { http, HttpResponse } from 'msw';
 import sharp from 'sharp';
-import { extract } from 'tar-stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { FixtureServer } from '../src/dev/fixture-server.js';
 import { collect, runCli, serve, tempDir } from './helpers.js';
+import { readJson, readTable, readTar } from './shards.js';
 
 /** The images the server answers with, by extension: a solid colour of a chosen size. */
 const IMAGES: Record<string, { bytes: Buffer; width: number; height: number }> = {};
@@ -80,31 +78,10 @@ async function writeList(dir: string, urls: string[]): Promise<string> {
   return file;
 }
 
-/** Every member of a tar, read with tar-stream to its end. */
-async function readTar(file: string): Promise<Map<string, Buffer>> {
-  const members = new Map<string, Buffer>();
-  const reader = extract();
-  createReadStream(file).pipe(reader);
-  for await (const entry of reader) {
-    const chunks: Buffer[] = [];
-    for await (const chunk of entry) chunks.push(chunk as Buffer);
-    members.set(entry.header.name, Buffer.concat(chunks));
-  }
-  return members;
-}
-
 /** The member names `tar -t` lists. */
 async function tarList(file: string): Promise<string[]> {
   const { stdout } = await promisify(execFile)('tar', ['-tf', file]);
   return stdout.split('\n').filter((line) => line !== '');
-}
-
-async function readTable(file: string): Promise<Array<Record<string, unknown>>> {
-  return parquetReadObjects({ file: await asyncBufferFromFile(file) });
-}
-
-async function readJson(file: string): Promise<Record<string, unknown>> {
-  return JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>;
 }
 
 /** The requests the server saw for the rows in `rows` (of `route`). */

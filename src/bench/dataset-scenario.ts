@@ -17,6 +17,7 @@ import { asyncBufferFromFile, parquetMetadataAsync } from 'hyparquet';
 import sharp from 'sharp';
 import { extract } from 'tar-stream';
 import { median } from '../cli/bench.js';
+import { shardName } from '../output/shard-table.js';
 import { formatBytes } from '../record/run-report.js';
 import { imgdl } from './contenders.js';
 import { measure, type Contender } from './measure.js';
@@ -41,34 +42,21 @@ async function writeCsv(file: string, origin: string): Promise<void> {
   await fs.writeFile(file, lines.join('\n') + '\n');
 }
 
-/** What one shard's tar holds: its image members, and whether each is {@link SIZE} px on its longer side. */
+/** What one shard's tar holds: its image members, and how many are not {@link SIZE} px on their longer side. */
 async function readTar(file: string): Promise<{ images: number; wrongSize: number }> {
   let images = 0;
   let wrongSize = 0;
-  const tar = extract();
-  const done = new Promise<void>((resolve, reject) => {
-    tar.on('entry', (header, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (chunk: unknown) => void chunks.push(chunk as Buffer));
-      stream.on('end', () => {
-        if (!header.name.endsWith('.jpg')) return next();
-        images++;
-        sharp(Buffer.concat(chunks))
-          .metadata()
-          .then(({ width, height }) => {
-            if (Math.max(width ?? 0, height ?? 0) !== SIZE) wrongSize++;
-            next();
-          }, reject);
-      });
-    });
-    tar.on('finish', resolve).on('error', reject);
-  });
-  createReadStream(file).on('error', reject).pipe(tar);
-  await done;
-  return { images, wrongSize };
-  function reject(error: unknown): void {
-    tar.destroy(error as Error);
+  const reader = extract();
+  createReadStream(file).pipe(reader);
+  for await (const entry of reader) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of entry) chunks.push(chunk as Buffer);
+    if (!entry.header.name.endsWith('.jpg')) continue;
+    images++;
+    const { width, height } = await sharp(Buffer.concat(chunks)).metadata();
+    if (Math.max(width, height) !== SIZE) wrongSize++;
   }
+  return { images, wrongSize };
 }
 
 /**
@@ -81,7 +69,7 @@ export async function checkShards(out: string, rows: number, resized: boolean): 
   let tableRows = 0;
   let images = 0;
   for (let shard = 0; shard < Math.ceil(rows / SHARD_SIZE); shard++) {
-    const base = String(shard).padStart(5, '0');
+    const base = shardName(shard);
     for (const file of [`${base}.tar`, `${base}.parquet`, `${base}_stats.json`]) if (!names.has(file)) return `no ${file}`;
     tableRows += Number((await parquetMetadataAsync(await asyncBufferFromFile(path.join(out, `${base}.parquet`)))).num_rows);
     if (!resized) continue;
