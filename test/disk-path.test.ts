@@ -11,6 +11,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DiskWriter } from '../src/output/disk-writer.js';
+import type { Sink } from '../src/output/sink.js';
 import { FolderSink } from '../src/output/folder-sink.js';
 import { resolveOptions } from '../src/options.js';
 import type { ItemResult } from '../src/record/record.js';
@@ -105,5 +106,59 @@ describe('the writer thread', () => {
     }
     // Anything else is a part file (or its record), which a rerun clears or continues.
     for (const file of files.filter((f) => !f.endsWith('.jpg'))) expect(file).toMatch(/\.jpg\.part(\.json)?$/);
+  });
+});
+
+/** A folder sink whose commits wait until the test lets them go: what a slow disk looks like to the pool. */
+function heldCommits(inner: Sink): { sink: Sink; entered: () => number; letGo: () => void } {
+  const waiting: Array<() => void> = [];
+  let entered = 0;
+  let open = false;
+  const sink: Sink = {
+    has: (target, relPath) => inner.has(target, relPath),
+    resumable: (target) => inner.resumable(target),
+    open(target, resume) {
+      const entry = inner.open(target, resume);
+      const commit = entry.commit.bind(entry);
+      entry.commit = async (relPath, facts) => {
+        entered++;
+        if (!open) await new Promise<void>((resolve) => waiting.push(resolve));
+        return commit(relPath, facts);
+      };
+      return entry;
+    },
+  };
+  const letGo = (): void => {
+    open = true;
+    for (const resolve of waiting.splice(0)) resolve();
+  };
+  return { sink, entered: () => entered, letGo };
+}
+
+describe('a slot while its body is kept', () => {
+  it('takes the next request once the body is received, up to as many bodies as slots waiting for the disk', async () => {
+    // The first two answers wait for each other, so both slots are seen in use.
+    const server = await serve({ holdUntilInFlight: 2 });
+    const out = await tempDir();
+    const ctx = await createRunContext(resolveOptions({ out, concurrency: 2 }));
+    const held = heldCommits(ctx.sink);
+    ctx.sink = held.sink;
+    const urls = Array.from({ length: 8 }, (_, i) => server.url(`/gen/s${i}.jpg`));
+    const run = (async () => {
+      const results: ItemResult[] = [];
+      for await (const result of downloadWith(urls, ctx)) results.push(result);
+      return results;
+    })();
+    // Two bodies wait for the disk with their slots given back, two more hold their slots: four requests, no fifth.
+    await expect.poll(() => held.entered()).toBe(4);
+    expect(server.stats.requests).toBe(4);
+    expect(server.stats.peakInFlight).toBeLessThanOrEqual(2);
+    expect(await listFiles(out)).toEqual([]);
+    held.letGo();
+    const results = await run;
+    expect(results.filter((r) => r.status === 'ok')).toHaveLength(8);
+    expect(server.stats.requests).toBe(8);
+    expect(server.stats.peakInFlight).toBe(2);
+    expect(await listFiles(out)).toEqual(urls.map((_, i) => `s${i}.jpg`).sort());
   });
 });

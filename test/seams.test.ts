@@ -109,7 +109,8 @@ describe('the source and sink seams', () => {
     expect([small.width, small.height]).toEqual([small.originalWidth, small.originalHeight]);
     expect(small.width).toBeGreaterThan(0);
     expect([sink.facts.get('big/one.png')!.position, sink.facts.get('plain.jpg')!.position]).toEqual([1, 2]);
-    expect(sink.calls.slice(0, 6)).toEqual([
+    // The next item may begin once this body is received, before it is committed.
+    expect(sink.calls.filter((call) => call.includes('small.jpg')).slice(0, 6)).toEqual([
       'has small.jpg',
       'resumable small.jpg',
       'open small.jpg',

@@ -244,10 +244,12 @@ describe('closed outputs and full disks', () => {
     const server = await serve();
     const out = await tempDir();
     // /dev/full: every write fails with ENOSPC, as on a full disk.
-    const run = await runCli([server.url('/gen/a.jpg'), server.url('/gen/b.jpg'), '-o', out, '-c', '1', '--manifest', '/dev/full']);
+    const urls = ['a', 'b', 'c', 'd', 'e'].map((name) => server.url(`/gen/${name}.jpg`));
+    const run = await runCli([...urls, '-o', out, '-c', '1', '--manifest', '/dev/full']);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/imgdl: disk full: ENOSPC while writing manifest \/dev\/full/);
-    expect(server.stats.requests).toBe(1);
+    // The first record fails to write: only the request started while its body went to disk came after it.
+    expect(server.stats.requests).toBeLessThanOrEqual(2);
   });
 });
 

@@ -47,3 +47,18 @@ export function header(headers: IncomingHttpHeaders, name: string): string | und
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
 }
+
+/** The response's validator usable in If-Range: a strong ETag, else Last-Modified. */
+export function strongValidator(response: FetchedResponse): { etag: string } | { lastModified: string } | undefined {
+  const etag = header(response.headers, 'etag');
+  const lastModified = header(response.headers, 'last-modified');
+  if (etag !== undefined && !etag.startsWith('W/')) return { etag };
+  if (lastModified !== undefined) return { lastModified };
+  return undefined;
+}
+
+/** Content-Length as a number, undefined when absent or malformed (undici then reads to the end). */
+export function contentLength(response: FetchedResponse): number | undefined {
+  const value = header(response.headers, 'content-length');
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
+}

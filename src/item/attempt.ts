@@ -9,7 +9,7 @@
  * each try on a worker thread), so a task waiting for its next holds no slot.
  */
 import { aborted, HttpStatusError, ImgdlError, notAnImage, toErrorRecord } from '../errors.js';
-import { header, type FetchedResponse } from '../http/body.js';
+import { contentLength, header, strongValidator, type FetchedResponse } from '../http/body.js';
 import { fetchOne } from '../http/redirects.js';
 import { extensionFits, sniffImage, type Sniffed } from '../image/sniff.js';
 import { filenameFromContentDisposition, splitExt } from '../names/naming.js';
@@ -53,9 +53,11 @@ export interface Retry {
  * One try of a task: its record, or, after a failure another try may mend
  * (see retry.ts), the wait before that try. The first try skips a file
  * already kept and continues what an earlier run left. Never rejects.
+ * `received` is called once the body is received and judged, when only
+ * keeping it is left: the try's slot may then serve another request.
  */
-export function tryTask(task: Task, ctx: RunContext, tries: Tries): Promise<ItemResult | Retry> {
-  return new Attempt(task, ctx, tries).run();
+export function tryTask(task: Task, ctx: RunContext, tries: Tries, received?: () => void): Promise<ItemResult | Retry> {
+  return new Attempt(task, ctx, tries, received).run();
 }
 
 /** The failed record of a task whose tries ended with `error`. */
@@ -97,8 +99,9 @@ class Attempt implements HeadJudge {
   #lastModified: string | undefined;
   /** The run's signal, or the item's own joined to it (see RunContext.itemSignal). */
   readonly #signal: AbortSignal;
+  readonly #received: (() => void) | undefined;
 
-  constructor(task: Task, ctx: RunContext, tries: Tries) {
+  constructor(task: Task, ctx: RunContext, tries: Tries, received: (() => void) | undefined) {
     this.task = task;
     this.ctx = ctx;
     this.#signal = itemStopSignal(task.item, ctx);
@@ -108,6 +111,7 @@ class Attempt implements HeadJudge {
     this.#httpStatus = tries.httpStatus;
     this.#contentType = tries.contentType;
     this.#relPath = task.relPath;
+    this.#received = received;
   }
 
   async run(): Promise<ItemResult | Retry> {
@@ -292,6 +296,8 @@ class Attempt implements HeadJudge {
     }
     let kept: string;
     try {
+      // No more requests: the file's slot may take the next while the disk keeps this body.
+      this.#received?.();
       kept = await entry.commit(this.#relPath, keepFacts(task.item, task.position, body.facts, body.original));
     } catch (error) {
       digests?.settle(digest!, null);
@@ -382,19 +388,4 @@ function rangeContinues(response: FetchedResponse, resume: Resume): boolean {
   if (resume.lastModified !== undefined && lastModified !== undefined) return lastModified === resume.lastModified;
   // A 206 to an If-Range request already says the validator matched.
   return true;
-}
-
-/** The response's validator usable in If-Range: a strong ETag, else Last-Modified. */
-function strongValidator(response: FetchedResponse): BodyStart['validator'] {
-  const etag = header(response.headers, 'etag');
-  const lastModified = header(response.headers, 'last-modified');
-  if (etag !== undefined && !etag.startsWith('W/')) return { etag };
-  if (lastModified !== undefined) return { lastModified };
-  return undefined;
-}
-
-/** Content-Length as a number, undefined when absent or malformed (undici then reads to the end). */
-function contentLength(response: FetchedResponse): number | undefined {
-  const value = header(response.headers, 'content-length');
-  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
 }

@@ -14,6 +14,11 @@
  * running or finished but not yet consumed; a result holds its slot until it
  * is consumed. So memory stays flat however long the list and however slow
  * the consumer, and the window grows only while some host holds its items back.
+ *
+ * A turn may give its slot back before it ends, once its requests are over
+ * and only local work is left (its body going to disk): the next request
+ * then overlaps that work instead of waiting for it. At most `concurrency`
+ * turns do so at once, so no more than twice that many bodies are ever held.
  */
 import type { HostGate } from './host-gate.js';
 import { Scheduler } from './scheduler.js';
@@ -25,8 +30,13 @@ export type Turn<R> = { result: R } | { retryInMs: number };
 export interface PoolWork<T, R> {
   /** The host a task's requests go to; undefined for a task that makes none (its turn runs at once, without a slot). */
   hostOf(task: T): string | undefined;
-  /** Runs one turn. Expected to turn its own failures into results; a rejection stops the pool and is rethrown. */
-  turn(task: T, host: string | undefined): Promise<Turn<R>>;
+  /**
+   * Runs one turn. Expected to turn its own failures into results; a rejection stops the pool and is rethrown.
+   * `release` gives the turn's slot back early (see the module's comment), calling `leaving` first (the
+   * next task may start in the slot at once); when it does not, the slot is held until the result is
+   * consumed, as usual.
+   */
+  turn(task: T, host: string | undefined, release: (leaving: () => void) => void): Promise<Turn<R>>;
   /** The result of a task the pool stopped while it waited (for its first turn or its next); undefined to drop it. */
   stopped(task: T): R | undefined;
 }
@@ -66,7 +76,8 @@ export async function* runPool<T, R>(
       if (next !== undefined) {
         pool.notify();
         yield next.result;
-        // The slot is freed once the consumer has seen the result, so that it can stop the run first (a full disk).
+        // The slot is freed once the consumer has seen the result, so that it can stop the run first (a
+        // full disk), unless the turn gave it back already.
         if (next.host !== undefined) pool.scheduler.done(next.host);
         pool.notify();
         continue;
@@ -96,14 +107,14 @@ class Pool<T, R> {
   #stopped = false;
   /** Turns running, including those of tasks without a host. */
   #active = 0;
+  /** Turns running that gave their slot back early. */
+  #released = 0;
   #wakeProducer: (() => void) | undefined;
 
   constructor(options: PoolOptions, work: PoolWork<T, R>) {
     this.#options = options;
     this.#work = work;
-    this.scheduler = new Scheduler<T>({ concurrency: options.concurrency, gate: options.gate }, (task, host) =>
-      this.#settle(task, host, work.turn(task, host)),
-    );
+    this.scheduler = new Scheduler<T>({ concurrency: options.concurrency, gate: options.gate }, (task, host) => this.#run(task, host));
   }
 
   /** True when nothing is left to yield: the source is done (or the pool stopped), and no turn runs or waits. */
@@ -130,7 +141,7 @@ class Pool<T, R> {
       for await (const task of source) {
         if (this.#stopped) break;
         const host = this.#work.hostOf(task);
-        if (host === undefined) this.#settle(task, undefined, this.#work.turn(task, undefined));
+        if (host === undefined) this.#run(task, undefined);
         else this.scheduler.add(host, task);
         while (!this.#stopped && !this.#wantsMore()) {
           // A dispatch still to come decides whether the slots fill; it runs before this wakes.
@@ -163,22 +174,40 @@ class Pool<T, R> {
     return !scheduler.dispatchPending && scheduler.running < options.concurrency;
   }
 
-  #settle(task: T, host: string | undefined, turn: Promise<Turn<R>>): void {
+  /** Runs one turn of `task`, which holds a slot of `host` (none when undefined) until it gives it back or its result is consumed. */
+  #run(task: T, host: string | undefined): void {
+    let held = host !== undefined;
+    let released = false;
+    const release = (leaving: () => void): void => {
+      if (!held || this.#released >= this.#options.concurrency) return;
+      held = false;
+      released = true;
+      this.#released++;
+      leaving();
+      this.scheduler.done(host!);
+    };
+    /** The turn is over: true when it still holds its slot, which goes with its outcome. */
+    const ended = (): boolean => {
+      this.#active--;
+      if (released) this.#released--;
+      const holds = held;
+      held = false;
+      return holds;
+    };
     this.#active++;
-    turn.then(
+    this.#work.turn(task, host, release).then(
       (outcome) => {
-        this.#active--;
-        if ('result' in outcome) this.finished.push({ result: outcome.result, host });
+        const holds = ended();
+        if ('result' in outcome) this.finished.push({ result: outcome.result, host: holds ? host : undefined });
         else {
-          this.scheduler.done(host!);
+          if (holds) this.scheduler.done(host!);
           if (this.#stopped) this.#keep(this.#work.stopped(task));
           else this.scheduler.addLater(host!, task, outcome.retryInMs);
         }
         this.notify();
       },
       (error: unknown) => {
-        this.#active--;
-        if (host !== undefined) this.scheduler.done(host);
+        if (ended()) this.scheduler.done(host!);
         this.failure ??= { error };
         this.stop();
         this.notify();

@@ -49,7 +49,13 @@ export class ProgressTracker {
     this.#emit();
   }
 
-  /** An item finished; `requested` says whether it had been counted as started. */
+  /** An item's body arrived: its request is over while the disk keeps the body. */
+  received(): void {
+    this.#state.inFlight--;
+    this.#emit();
+  }
+
+  /** An item finished; `requested` says whether it is still counted in flight. */
   finished(result: ItemResult, requested: boolean): void {
     const s = this.#state;
     if (requested) s.inFlight--;

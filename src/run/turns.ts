@@ -14,8 +14,11 @@ import type { PoolWork, Turn } from './pool.js';
 import type { ProgressTracker } from './progress.js';
 import type { WorkerPool } from './thread-pool.js';
 
-/** A planned item as the pool holds it: with its tries once the first has ended in a retry (or started, on this thread). */
-export type Queued = { task: Task; tries?: Tries } | { result: ItemResult };
+/**
+ * A planned item as the pool holds it: with its tries once the first has ended in a retry (or started,
+ * on this thread), and whether progress counts it in flight.
+ */
+export type Queued = { task: Task; tries?: Tries; flying?: boolean } | { result: ItemResult };
 
 /** The pool's work for one run. */
 export class RunTurns implements PoolWork<Queued, ItemResult> {
@@ -41,7 +44,7 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
     return 'task' in queued ? queued.task.url.host : undefined;
   }
 
-  async turn(queued: Queued, host: string | undefined): Promise<Turn<ItemResult>> {
+  async turn(queued: Queued, host: string | undefined, release: (leaving: () => void) => void): Promise<Turn<ItemResult>> {
     const progress = this.#progress;
     if ('result' in queued) {
       progress.finished(queued.result, false);
@@ -49,12 +52,21 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
     }
     const { task } = queued;
     const workers = this.#workers;
-    if (queued.tries === undefined) progress.started();
+    if (queued.flying !== true) {
+      queued.flying = true;
+      progress.started();
+    }
     const startedAt = Date.now();
+    // Its body received, the item leaves flight while the disk keeps it, if the pool lets its slot go.
+    const received = (): void =>
+      release(() => {
+        queued.flying = false;
+        progress.received();
+      });
     // A worker thread starts an item's tries itself, so nothing more crosses for a first try.
     const outcome = workers
       ? await workers.run(task, queued.tries, this.#ctx.signal)
-      : await tryTask(task, this.#ctx, (queued.tries ??= startTries()));
+      : await tryTask(task, this.#ctx, (queued.tries ??= startTries()), received);
     if ('retryInMs' in outcome) {
       queued.tries = outcome.tries;
       // In workers mode a server's pause holds only for its own item, as the README states.
@@ -68,7 +80,7 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
     this.positions?.set(outcome, task.position);
     // Worker threads have agents of their own, so their bytes are counted as each item finishes.
     if (workers) progress.bytes(outcome.bytes);
-    progress.finished(outcome, true);
+    progress.finished(outcome, queued.flying);
     return { result: outcome };
   }
 
@@ -77,7 +89,7 @@ export class RunTurns implements PoolWork<Queued, ItemResult> {
     if (!('task' in queued) || queued.tries === undefined) return undefined;
     const result = stoppedWaiting(queued.task, queued.tries);
     this.positions?.set(result, queued.task.position);
-    this.#progress.finished(result, true);
+    this.#progress.finished(result, queued.flying === true);
     return result;
   }
 
