@@ -10,8 +10,8 @@ import {
   resolveInside,
   safeRelativePath,
   sanitizeSegment,
-  splitExt,
 } from '../src/names/naming.js';
+import { splitExt } from '../src/names/ext.js';
 
 const hex = (text: string, length = 8): string => createHash('sha1').update(text).digest('hex').slice(0, length);
 const bytes = (text: string): number => Buffer.byteLength(text);

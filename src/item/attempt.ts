@@ -12,7 +12,8 @@ import { aborted, HttpStatusError, ImgdlError, notAnImage, toErrorRecord } from 
 import { contentLength, header, strongValidator, type FetchedResponse } from '../http/body.js';
 import { fetchOne } from '../http/redirects.js';
 import { extensionFits, sniffImage, type Sniffed } from '../image/sniff.js';
-import { filenameFromContentDisposition, splitExt } from '../names/naming.js';
+import { splitExt } from '../names/ext.js';
+import { filenameFromContentDisposition } from '../names/naming.js';
 import type { BodyStart, Resume, SinkEntry } from '../output/sink.js';
 import type { ItemResult, SkipReason } from '../record/record.js';
 import { itemStopSignal, type RunContext } from './context.js';

@@ -11,6 +11,7 @@ import { Buffer, isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { ValidationError } from '../errors.js';
+import { splitExt } from './ext.js';
 import { fingerprint, FingerprintMap, type Fingerprint } from './fingerprints.js';
 
 /** Max bytes of one file name (UTF-8). */
@@ -146,15 +147,6 @@ export function shardedPath(position: number, url: URL, perFolder = SHARD_FILES,
   const last = url.pathname.slice(url.pathname.lastIndexOf('/') + 1);
   const ext = /\.[A-Za-z0-9]{1,5}$/.exec(last)?.[0].toLowerCase() ?? '';
   return `${folder}/${String(position).padStart(9, '0')}${ext}`;
-}
-
-/** Splits 'a/b/x.tar.jpg' → { stem: 'a/b/x.tar', ext: '.jpg' } (ext is the last extension of the last segment, '' if none; dotfiles have no ext). Accepts '\\' as a separator too, so absolute Windows paths split right. */
-export function splitExt(relPath: string): { stem: string; ext: string } {
-  const segmentStart = Math.max(relPath.lastIndexOf('/'), relPath.lastIndexOf('\\')) + 1;
-  const dot = relPath.lastIndexOf('.');
-  // A dot first in the segment makes a dotfile, a dot last makes no extension.
-  if (dot <= segmentStart || dot === relPath.length - 1) return { stem: relPath, ext: '' };
-  return { stem: relPath.slice(0, dot), ext: relPath.slice(dot) };
 }
 
 /** Where {@link NameRegistry.find} got to: the name `url` holds in a chain, or the first free one. */

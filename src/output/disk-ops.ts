@@ -7,7 +7,7 @@
  * back, tens of microseconds of kernel time each on a VM).
  */
 import { closeSync, fdatasyncSync, lstatSync, openSync, renameSync, rmSync, utimesSync, writeSync } from 'node:fs';
-import { splitExt } from '../names/naming.js';
+import { splitExt } from '../names/ext.js';
 
 /**
  * Keeps a complete body under its final name. With `body` (a body held in

@@ -12,7 +12,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fingerprint, FingerprintSet, type Fingerprint } from '../names/fingerprints.js';
-import { foldName, SHARD_FILES, splitExt } from '../names/naming.js';
+import { splitExt } from '../names/ext.js';
+import { foldName, SHARD_FILES } from '../names/naming.js';
 import type { Layout } from '../options.js';
 import { exists, PART_SUFFIX } from './part-files.js';
 
