@@ -32,6 +32,7 @@ describe('the writer thread', () => {
     const server = await serve({ holdUntilInFlight: 64 });
     const out = await tempDir();
     const writer = new DiskWriter();
+    await writer.ready();
     const urls = Array.from({ length: 64 }, (_, i) => server.url(`/gen/f${i}.jpg?bytes=${3000 + i}`));
     const results = await runWith(urls, out, writer, { concurrency: 64 });
     expect(results.filter((r) => r.status === 'ok')).toHaveLength(64);
@@ -46,6 +47,7 @@ describe('the writer thread', () => {
     const server = await serve();
     const out = await tempDir();
     const writer = new DiskWriter();
+    await writer.ready();
     const size = 3 * 1024 * 1024 + 17;
     const results = await runWith([server.url(`/gen/big.jpg?bytes=${size}`)], out, writer);
     expect(results[0]).toMatchObject({ status: 'ok', bytes: size });
@@ -106,6 +108,76 @@ describe('the writer thread', () => {
     }
     // Anything else is a part file (or its record), which a rerun clears or continues.
     for (const file of files.filter((f) => !f.endsWith('.jpg'))) expect(file).toMatch(/\.jpg\.part(\.json)?$/);
+  });
+});
+
+describe("libuv's pool, until a writer thread is ready", () => {
+  it('keeps bodies small and large through the same steps, one call at a time', async () => {
+    const server = await serve({ holdUntilInFlight: 16 });
+    const out = await tempDir();
+    const writer = new DiskWriter(0);
+    const sizes = Array.from({ length: 16 }, (_, i) => (i === 3 ? 2_000_000 : 3000 + i));
+    const urls = sizes.map((size, i) => server.url(`/gen/p${i}.jpg?bytes=${size}`));
+    const results = await runWith(urls, out, writer, { concurrency: 16 });
+    expect(results.filter((r) => r.status === 'ok')).toHaveLength(16);
+    for (const [i, size] of sizes.entries()) expect((await fs.stat(path.join(out, `p${i}.jpg`))).size).toBe(size);
+    expect(await listFiles(out)).toHaveLength(16);
+    // Fifteen keeps with their bodies, and the large body's open and keep: no batch went to a thread.
+    expect([writer.pooled, writer.batches]).toEqual([17, 0]);
+  });
+
+  it('gives a file a free name beside a taken one, and sets its time, as the thread does', async () => {
+    const out = await tempDir();
+    writeFileSync(path.join(out, 'a.jpg'), 'old');
+    const writer = new DiskWriter(0);
+    const part = path.join(out, 'a.jpg.part');
+    const mtime = Date.parse('2020-01-02T03:04:05Z');
+    const op = {
+      op: 'keep',
+      fd: -1,
+      part,
+      final: path.join(out, 'a.jpg'),
+      besides: true,
+      mtime,
+      body: undefined,
+      drop: undefined,
+    } as const;
+    const kept = await writer.run(op, [Buffer.from('new body')], 8);
+    expect(kept).toBe(path.join(out, 'a-1.jpg'));
+    expect(await fs.readFile(path.join(out, 'a-1.jpg'), 'utf8')).toBe('new body');
+    expect((await fs.stat(path.join(out, 'a-1.jpg'))).mtimeMs).toBe(mtime);
+    expect(await listFiles(out)).toEqual(['a-1.jpg', 'a.jpg']);
+  });
+
+  it('writes a resume record, and drops a part file with it', async () => {
+    const out = await tempDir();
+    const writer = new DiskWriter(0);
+    const part = path.join(out, 'b.jpg.part');
+    const fd = (await writer.run({ op: 'open', part, flags: 'w' })) as number;
+    await writer.run({ op: 'record', file: `${part}.json`, text: '{"key":"k"}' });
+    expect(await fs.readFile(`${part}.json`, 'utf8')).toBe('{"key":"k"}');
+    await writer.run({ op: 'drop', fd, files: [part, `${part}.json`] });
+    expect(await listFiles(out)).toEqual([]);
+  });
+
+  it('fails as the thread does: FILESYSTEM naming the rename, DISK_FULL from a full disk, nothing left', async () => {
+    const out = await tempDir();
+    mkdirSync(path.join(out, 'taken.jpg'));
+    writeFileSync(path.join(out, 'taken.jpg', 'inside'), 'x');
+    const writer = new DiskWriter(0);
+    const keep = (final: string, fd = -1) =>
+      writer.run(
+        { op: 'keep', fd, part: `${final}.part`, final, besides: false, mtime: NaN, body: undefined, drop: undefined },
+        [Buffer.from('body')],
+        4,
+        'http://h/x',
+      );
+    await expect(keep(path.join(out, 'taken.jpg'))).rejects.toMatchObject({
+      code: 'FILESYSTEM',
+      message: expect.stringContaining('renaming into'),
+    });
+    await expect(keep(path.join(out, 'full.jpg'), openSync('/dev/full', 'w'))).rejects.toMatchObject({ code: 'DISK_FULL' });
+    expect(await listFiles(out)).toEqual(['taken.jpg/inside']);
   });
 });
 

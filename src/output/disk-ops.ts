@@ -4,9 +4,26 @@
  * their answers come back in one. Each runs synchronously there: on that
  * thread a blocking call costs nothing but its own time, whereas each async
  * call on the loop is a round trip to libuv's pool (a wake-up and a signal
- * back, tens of microseconds of kernel time each on a VM).
+ * back, tens of microseconds of kernel time each on a VM). Each operation is
+ * written once, as the calls it makes, so that it runs the same on libuv's
+ * pool while no thread is ready yet ({@link runOnPool}).
  */
-import { closeSync, fdatasyncSync, lstatSync, openSync, renameSync, rmSync, utimesSync, writeSync } from 'node:fs';
+import {
+  close,
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  lstatSync,
+  open,
+  openSync,
+  renameSync,
+  rmSync,
+  utimesSync,
+  write as fsWrite,
+  writeSync,
+} from 'node:fs';
+import fs from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { splitExt } from '../names/ext.js';
 
 /**
@@ -96,111 +113,232 @@ export interface Answers {
 /** Runs a batch in order; one operation failing does not stop the others (they belong to other files). */
 export function runBatch(ops: readonly DiskOp[], slab: ArrayBuffer): DiskAnswer[] {
   return ops.map((op) => {
+    const body = op.op === 'keep' && op.body !== undefined ? new Uint8Array(slab, op.body.at, op.body.size) : undefined;
     try {
-      return runOne(op, slab);
+      return runBlocking(stepsOf(op, body));
     } catch (error) {
       return error as DiskFailure;
     }
   });
 }
 
-function runOne(op: DiskOp, slab: ArrayBuffer): DiskAnswer {
-  switch (op.op) {
-    case 'keep':
-      return keep(op, slab);
-    case 'open':
-      return attempt('writing', op.part, () => openSync(op.part, op.flags));
-    case 'record':
-      return attempt('recording how to resume', op.file, () => record(op.file, op.text));
-    case 'drop':
-      if (op.fd !== -1) closeQuietly(op.fd);
-      for (const file of op.files) removeQuietly(file);
-      return null;
+/**
+ * Runs `op` on libuv's pool, one call at a time, for when no writer thread
+ * is ready yet: the same steps as on the thread, so the same guarantees and
+ * the same failures. Resolves with the answer; a failure is an answer too.
+ */
+export async function runOnPool(op: DiskOp, body: Uint8Array | undefined): Promise<DiskAnswer> {
+  const steps = stepsOf(op, body);
+  try {
+    let next = steps.next();
+    while (next.done !== true) {
+      let value: unknown;
+      try {
+        value = await callOnPool(next.value);
+      } catch (error) {
+        next = steps.throw(error);
+        continue;
+      }
+      next = steps.next(value);
+    }
+    return next.value;
+  } catch (error) {
+    return error as DiskFailure;
   }
 }
 
-function keep(op: KeepOp, slab: ArrayBuffer): string {
-  if (op.body !== undefined) writeWhole(op.fd, op.part, new Uint8Array(slab, op.body.at, op.body.size));
-  else if (op.fd !== -1) closePart(op);
-  if (op.drop !== undefined) removeQuietly(op.drop);
+/**
+ * One file-system call of an operation. An operation is written once, as
+ * the calls it makes ({@link stepsOf}); the writer thread makes them
+ * blocking ({@link runBlocking}), and {@link runOnPool} on libuv's pool.
+ */
+type Call =
+  | { call: 'open'; file: string; flags: 'w' | 'a' }
+  | { call: 'write'; fd: number; data: Uint8Array }
+  | { call: 'close'; fd: number }
+  | { call: 'sync'; fd: number }
+  | { call: 'remove'; file: string }
+  | { call: 'taken'; file: string }
+  | { call: 'rename'; from: string; to: string }
+  | { call: 'touch'; file: string; mtime: number };
+
+/** An operation's calls: each yielded call is answered with its result, or thrown into it as its error. */
+type Steps<T> = Generator<Call, T, unknown>;
+
+function runBlocking<T>(steps: Steps<T>): T {
+  let next = steps.next();
+  while (next.done !== true) {
+    let value: unknown;
+    try {
+      value = callBlocking(next.value);
+    } catch (error) {
+      next = steps.throw(error);
+      continue;
+    }
+    next = steps.next(value);
+  }
+  return next.value;
+}
+
+function callBlocking(step: Call): unknown {
+  switch (step.call) {
+    case 'open':
+      return openSync(step.file, step.flags);
+    case 'write':
+      for (let at = 0; at < step.data.length;) at += writeSync(step.fd, step.data, at, step.data.length - at);
+      return undefined;
+    case 'close':
+      return closeSync(step.fd);
+    case 'sync':
+      return fdatasyncSync(step.fd);
+    case 'remove':
+      return rmSync(step.file, { force: true });
+    case 'taken':
+      return lstatSync(step.file, { throwIfNoEntry: false }) !== undefined;
+    case 'rename':
+      return renameSync(step.from, step.to);
+    case 'touch':
+      return utimesSync(step.file, new Date(), new Date(step.mtime));
+  }
+}
+
+async function callOnPool(step: Call): Promise<unknown> {
+  switch (step.call) {
+    case 'open':
+      // A descriptor, not a FileHandle: the loop and the thread pass it on and close it themselves.
+      return openOnPool(step.file, step.flags);
+    case 'write':
+      for (let at = 0; at < step.data.length;) at += await write(step.fd, step.data, at);
+      return undefined;
+    case 'close':
+      return closeOnPool(step.fd);
+    case 'sync':
+      return syncOnPool(step.fd);
+    case 'remove':
+      return fs.rm(step.file, { force: true });
+    case 'taken':
+      return fs.lstat(step.file).then(
+        () => true,
+        (error: { code?: string }) => (error.code === 'ENOENT' ? false : Promise.reject(error)),
+      );
+    case 'rename':
+      return fs.rename(step.from, step.to);
+    case 'touch':
+      return fs.utimes(step.file, new Date(), new Date(step.mtime));
+  }
+}
+
+const openOnPool = promisify(open);
+const closeOnPool = promisify(close);
+const syncOnPool = promisify(fdatasync);
+
+/** Writes what it can of `data` from `at` on; resolves with how much. */
+function write(fd: number, data: Uint8Array, at: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    fsWrite(fd, data, at, data.length - at, null, (error, n) => (error ? reject(error) : resolve(n))),
+  );
+}
+
+function stepsOf(op: DiskOp, body: Uint8Array | undefined): Steps<DiskAnswer> {
+  switch (op.op) {
+    case 'keep':
+      return keep(op, body);
+    case 'open':
+      return attempt('writing', op.part, { call: 'open', file: op.part, flags: op.flags });
+    case 'record':
+      return record(op.file, op.text);
+    case 'drop':
+      return drop(op);
+  }
+}
+
+function* keep(op: KeepOp, body: Uint8Array | undefined): Steps<string> {
+  if (body !== undefined) yield* writeWhole(op.fd, op.part, body);
+  else if (op.fd !== -1) yield* closePart(op);
+  if (op.drop !== undefined) yield* removeQuietly(op.drop);
   let target = op.final;
   if (op.besides) {
     const { stem, ext } = splitExt(target);
-    for (let n = 1; lstatSync(target, { throwIfNoEntry: false }) !== undefined; n++) target = `${stem}-${n}${ext}`;
+    for (let n = 1; (yield { call: 'taken', file: target }) === true; n++) target = `${stem}-${n}${ext}`;
   }
   try {
-    renameSync(op.part, target);
+    yield { call: 'rename', from: op.part, to: target };
   } catch (error) {
-    rmSync(op.part, { force: true });
+    yield { call: 'remove', file: op.part };
     throw failure(error, 'renaming into', target);
   }
-  if (!Number.isNaN(op.mtime))
-    attempt('setting the modification time of', target, () => utimesSync(target, new Date(), new Date(op.mtime)));
+  if (!Number.isNaN(op.mtime)) yield* attempt('setting the modification time of', target, { call: 'touch', file: target, mtime: op.mtime });
   return target;
 }
 
 /** Closes a part file written in batches; a failure there (a delayed write error) loses the file. */
-function closePart(op: KeepOp): void {
+function* closePart(op: KeepOp): Steps<void> {
   try {
-    closeSync(op.fd);
+    yield { call: 'close', fd: op.fd };
   } catch (error) {
-    removeQuietly(op.part);
-    if (op.drop !== undefined) removeQuietly(op.drop);
+    yield* removeQuietly(op.part);
+    if (op.drop !== undefined) yield* removeQuietly(op.drop);
     throw failure(error, 'writing', op.part);
   }
 }
 
 /** Writes a body held in memory to its part file and closes it; on failure the part file is removed. */
-function writeWhole(given: number, part: string, body: Uint8Array): void {
+function* writeWhole(given: number, part: string, body: Uint8Array): Steps<void> {
   let fd = given;
   try {
-    if (fd === -1) fd = openSync(part, 'w');
-    writeFully(fd, body);
+    if (fd === -1) fd = (yield { call: 'open', file: part, flags: 'w' }) as number;
+    yield { call: 'write', fd, data: body };
     const closing = fd;
     fd = -1;
-    closeSync(closing);
+    yield { call: 'close', fd: closing };
   } catch (error) {
-    if (fd !== -1) closeQuietly(fd);
-    rmSync(part, { force: true });
+    if (fd !== -1) yield* closeQuietly(fd);
+    yield { call: 'remove', file: part };
     throw failure(error, 'writing', part);
   }
 }
 
-function writeFully(fd: number, body: Uint8Array): number {
-  for (let at = 0; at < body.length;) at += writeSync(fd, body, at, body.length - at);
-  return body.length;
-}
-
-function record(file: string, text: string): null {
-  const fd = openSync(file, 'w');
+function* record(file: string, text: string): Steps<null> {
   try {
-    writeFully(fd, Buffer.from(text));
-    fdatasyncSync(fd);
-  } finally {
-    closeSync(fd);
+    const fd = (yield { call: 'open', file, flags: 'w' }) as number;
+    try {
+      yield { call: 'write', fd, data: Buffer.from(text) };
+      yield { call: 'sync', fd };
+    } finally {
+      yield { call: 'close', fd };
+    }
+  } catch (error) {
+    throw failure(error, 'recording how to resume', file);
   }
   return null;
 }
 
-function attempt<T>(action: string, file: string, run: () => T): T {
+function* drop(op: DropOp): Steps<null> {
+  if (op.fd !== -1) yield* closeQuietly(op.fd);
+  for (const file of op.files) yield* removeQuietly(file);
+  return null;
+}
+
+function* attempt(action: string, file: string, step: Call): Steps<number | null> {
   try {
-    return run();
+    const value = yield step;
+    return typeof value === 'number' ? value : null;
   } catch (error) {
     throw failure(error, action, file);
   }
 }
 
-function removeQuietly(file: string): void {
+function* removeQuietly(file: string): Steps<void> {
   try {
-    rmSync(file, { force: true });
+    yield { call: 'remove', file };
   } catch {
     // It may be gone already; the rename is what matters.
   }
 }
 
-function closeQuietly(fd: number): void {
+function* closeQuietly(fd: number): Steps<void> {
   try {
-    closeSync(fd);
+    yield { call: 'close', fd };
   } catch {
     // Already failing; the part file's removal is what matters.
   }

@@ -12,13 +12,18 @@
  * creating a file takes 0.3–0.5 ms on ext4 here, time the loop would not
  * spend on sockets.
  *
+ * Until a thread is ready, operations run on libuv's pool instead, the
+ * same steps (disk-ops.ts) one call at a time: a thread takes 25-30 ms to
+ * start here, as long as a small download on loopback, so a run's first
+ * files do not wait for it, and a run of one file never starts one.
+ *
  * One writer per thread that uses it (module state), shared by every run in
  * it; its threads are unreferenced while idle, so an idle writer never keeps
  * a process alive.
  */
 import { Worker } from 'node:worker_threads';
 import { fileSystemError, type ImgdlError } from '../errors.js';
-import { isFailure, type Answers, type Batch, type DiskAnswer, type DiskFailure, type DiskOp } from './disk-ops.js';
+import { isFailure, runOnPool, type Answers, type Batch, type DiskAnswer, type DiskFailure, type DiskOp } from './disk-ops.js';
 
 // Tests import src/*.ts directly, but a thread can only load the built JavaScript.
 const THREAD_FILE = import.meta.url.endsWith('.ts')
@@ -48,9 +53,10 @@ interface Queued {
   settle: (answer: DiskAnswer) => void;
 }
 
-/** One writer thread, and the batch it is working on. */
+/** One writer thread, whether it has said it is ready, and the batch it is working on. */
 interface Lane {
   thread: Worker;
+  ready: boolean;
   out: Queued[] | undefined;
 }
 
@@ -64,11 +70,16 @@ export class DiskWriter {
   /** Batches sent and operations in them, so far: what the hand-offs cost is counted, not timed. */
   batches = 0;
   operations = 0;
+  /** Operations run on libuv's pool, while no thread was ready. */
+  pooled = 0;
+  /** Callers of {@link ready} waiting for a thread. */
+  readonly #waiting: Array<() => void> = [];
   readonly #flush = (): void => {
     this.#scheduled = false;
     this.#send();
   };
 
+  /** `threads` 0 runs every operation on libuv's pool, as before a thread is ready. */
   constructor(threads: number = WRITER_THREADS) {
     this.#most = threads;
   }
@@ -77,21 +88,35 @@ export class DiskWriter {
    * Runs `op` on a writer thread, with `chunks` (`bytes` in all) as its body
    * when it has one; resolves with its answer, or rejects with FILESYSTEM or
    * DISK_FULL naming `url`. The chunks are copied when the batch is sent:
-   * they must not change until then.
+   * they must not change until then. Until a thread is ready, it runs on
+   * libuv's pool instead (see the module's comment).
    */
   run(op: DiskOp, chunks?: readonly Buffer[], bytes = 0, url?: string): Promise<number | string | null> {
     return new Promise((resolve, reject) => {
-      this.#queue.push({ op, chunks, bytes, settle: (answer) => (isFailure(answer) ? reject(asError(answer, url)) : resolve(answer)) });
-      this.#schedule();
+      const settle = (answer: DiskAnswer): void => (isFailure(answer) ? reject(asError(answer, url)) : resolve(answer));
+      if (this.#lanes.some((lane) => lane.ready)) {
+        this.#queue.push({ op, chunks, bytes, settle });
+        this.#schedule();
+        return;
+      }
+      // A run of one file never starts a thread; a longer one starts it with its second operation.
+      if (this.pooled > 0) this.warm();
+      this.pooled++;
+      const body = chunks === undefined ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, bytes);
+      void runOnPool(op, body).then(settle);
     });
   }
 
-  /**
-   * Starts a thread if none runs, so that it boots while the first request
-   * is in flight rather than after its body (~30 ms, more on a busy machine).
-   */
+  /** Starts a thread if none runs; operations go to libuv's pool until it is ready. */
   warm(): void {
-    if (this.#lanes.length === 0) this.#start();
+    if (this.#lanes.length === 0 && this.#most > 0) this.#start();
+  }
+
+  /** Resolves once a thread is ready to take batches (started if none runs); never, with no threads allowed. */
+  ready(): Promise<void> {
+    this.warm();
+    if (this.#lanes.some((lane) => lane.ready)) return Promise.resolve();
+    return new Promise((resolve) => this.#waiting.push(resolve));
   }
 
   #schedule(): void {
@@ -103,9 +128,9 @@ export class DiskWriter {
 
   #send(): void {
     if (this.#queue.length === 0) return;
-    const lane = this.#lanes.find((l) => l.out === undefined) ?? this.#start();
-    // Every thread is busy: the queue goes with the first answer, as a larger batch.
-    if (lane === undefined) return;
+    const lane = this.#lanes.find((l) => l.ready && l.out === undefined) ?? this.#start();
+    // Every thread is busy (or starting): the queue goes with the first answer, as a larger batch.
+    if (lane === undefined || !lane.ready) return;
     const batch = this.#queue;
     this.#queue = [];
     lane.out = batch;
@@ -141,8 +166,8 @@ export class DiskWriter {
     // Descriptors it opens are closed by the loop as often as by itself: not its to close when it exits.
     // No flags of the process's own (V8 flags a thread may not take): the thread runs file calls only.
     const thread = new Worker(THREAD_FILE, { trackUnmanagedFds: false, execArgv: [] });
-    const lane: Lane = { thread, out: undefined };
-    thread.on('message', (answered: Answers) => this.#answered(lane, answered));
+    const lane: Lane = { thread, ready: false, out: undefined };
+    thread.on('message', (message: Answers | 'ready') => (message === 'ready' ? this.#ready(lane) : this.#answered(lane, message)));
     thread.on('error', (error) => this.#lost(lane, error));
     thread.on('exit', (code) => this.#lost(lane, new Error(`the writer thread exited with code ${code}`)));
     // Referenced only while a batch is out, an idle writer never keeps a process alive (after the
@@ -150,6 +175,12 @@ export class DiskWriter {
     thread.unref();
     this.#lanes.push(lane);
     return lane;
+  }
+
+  #ready(lane: Lane): void {
+    lane.ready = true;
+    for (const resolve of this.#waiting.splice(0)) resolve();
+    if (this.#queue.length > 0) this.#send();
   }
 
   #answered(lane: Lane, { answers, slab }: Answers): void {

@@ -6,8 +6,9 @@
  *
  * Most images are small, and on this path what a file costs is system calls
  * and hand-offs between threads, not bytes. Every call that touches the disk
- * on the way to keeping a body runs on the writer thread (disk-writer.ts),
- * batched with those of other files finishing at the same time: a body up to
+ * on the way to keeping a body runs on the writer thread (disk-writer.ts;
+ * on libuv's pool until it has started), batched with those of other files
+ * finishing at the same time: a body up to
  * {@link MEMORY_BODY_BYTES} is held in memory until it is committed, then
  * opened, written, closed and renamed there in one hand-off. A larger body's
  * part file is opened (and its resume record written) there, and closed and
@@ -93,7 +94,6 @@ export class FolderSink implements Sink {
 
   open(target: SinkTarget, _resume: Resume | undefined): SinkEntry {
     // Nothing touches the disk yet: a small body's part file is created with its only write, in one hand-off.
-    this.writer.warm();
     return new PartEntry(this, target);
   }
 }

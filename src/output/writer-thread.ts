@@ -13,3 +13,5 @@ port.on('message', ({ ops, slab }: Batch) => {
   const answers = runBatch(ops, slab);
   port.postMessage({ answers, slab } satisfies Answers, [slab]);
 });
+// Until this arrives the loop runs file calls on libuv's pool instead (see DiskWriter.run).
+port.postMessage('ready');
