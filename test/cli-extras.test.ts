@@ -4,6 +4,7 @@ import path from 'node:path';
 import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
 import { fullParse, quickParse } from '../src/cli/args.js';
+import { runChild } from '../src/cli/bench.js';
 import { formatSummary, type RunSummary } from '../src/record/run-report.js';
 import { listFiles, ROOT, runCli, serve, tempDir } from './helpers.js';
 
@@ -289,5 +290,14 @@ describe('the summary', () => {
     expect(run.stderr).toMatch(
       /failures {2}HTTP_STATUS {2}×3 {2}e\.g\. http:\/\/127\.0\.0\.1:\d+\/gone\/\d\.jpg\n {12}INVALID_URL {2}×1 {2}e\.g\. not-a-url/,
     );
+  });
+});
+
+describe("bench's child runs", () => {
+  it('fail naming the arguments, the exit code and stderr when a run prints no summary', async () => {
+    const crash = runChild(['-e', 'console.error("thrown in the child"); process.exit(1)'], ['-i', 'list.txt']);
+    await expect(crash).rejects.toThrow('imgdl -i list.txt exited with 1 and printed no summary (""): thrown in the child');
+    await expect(runChild(['-e', 'console.log(JSON.stringify({ ok: 3 })); process.exit(1)'], [])).resolves.toEqual({ ok: 3 });
+    await expect(runChild(['-e', 'process.exit(3)'], ['-c', '4'])).rejects.toThrow('imgdl -c 4 exited with 3: nothing on stderr');
   });
 });

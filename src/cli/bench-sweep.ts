@@ -113,7 +113,7 @@ async function runOnce(work: string, args: string[]): Promise<Run> {
   const usageFile = path.join(dir, 'usage.json');
   const argv = ['--import', USAGE_URL, CLI_PATH, ...args, '-o', path.join(dir, 'out'), '--manifest', manifest, '--json', '-q'];
   try {
-    const stdout = await runChild(argv, args, { ...process.env, IMGDL_BENCH_USAGE: usageFile });
+    const summary = await runChild<RunSummary>(argv, args, { ...process.env, IMGDL_BENCH_USAGE: usageFile });
     const usage = JSON.parse(await fs.readFile(usageFile, 'utf8')) as { cpuMs: number; maxRssBytes: number };
     const text = await fs.readFile(manifest, 'utf8').catch(() => '');
     const times = text
@@ -122,7 +122,7 @@ async function runOnce(work: string, args: string[]): Promise<Run> {
       .map((line) => JSON.parse(line) as { status: string; ms: number })
       .filter((record) => record.status === 'ok')
       .map((record) => record.ms);
-    return { summary: JSON.parse(stdout) as RunSummary, cpuMs: usage.cpuMs, peakRssBytes: usage.maxRssBytes, times };
+    return { summary, cpuMs: usage.cpuMs, peakRssBytes: usage.maxRssBytes, times };
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

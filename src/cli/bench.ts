@@ -102,16 +102,17 @@ export async function runBench(options: BenchOptions): Promise<BenchRow[]> {
 /** One child run of the CLI: its whole-process wall time and its JSON summary. */
 async function runOnce(args: string[]): Promise<{ wallMs: number; summary: ChildSummary }> {
   const started = performance.now();
-  const stdout = await runChild([CLI_PATH, ...args], args);
-  return { wallMs: performance.now() - started, summary: JSON.parse(stdout) as ChildSummary };
+  const summary = await runChild<ChildSummary>([CLI_PATH, ...args], args);
+  return { wallMs: performance.now() - started, summary };
 }
 
 /**
- * Runs `node ...argv` with no stdin and resolves to what it printed on stdout. Exit code 1 means
- * some items failed, and the summary still says how the run went; any other failure rejects,
- * naming the imgdl arguments `shown` and what the child said on stderr.
+ * Runs `node ...argv` with no stdin and resolves to the JSON summary it printed on stdout. Exit code 1
+ * means some items failed, and the summary still says how the run went; any other exit, or a run that
+ * printed no summary, rejects, naming the imgdl arguments `shown`, the exit code and what the child
+ * said on stderr.
  */
-export async function runChild(argv: readonly string[], shown: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+export async function runChild<T>(argv: readonly string[], shown: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<T> {
   const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stdout = '';
   let stderr = '';
@@ -121,8 +122,15 @@ export async function runChild(argv: readonly string[], shown: readonly string[]
     child.once('error', reject);
     child.once('close', resolve);
   });
-  if (code !== 0 && code !== 1) throw new Error(`imgdl ${shown.join(' ')} exited with ${code}: ${stderr.trim()}`);
-  return stdout;
+  const said = stderr.trim() === '' ? 'nothing on stderr' : stderr.trim();
+  if (code !== 0 && code !== 1) throw new Error(`imgdl ${shown.join(' ')} exited with ${code}: ${said}`);
+  try {
+    return JSON.parse(stdout) as T;
+  } catch {
+    throw new Error(
+      `imgdl ${shown.join(' ')} exited with ${code} and printed no summary (${JSON.stringify(stdout.slice(0, 200))}): ${said}`,
+    );
+  }
 }
 
 /** Median of a non-empty list. */
