@@ -126,6 +126,25 @@ describe("libuv's pool, until a writer thread is ready", () => {
     expect([writer.pooled, writer.batches]).toEqual([17, 0]);
   });
 
+  it('serves a run of one file, or of large files only, without ever starting a thread', async () => {
+    const server = await serve();
+    const large = new DiskWriter();
+    const urls = [1, 2, 3].map((i) => server.url(`/gen/l${i}.jpg?bytes=${600_000 + i}`));
+    const results = await runWith(urls, await tempDir(), large, { concurrency: 1 });
+    expect(results.map((r) => r.status)).toEqual(['ok', 'ok', 'ok']);
+    // Each an open and a keep, one call at a time on the pool.
+    expect([large.threads, large.pooled, large.batches]).toEqual([0, 6, 0]);
+
+    const small = new DiskWriter();
+    const out = await tempDir();
+    await runWith([server.url('/gen/s1.jpg?bytes=3000')], out, small);
+    expect([small.threads, small.pooled]).toEqual([0, 1]);
+    // The second small body starts one; it too is kept on the pool while the thread starts.
+    await runWith([server.url('/gen/s2.jpg?bytes=3001')], out, small);
+    expect([small.threads, small.pooled]).toEqual([1, 2]);
+    expect(await listFiles(out)).toEqual(['s1.jpg', 's2.jpg']);
+  });
+
   it('gives a file a free name beside a taken one, and sets its time, as the thread does', async () => {
     const out = await tempDir();
     writeFileSync(path.join(out, 'a.jpg'), 'old');
