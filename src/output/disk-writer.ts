@@ -73,9 +73,10 @@ export class DiskWriter {
   /** Batches sent and operations in them, so far: what the hand-offs cost is counted, not timed. */
   batches = 0;
   operations = 0;
-  /** Operations run on libuv's pool, while no thread was ready; `bodies` of them carried a body. */
+  /** Operations run on libuv's pool, while no thread was ready. */
   pooled = 0;
-  bodies = 0;
+  /** Those of them that carried a body: the second starts a thread. */
+  #bodies = 0;
   /** Callers of {@link ready} waiting for a thread. */
   readonly #waiting: Array<() => void> = [];
   readonly #flush = (): void => {
@@ -107,8 +108,8 @@ export class DiskWriter {
       // that carries one. A run of one file, or of large bodies only (their bytes go to libuv's pool
       // whatever runs their opens and renames), never starts one.
       if (chunks !== undefined) {
-        if (this.bodies > 0) this.warm();
-        this.bodies++;
+        if (this.#bodies > 0) this.#warm();
+        this.#bodies++;
       }
       this.pooled++;
       const body = chunks === undefined ? undefined : chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, bytes);
@@ -122,13 +123,13 @@ export class DiskWriter {
   }
 
   /** Starts a thread if none runs; operations go to libuv's pool until it is ready. */
-  warm(): void {
+  #warm(): void {
     if (this.#lanes.length === 0 && this.#most > 0) this.#start();
   }
 
   /** Resolves once a thread is ready to take batches (started if none runs); never, with no threads allowed. */
   ready(): Promise<void> {
-    this.warm();
+    this.#warm();
     if (this.#lanes.some((lane) => lane.ready)) return Promise.resolve();
     return new Promise((resolve) => this.#waiting.push(resolve));
   }
