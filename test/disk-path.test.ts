@@ -9,7 +9,10 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, openSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { http, HttpResponse } from 'msw';
 import { describe, expect, it } from 'vitest';
+import { generatedImage } from '../src/dev/fixture-server.js';
 import { DiskWriter } from '../src/output/disk-writer.js';
 import type { Sink } from '../src/output/sink.js';
 import { FolderSink } from '../src/output/folder-sink.js';
@@ -251,5 +254,100 @@ describe('a slot while its body is kept', () => {
     expect(server.stats.requests).toBe(8);
     expect(server.stats.peakInFlight).toBe(2);
     expect(await listFiles(out)).toEqual(urls.map((_, i) => `s${i}.jpg`).sort());
+  });
+});
+
+describe('a run of one slot', () => {
+  /** True once `file` exists, waiting for it up to two seconds. */
+  async function appears(file: string): Promise<boolean> {
+    for (let i = 0; i < 200; i++) {
+      if (await fs.stat(file).catch(() => undefined)) return true;
+      await delay(10);
+    }
+    return false;
+  }
+
+  /** A sequential run of `urls` into `out` through the sink the run makes itself; its records and that sink's writer. */
+  async function sequential(urls: string[], out: string, extra: Parameters<typeof resolveOptions>[0] = {}) {
+    const ctx = await createRunContext(resolveOptions({ out, mode: 'sequential', ...extra }));
+    const results: ItemResult[] = [];
+    for await (const result of downloadWith(urls, ctx)) results.push(result);
+    return { results, writer: (ctx.sink as FolderSink).writer };
+  }
+
+  it("creates each part file while its request waits, and keeps every file on libuv's pool with no thread", async () => {
+    const out = await tempDir();
+    const seen: boolean[] = [];
+    const body = generatedImage('jpg', 4000);
+    // b's answer waits for its part file; a run that opens it only with the body would never make it.
+    const server = await serve({
+      handlers: [
+        http.get('*/held/:name', async ({ params }) => {
+          seen.push(await appears(path.join(out, `${String(params.name)}.part`)));
+          return new HttpResponse(body, { headers: { 'content-type': 'image/jpeg' } });
+        }),
+      ],
+    });
+    // a.jpg makes the folder: a part file is opened early only in a folder made already.
+    const urls = [server.url('/gen/a.jpg'), server.url('/held/b.jpg'), server.url('/held/c.jpg')];
+    const { results, writer } = await sequential(urls, out);
+    expect(results.map((r) => r.status)).toEqual(['ok', 'ok', 'ok']);
+    expect(seen).toEqual([true, true]);
+    expect(await listFiles(out)).toEqual(['a.jpg', 'b.jpg', 'c.jpg']);
+    expect((await fs.readFile(path.join(out, 'c.jpg'))).equals(body)).toBe(true);
+    expect(writer.threads).toBe(0);
+    expect(writer.pooled).toBeGreaterThan(0);
+  });
+
+  it('removes a part file opened early when its body is not kept', async () => {
+    const out = await tempDir();
+    const server = await serve({
+      handlers: [
+        http.get('*/missing.jpg', () => new HttpResponse('gone', { status: 404 })),
+        http.get('*/page.jpg', () => new HttpResponse('<html></html>', { headers: { 'content-type': 'text/html' } })),
+      ],
+    });
+    const urls = [server.url('/gen/a.jpg'), server.url('/missing.jpg'), server.url('/page.jpg'), server.url('/gen/d.jpg')];
+    const { results } = await sequential(urls, out, { retries: 0 });
+    expect(results.map((r) => r.error?.code ?? r.status)).toEqual(['ok', 'HTTP_STATUS', 'NOT_AN_IMAGE', 'ok']);
+    expect(await listFiles(out)).toEqual(['a.jpg', 'd.jpg']);
+  });
+
+  it('records how to resume a large body before its first byte, in a part file opened early', async () => {
+    const out = await tempDir();
+    const big = generatedImage('jpg', 3 * 1024 * 1024);
+    const half = big.subarray(0, big.length / 2);
+    let stalls = true;
+    const server = await serve({
+      handlers: [
+        http.get('*/big.jpg', ({ request }) => {
+          const headers = { 'content-type': 'image/jpeg', etag: '"v1"' };
+          const from = /^bytes=(\d+)-$/.exec(request.headers.get('range') ?? '');
+          if (!stalls && from !== null) {
+            const start = Number(from[1]);
+            const rest = big.subarray(start);
+            const range = `bytes ${start}-${big.length - 1}/${big.length}`;
+            return new HttpResponse(rest, { status: 206, headers: { ...headers, 'content-range': range } });
+          }
+          // Half the body, then nothing until the client goes away.
+          const stream = new ReadableStream({ start: (controller) => controller.enqueue(half) });
+          return new HttpResponse(stream, { headers: { ...headers, 'content-length': String(big.length) } });
+        }),
+      ],
+    });
+    const urls = [server.url('/gen/a.jpg'), server.url('/big.jpg')];
+    const stop = new AbortController();
+    const part = path.join(out, 'big.jpg.part');
+    const running = sequential(urls, out, { stopSignal: stop.signal, graceMs: 0 });
+    while (((await fs.stat(part).catch(() => undefined))?.size ?? 0) === 0) await delay(10);
+    stop.abort();
+    const { results } = await running;
+    expect(results.map((r) => r.error?.code ?? r.status)).toEqual(['ok', 'ABORTED']);
+    expect(await listFiles(out)).toEqual(['a.jpg', 'big.jpg.part', 'big.jpg.part.json']);
+    stalls = false;
+    const again = await sequential([server.url('/big.jpg')], out);
+    expect(again.results[0]).toMatchObject({ status: 'ok', httpStatus: 206, bytes: big.length });
+    expect((await fs.readFile(path.join(out, 'big.jpg'))).equals(big)).toBe(true);
+    expect(await listFiles(out)).toEqual(['a.jpg', 'big.jpg']);
   });
 });

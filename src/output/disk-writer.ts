@@ -18,7 +18,9 @@
  * files do not wait for it. A run of one file never starts one, nor does a
  * run of large bodies only: their bytes go to libuv's pool in batches
  * anyway (folder-sink.ts), and their few opens and renames did not pay for
- * a thread's start (bulk, 16 × 64 MiB: 6 % more CPU and 9 MB more RSS).
+ * a thread's start (bulk, 16 × 64 MiB: 6 % more CPU and 9 MB more RSS). A
+ * run of one slot, which finishes no files together, gets a writer with no
+ * thread at all (folder-sink.ts).
  *
  * One writer per thread that uses it (module state), shared by every run in
  * it; its threads are unreferenced while idle, so an idle writer never keeps
