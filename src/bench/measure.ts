@@ -1,7 +1,7 @@
 /**
  * How the suite measures a command: each run its own process under
  * /usr/bin/time (peak RSS, user and system CPU, context switches) into a fresh folder, checked
- * (file count and bytes) and removed, runs interleaved across commands.
+ * (file count and bytes) and put aside ({@link SpentOutputs}), runs interleaved across commands.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -87,12 +87,74 @@ async function tally(dir: string): Promise<{ files: number; bytes: number }> {
   return { files, bytes };
 }
 
-/** Runs every contender `runs` times, interleaved, each into a fresh folder. */
+/** A run that wrote this many files or more has its folder put aside until the suite ends, not deleted at once. */
+export const SPENT_FILES = 100;
+
+/** `statfs`'s type of tmpfs, where a deleted file's inode is free at once. */
+const TMPFS_MAGIC = 0x01021994;
+
+/** True when files deleted on a file system of `type` (from `statfs`) cost nothing to the files created next. */
+export function freesAtOnce(type: number | bigint): boolean {
+  return Number(type) === TMPFS_MAGIC;
+}
+
+/**
+ * The folders of runs that are over, deleted when the suite ends rather
+ * than before the next run. ext4 without a journal (this VM's disk) does
+ * not reuse an inode for 60 s after it is deleted, 300 s while its table
+ * block is dirty, and each file created meanwhile scans past every such
+ * inode in its group: deleting a flood run's 20,000 files made the next
+ * command's run pay 300–450 µs of system time per file, for imgdl and the
+ * reference alike, and which of them ran first after a deletion decided
+ * the ratio. A folder of few files (bulk's 16, start-up's one) is deleted
+ * at once, and so is every folder on tmpfs, where nothing is held back.
+ */
+export class SpentOutputs {
+  readonly #root: string;
+  readonly #from: number;
+  #aside: Promise<string> | undefined;
+  #atOnce: Promise<boolean> | undefined;
+  #count = 0;
+
+  /**
+   * Folders go aside under a folder of their own in `root` (on the runs' file system) when a run wrote
+   * `from` files or more, unless `atOnce` (by default: whether `root` is on tmpfs).
+   */
+  constructor(root: string, { from = SPENT_FILES, atOnce }: { from?: number; atOnce?: boolean } = {}) {
+    this.#root = root;
+    this.#from = from;
+    if (atOnce !== undefined) this.#atOnce = Promise.resolve(atOnce);
+  }
+
+  /** Done with `out`, which holds about `files` files: deleted now, or put aside until {@link clear}. */
+  async put(out: string, files: number): Promise<void> {
+    this.#atOnce ??= fs.statfs(this.#root).then(
+      (found) => freesAtOnce(found.type),
+      () => true,
+    );
+    if (files < this.#from || (await this.#atOnce)) return fs.rm(out, { recursive: true, force: true });
+    this.#aside ??= fs.mkdtemp(path.join(this.#root, 'imgdl-suite-spent-'));
+    await fs.rename(out, path.join(await this.#aside, String(++this.#count)));
+  }
+
+  /** Deletes every folder put aside; the suite calls it once every scenario is over. */
+  async clear(): Promise<void> {
+    const aside = this.#aside;
+    this.#aside = undefined;
+    if (aside !== undefined) await fs.rm(await aside, { recursive: true, force: true });
+  }
+}
+
+/** The suite's own: {@link measure} puts every run's folder here, and the suite clears it at its end. */
+export const spentOutputs = new SpentOutputs(os.tmpdir());
+
+/** Runs every contender `runs` times, interleaved, each into a fresh folder, put aside in `spent` once checked. */
 export async function measure(
   label: string,
   contenders: readonly Contender[],
   runs: number,
   expected: { files: number; bytes: number },
+  spent: SpentOutputs = spentOutputs,
 ): Promise<Measured[]> {
   const results: Measured[] = contenders.map((c) => ({
     name: c.name,
@@ -133,7 +195,7 @@ export async function measure(
           const got = await tally(out);
           if (code !== 0 || got.files !== expected.files || got.bytes !== expected.bytes) result.incomplete++;
         } else if (code !== 0) result.incomplete++;
-        await fs.rm(out, { recursive: true, force: true });
+        await spent.put(out, expected.files);
       }
     }
   } finally {
