@@ -106,9 +106,9 @@ export class FolderSink implements Sink {
   }
 
   open(target: SinkTarget, resume: Resume | undefined): SinkEntry {
-    // Nothing touches the disk yet, but in a run of one slot: a small body's part file is created with its
-    // only write, in one hand-off. Early only for a fresh start in a folder made already, so that a
-    // failure leaves no folder behind.
+    // Nothing touches the disk yet: a small body's part file is created with its only write, in one hand-off.
+    // In a run of one slot it is opened now instead (see the module's comment), for a fresh start in a
+    // folder made already only, so that a failure leaves no folder behind.
     return new PartEntry(this, target, this.opensEarly && resume === undefined && this.folders.has(target.finalPath));
   }
 }
@@ -201,7 +201,7 @@ class PartEntry implements SinkEntry {
     let body: Buffer[] | undefined;
     let fd = -1;
     if (this.#fd === -1 && !this.#opening && this.#start === 0) {
-      // Held whole in memory: written with its open, close and rename, in one hand-off.
+      // Held whole in memory: written with its open (unless opened early), close and rename, in one hand-off.
       body = this.#held;
       this.#held = [];
       // Opened already (early), or by the tests' seam; else the keep opens it.
