@@ -88,7 +88,7 @@ async function tally(dir: string): Promise<{ files: number; bytes: number }> {
 }
 
 /** A run that wrote this many files or more has its folder put aside until the suite ends, not deleted at once. */
-export const SPENT_FILES = 100;
+const SPENT_FILES = 100;
 
 /** `statfs`'s type of tmpfs, where a deleted file's inode is free at once. */
 const TMPFS_MAGIC = 0x01021994;

@@ -7,6 +7,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { classifyNetworkError, type ImgdlError } from '../errors.js';
+import { LinkedList } from '../run/linked-list.js';
 import type { BodySink, FetchedResponse, ResponseBody } from './body.js';
 
 /** How much of a body that is not saved (an error page, a redirect) is read so that its connection can be reused. */
@@ -57,27 +58,16 @@ export function drain(body: ResponseBody): Promise<void> {
  * The requests in flight under each signal. One listener per signal stops
  * them all: a listener per request cost an addEventListener and a
  * removeEventListener per file (flood profile: 1.4 % of the main thread).
- *
- * They are linked through the handlers themselves, not kept in a Set: a
- * Set's table is replaced as requests come and go, and V8 keeps a replaced
- * table, with the handlers it held, pointing at its successor. Once one of
- * those tables reached the old generation, every later table and every
- * request's objects were kept alive through each young collection and
- * promoted (77 MB promoted on the flood list against 10 MB linked, and 5 full
- * collections against 2). A handler that leaves the list lets go of its neighbours.
+ * Linked through the handlers, not kept in a Set: see run/linked-list.ts.
  */
-/** The requests in flight under one signal: the first, which links to the next. */
-interface InFlight {
-  first: ResponseHandler | undefined;
-}
+const inFlight = new WeakMap<AbortSignal, LinkedList<ResponseHandler>>();
 
-const inFlight = new WeakMap<AbortSignal, InFlight>();
-
-function inFlightUnder(signal: AbortSignal): InFlight {
+function inFlightUnder(signal: AbortSignal): LinkedList<ResponseHandler> {
   const known = inFlight.get(signal);
   if (known !== undefined) return known;
-  const list: InFlight = { first: undefined };
-  signal.addEventListener('abort', () => ResponseHandler.stopAll(list), { once: true });
+  const list = new LinkedList<ResponseHandler>();
+  // Each handler leaves the list as it stops: the copy is gone through.
+  signal.addEventListener('abort', () => list.toArray().forEach((handler) => handler.stop()), { once: true });
   inFlight.set(signal, list);
   return list;
 }
@@ -96,9 +86,10 @@ class ResponseHandler implements Dispatcher.DispatchHandler, ResponseBody {
   readonly #shown: string;
   readonly #signal: AbortSignal | undefined;
   /** The requests in flight under `#signal`, this one linked in until it finishes. */
-  readonly #siblings: InFlight | undefined;
-  #previous: ResponseHandler | undefined;
-  #next: ResponseHandler | undefined;
+  readonly #siblings: LinkedList<ResponseHandler> | undefined;
+  /** Its neighbours in that list. */
+  previous: ResponseHandler | undefined;
+  next: ResponseHandler | undefined;
   #resolve: ((response: FetchedResponse) => void) | undefined;
   #reject: ((error: ImgdlError) => void) | undefined;
   #controller: Dispatcher.DispatchController | undefined;
@@ -122,18 +113,8 @@ class ResponseHandler implements Dispatcher.DispatchHandler, ResponseBody {
     this.#signal = signal;
     this.#resolve = resolve;
     this.#reject = reject;
-    const siblings = (this.#siblings = signal === undefined ? undefined : inFlightUnder(signal));
-    if (siblings === undefined) return;
-    this.#next = siblings.first;
-    if (siblings.first !== undefined) siblings.first.#previous = this;
-    siblings.first = this;
-  }
-
-  /** Stops every request in flight under one signal (each leaves the list as it stops). */
-  static stopAll(list: InFlight): void {
-    const handlers: ResponseHandler[] = [];
-    for (let handler = list.first; handler !== undefined; handler = handler.#next) handlers.push(handler);
-    for (const handler of handlers) handler.stop();
+    this.#siblings = signal === undefined ? undefined : inFlightUnder(signal);
+    this.#siblings?.push(this);
   }
 
   /** The signal aborted: stop at once, whatever the request is doing (one not started yet stops when it starts). */
@@ -218,15 +199,6 @@ class ResponseHandler implements Dispatcher.DispatchHandler, ResponseBody {
   }
 
   #unlisten(): void {
-    const siblings = this.#siblings;
-    if (siblings === undefined) return;
-    const previous = this.#previous;
-    const next = this.#next;
-    // Not linked: never was, or has left already.
-    if (previous === undefined && siblings.first !== this) return;
-    if (previous === undefined) siblings.first = next;
-    else previous.#next = next;
-    if (next !== undefined) next.#previous = previous;
-    this.#previous = this.#next = undefined;
+    this.#siblings?.remove(this);
   }
 }

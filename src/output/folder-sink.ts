@@ -66,15 +66,15 @@ export class FolderSink implements Sink {
   readonly openPart: OpenPart | undefined;
   readonly writer: DiskWriter;
   /** True in a run of one slot: each part file is opened as its request is sent (see the module's comment). */
-  readonly opensEarly: boolean;
+  readonly #opensEarly: boolean;
 
   /** `writer` by default: the thread's shared writer, or in a run of one slot one that runs on libuv's pool alone. */
   constructor(options: FolderSinkOptions, parts: PartIndex, openPart?: OpenPart, writer?: DiskWriter) {
     this.options = options;
     this.parts = parts;
     this.openPart = openPart;
-    this.opensEarly = options.concurrency === 1;
-    this.writer = writer ?? (this.opensEarly ? new DiskWriter(0) : diskWriter());
+    this.#opensEarly = options.concurrency === 1;
+    this.writer = writer ?? (this.#opensEarly ? new DiskWriter(0) : diskWriter());
   }
 
   has(target: SinkTarget, relPath?: string): Promise<boolean> {
@@ -109,7 +109,7 @@ export class FolderSink implements Sink {
     // Nothing touches the disk yet: a small body's part file is created with its only write, in one hand-off.
     // In a run of one slot it is opened now instead (see the module's comment), for a fresh start in a
     // folder made already only, so that a failure leaves no folder behind.
-    return new PartEntry(this, target, this.opensEarly && resume === undefined && this.folders.has(target.finalPath));
+    return new PartEntry(this, target, this.#opensEarly && resume === undefined && this.folders.has(target.finalPath));
   }
 }
 

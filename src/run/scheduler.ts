@@ -12,6 +12,7 @@
  * millions of them.
  */
 import { UNTIL_RELEASE, type HostGate } from './host-gate.js';
+import { LinkedList } from './linked-list.js';
 
 /** One host's waiting tasks and what holds them back. */
 interface HostState<T> {
@@ -22,26 +23,15 @@ interface HostState<T> {
   inFlight: number;
   /** The ready bucket it sits in (its `inFlight` when it got there), or -1 when not ready. */
   bucket: number;
-  /** Its neighbours in that bucket, which links its hosts through their states in the order they got there. */
-  before: HostState<T> | undefined;
-  after: HostState<T> | undefined;
+  /** Its neighbours in that bucket (see run/linked-list.ts). */
+  previous: HostState<T> | undefined;
+  next: HostState<T> | undefined;
   /** Waiting for the gate's answer. */
   asking: boolean;
   /** Held back by the gate until this timer fires. */
   timer: NodeJS.Timeout | undefined;
   /** Held back by the gate until one of its own requests ends. */
   untilRelease: boolean;
-}
-
-/**
- * The ready hosts with one number in flight, oldest first. Linked through the states rather than kept in
- * a Set: a Set holding one or two hosts makes a new table for nearly every change, three per task on a
- * one-host list (replaced tables are what http/request.ts's list avoids). On the flood list the Sets cost
- * a second full collection and about 3 % of the run's CPU.
- */
-interface Bucket<T> {
-  first: HostState<T> | undefined;
-  last: HostState<T> | undefined;
 }
 
 /** How a {@link Scheduler} runs. */
@@ -55,7 +45,7 @@ export interface SchedulerOptions {
 export class Scheduler<T> {
   readonly #hosts = new Map<string, HostState<T>>();
   /** Hosts with a task that may start now, by how many they have in flight; insertion order within a bucket. */
-  readonly #ready: Array<Bucket<T> | undefined> = [];
+  readonly #ready: Array<LinkedList<HostState<T>> | undefined> = [];
   /** Tasks held back for a delay (a retry's backoff), by their timer. */
   readonly #delayed = new Map<NodeJS.Timeout, T>();
   readonly #concurrency: number;
@@ -166,8 +156,8 @@ export class Scheduler<T> {
         head: 0,
         inFlight: 0,
         bucket: -1,
-        before: undefined,
-        after: undefined,
+        previous: undefined,
+        next: undefined,
         asking: false,
         timer: undefined,
         untilRelease: false,
@@ -181,24 +171,14 @@ export class Scheduler<T> {
   #makeReady(state: HostState<T>): void {
     this.#leave(state);
     if (state.head === state.queue.length || state.asking || state.timer !== undefined || state.untilRelease) return;
-    const bucket = (this.#ready[state.inFlight] ??= { first: undefined, last: undefined });
-    state.before = bucket.last;
-    if (bucket.last === undefined) bucket.first = state;
-    else bucket.last.after = state;
-    bucket.last = state;
+    (this.#ready[state.inFlight] ??= new LinkedList()).push(state);
     state.bucket = state.inFlight;
   }
 
   /** Takes a host out of its ready bucket, if it is in one. */
   #leave(state: HostState<T>): void {
     if (state.bucket === -1) return;
-    const bucket = this.#ready[state.bucket]!;
-    const { before, after } = state;
-    if (before === undefined) bucket.first = after;
-    else before.after = after;
-    if (after === undefined) bucket.last = before;
-    else after.before = before;
-    state.before = state.after = undefined;
+    this.#ready[state.bucket]!.remove(state);
     state.bucket = -1;
   }
 
