@@ -16,12 +16,14 @@
  * one in flight on libuv's pool while the next arrives (no copy), so a slow
  * disk slows the socket. Nothing on the loop waits for the disk.
  *
- * A run of one slot (sequential mode, `-c 1`) keeps one body at a time, and
- * finishes none together: it starts no writer thread (one cost 0.07 s of CPU
- * and 9 MB of peak RSS on the sequential list, 100 files) and runs the same
- * steps on libuv's pool, and it opens each part file as its request is sent,
- * so that creating the file (0.3–0.5 ms on ext4 here) overlaps the wait for
- * the response instead of following the body.
+ * A run of one slot (sequential mode, `-c 1`) finishes no files together:
+ * it starts no writer thread (one cost 0.07 s of CPU and 9 MB of peak RSS
+ * on the sequential list, 100 files) and runs the same steps on libuv's
+ * pool. Sequential mode, whose next request waits until the file is kept,
+ * also opens each part file as its request is sent, so that creating it
+ * (0.3–0.5 ms on ext4 here) overlaps the wait for the response instead of
+ * following the body. Elsewhere the next request overlaps the commit
+ * anyway, and an early open would only let a later file be kept first.
  */
 import { stat } from 'node:fs/promises';
 import { fileSystemError, type ImgdlError } from '../errors.js';
@@ -50,7 +52,7 @@ const ABSENT: Promise<boolean> = Promise.resolve(false);
 
 /** What a {@link FolderSink} reads of the options (`remoteTime` is off unless given). */
 type FolderSinkOptions = Pick<ResolvedOptions, 'out' | 'onExists' | 'logger'> &
-  Partial<Pick<ResolvedOptions, 'remoteTime' | 'concurrency'>>;
+  Partial<Pick<ResolvedOptions, 'remoteTime' | 'concurrency' | 'mode'>>;
 
 /** Today's sink: files in the output folder, named as planned (or as the response renamed them). */
 export class FolderSink implements Sink {
@@ -65,7 +67,7 @@ export class FolderSink implements Sink {
    */
   readonly openPart: OpenPart | undefined;
   readonly writer: DiskWriter;
-  /** True in a run of one slot: each part file is opened as its request is sent (see the module's comment). */
+  /** True in sequential mode: each part file is opened as its request is sent (see the module's comment). */
   readonly #opensEarly: boolean;
 
   /** `writer` by default: the thread's shared writer, or in a run of one slot one that runs on libuv's pool alone. */
@@ -73,8 +75,8 @@ export class FolderSink implements Sink {
     this.options = options;
     this.parts = parts;
     this.openPart = openPart;
-    this.#opensEarly = options.concurrency === 1;
-    this.writer = writer ?? (this.#opensEarly ? new DiskWriter(0) : diskWriter());
+    this.#opensEarly = options.mode === 'sequential';
+    this.writer = writer ?? (options.concurrency === 1 ? new DiskWriter(0) : diskWriter());
   }
 
   has(target: SinkTarget, relPath?: string): Promise<boolean> {
@@ -107,7 +109,7 @@ export class FolderSink implements Sink {
 
   open(target: SinkTarget, resume: Resume | undefined): SinkEntry {
     // Nothing touches the disk yet: a small body's part file is created with its only write, in one hand-off.
-    // In a run of one slot it is opened now instead (see the module's comment), for a fresh start in a
+    // In sequential mode it is opened now instead (see the module's comment), for a fresh start in a
     // folder made already only, so that a failure leaves no folder behind.
     return new PartEntry(this, target, this.#opensEarly && resume === undefined && this.folders.has(target.finalPath));
   }
@@ -123,7 +125,7 @@ class PartEntry implements SinkEntry {
   readonly #sink: FolderSink;
   readonly #target: SinkTarget;
   readonly #part: string;
-  /** The part file being opened while the request is in flight, in a run of one slot; whoever takes it closes it. */
+  /** The part file being opened while the request is in flight, in sequential mode; whoever takes it closes it. */
   #early: Promise<number> | undefined;
   #handler: SinkHandler | undefined;
   #start = 0;
