@@ -289,7 +289,8 @@ describe('timeouts and limits', () => {
       socket.write(body);
     });
     const out = await tempDir();
-    const results = await collect([server.url('/long.jpg'), server.url('/next.png')], { ...fast, out, concurrency: 1 });
+    // Sequential, so that the records come in list order: at -c 1 the second request starts while the first body is kept.
+    const results = await collect([server.url('/long.jpg'), server.url('/next.png')], { ...fast, out, mode: 'sequential' });
     expect(results.map((r) => [r.status, r.bytes])).toEqual([
       ['ok', 4_000],
       ['ok', png.length],
