@@ -373,20 +373,21 @@ class PartEntry implements SinkEntry {
   /** Closes the part file and, unless it is kept to resume, removes it: on the writer thread, which opened it. */
   #cleanUp(): void {
     const early = this.#early;
+    this.#early = undefined;
+    let dropping: Promise<unknown>;
     if (early !== undefined) {
       // Opened early and never taken: closed and removed once its open is back (nothing to remove if it failed).
-      this.#early = undefined;
-      const done = (): void => this.#cleanedUp();
-      this.#dropped = early.then((fd) => this.#sink.writer.run({ op: 'drop', fd, files: [this.#part] })).then(done, done);
-      return;
+      dropping = early.then((fd) => this.#sink.writer.run({ op: 'drop', fd, files: [this.#part] }));
+    } else {
+      const fd = this.#fd;
+      this.#fd = -1;
+      // Kept, with its resume record, only when it holds bytes a later run can continue.
+      const files = (fd !== -1 || this.#start > 0) && !this.#keep ? [this.#part, partMetaPath(this.#part)] : [];
+      if (fd === -1 && files.length === 0) return this.#cleanedUp();
+      dropping = this.#sink.writer.run({ op: 'drop', fd, files });
     }
-    const fd = this.#fd;
-    this.#fd = -1;
-    // Kept, with its resume record, only when it holds bytes a later run can continue.
-    const files = (fd !== -1 || this.#start > 0) && !this.#keep ? [this.#part, partMetaPath(this.#part)] : [];
-    if (fd === -1 && files.length === 0) return this.#cleanedUp();
     const done = (): void => this.#cleanedUp();
-    this.#dropped = this.#sink.writer.run({ op: 'drop', fd, files }).then(done, done);
+    this.#dropped = dropping.then(done, done);
   }
 
   #cleanedUp(): void {
